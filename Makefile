@@ -1,0 +1,42 @@
+# `make test` sets everything up on a fresh machine: a .venv with the CPU build of
+# torch (installed first, or pip would pull a multi-GB CUDA build), the project
+# and its development extras; then lint and the test suite.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The CPU wheel of this exact version is on the machines' local disk (DESIGN §5).
+TORCH := torch==2.13.0
+STAMP := $(VENV)/.installed
+
+.PHONY: install lint format test test-all bench clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q "$(TORCH)" -e ".[dev,shapiq]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: lint
+	$(PY) -m pytest
+
+# Everything, the long-running tests marked `slow` included.
+test-all: lint
+	$(PY) -m pytest -m ""
+
+bench: install
+	$(PY) benchmarks/bench_proxyspex.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

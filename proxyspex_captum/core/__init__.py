@@ -1,0 +1,8 @@
+"""The framework-free core: numpy, LightGBM and scikit-learn only."""
+
+from .base import InteractionEstimator
+from .interactions import INDICES, Interactions
+from .proxyspex import ProxySPEX
+from .value_function import ValueFunction
+
+__all__ = ["INDICES", "InteractionEstimator", "Interactions", "ProxySPEX", "ValueFunction"]

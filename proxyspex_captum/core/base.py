@@ -1,0 +1,131 @@
+"""The small base class shared by the interaction estimators (ProxySPEX, SPEX)."""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .interactions import Interactions
+from .sampling import as_generator
+from .value_function import MaskFunction, ValueFunction
+
+__all__ = ["InteractionEstimator"]
+
+
+class InteractionEstimator(ABC):
+    """Validates input, wraps the value function and times the estimator's own work.
+
+    Subclasses implement :meth:`min_budget` and :meth:`_explain`, which gets a
+    ready :class:`ValueFunction` and a seeded generator and returns the Fourier
+    coefficients of each output as ``(rows, values, metadata)``.
+    """
+
+    name = "estimator"
+
+    def __init__(
+        self,
+        *,
+        max_order: int,
+        random_state: int | np.random.Generator | None = None,
+        batch_size: int | None = None,
+        show_progress: bool = False,
+    ) -> None:
+        if int(max_order) < 1:
+            raise ValueError(f"max_order must be at least 1, got {max_order}.")
+        self.max_order = int(max_order)
+        self.random_state = random_state
+        self.batch_size = batch_size
+        self.show_progress = show_progress
+
+    @abstractmethod
+    def min_budget(self, n_features: int) -> int:
+        """Fewest model calls this estimator can work with for ``n_features`` features."""
+
+    @abstractmethod
+    def _explain(
+        self, value_function: ValueFunction, n_features: int, budget: int, rng: np.random.Generator
+    ) -> list[tuple[np.ndarray, np.ndarray, dict[str, Any]]]:
+        """Query ``value_function`` and return ``(rows, fourier values, metadata)`` per output."""
+
+    def explain(
+        self,
+        value_function: MaskFunction | ValueFunction,
+        n_features: int,
+        budget: int,
+        *,
+        feature_names: Sequence[str] | None = None,
+    ) -> Interactions | list[Interactions]:
+        """Explain ``value_function`` with at most ``budget`` model calls.
+
+        Args:
+            value_function: Callable mapping a boolean ``(k, n_features)`` mask
+                array (True = feature kept) to ``(k,)`` values, or to
+                ``(k, n_outputs)`` for several outputs at once, or a
+                :class:`ValueFunction`.
+            n_features: Number of features ``n``.
+            budget: Largest number of distinct masks sent to the model.
+            feature_names: Optional names, one per feature.
+
+        Returns:
+            An :class:`Interactions`, or a list of them (one per output) when
+            the value function returns a 2-D array.
+        """
+        n_features = _check_int("n_features", n_features, 1)
+        budget = _check_int("budget", budget, 1)
+        if feature_names is not None and len(feature_names) != n_features:
+            raise ValueError(f"Got {len(feature_names)} feature names for {n_features} features.")
+        need = self.min_budget(n_features)
+        if budget < need:
+            raise ValueError(
+                f"{type(self).__name__} needs a budget of at least {need} model calls for "
+                f"{n_features} features, got {budget}. Raise the budget."
+            )
+        vf = ValueFunction.wrap(
+            value_function,
+            n_features,
+            batch_size=self.batch_size,
+            show_progress=self.show_progress,
+            description=f"{type(self).__name__} model calls",
+        )
+        queries_before, model_seconds_before = vf.n_queries, vf.seconds
+        tic = time.perf_counter()
+        per_output = self._explain(vf, n_features, budget, as_generator(self.random_state))
+        model_seconds = vf.seconds - model_seconds_before
+        own_seconds = time.perf_counter() - tic - model_seconds
+        results = []
+        for rows, values, metadata in per_output:
+            metadata = {
+                "method": self.name,
+                "budget": budget,
+                "max_order": self.max_order,
+                "algorithm_seconds": own_seconds,
+                "model_seconds": model_seconds,
+                **metadata,
+            }
+            results.append(
+                Interactions._from_rows(
+                    rows,
+                    values,
+                    n_features=n_features,
+                    feature_names=feature_names,
+                    n_queries=vf.n_queries - queries_before,
+                    metadata=metadata,
+                )
+            )
+        return results[0] if vf.n_outputs is None else results
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({params})"
+
+
+def _check_int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{name} must be an integer, got {value!r}.")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}.")
+    return int(value)

@@ -1,0 +1,396 @@
+"""The :class:`Interactions` result: a sparse set function and its readings.
+
+A value function ``v: {0,1}^n -> R`` is stored by its sparse Fourier
+(Walsh–Hadamard) coefficients,
+
+    v(m) = Σ_S F(S) · (−1)^{|S ∩ m|},
+
+and read out in the Möbius (AND) basis, ``v(m) = Σ_{S ⊆ m} a(S)``, or as any of
+the usual interaction indices (Shapley, Banzhaf, SII, k-SII, STII, FSII, FBII,
+BII). Every conversion goes through :func:`~proxyspex_captum.core.subsets.spread_to_subsets`,
+so the cost is proportional to the number of stored terms times ``2**order``,
+never to ``2**n``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from math import comb
+from typing import Any
+
+import numpy as np
+from scipy.special import bernoulli
+
+from .subsets import PAD, fourier_features, pad_sets, set_sizes, spread_to_subsets, unpad_sets
+
+__all__ = ["INDICES", "Interactions"]
+
+#: Index names accepted by :meth:`Interactions.to_index`.
+INDICES = ("shapley", "banzhaf", "sii", "bii", "k-sii", "stii", "fsii", "fbii")
+_FIRST_ORDER = ("shapley", "banzhaf")
+# Indices that decompose v exactly up to the order asked for: they carry a value
+# for the empty set (their constant term), as in shapiq.
+_WITH_EMPTY_SET = ("k-sii", "stii", "fsii", "fbii")
+_JSON_FORMAT = "proxyspex-captum/interactions"
+# Coefficients smaller than this (relative to the largest) are rounding noise.
+_ZERO_TOL = 1e-13
+
+SetFunction = dict[tuple[int, ...], float]
+
+
+def _as_rows_and_values(
+    coefficients: Mapping[Sequence[int], float],
+) -> tuple[np.ndarray, np.ndarray]:
+    sets = list(coefficients.keys())
+    values = np.array([float(coefficients[s]) for s in sets], dtype=float)
+    return pad_sets(sets), values
+
+
+def _drop_zeros(rows: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    scale = np.abs(values).max(initial=0.0)
+    keep = np.abs(values) > _ZERO_TOL * scale
+    return rows[keep], values[keep]
+
+
+def _to_dict(rows: np.ndarray, values: np.ndarray) -> SetFunction:
+    return dict(zip(unpad_sets(rows), (float(v) for v in values), strict=True))
+
+
+def _index_weight(index: str, u: int, s: int, order: int) -> float:
+    """Weight ``w`` of a Möbius term ``a(T)``, ``|T| = u``, in ``I(S)``, ``|S| = s``.
+
+    Every index here is ``I(S) = Σ_{T ⊇ S} w(|T|, |S|) · a(T)`` (DESIGN §1).
+    """
+    if s > u:
+        return 0.0
+    if index == "shapley":
+        return 1.0 / u if s == 1 else 0.0
+    if index == "banzhaf":
+        return 2.0 ** (1 - u) if s == 1 else 0.0
+    if index == "sii":
+        return 1.0 / (u - s + 1)
+    if index == "bii":
+        return 2.0 ** (s - u)
+    if index == "stii":
+        if s == u < order:
+            return 1.0
+        return 1.0 / comb(u, order) if s == order <= u else 0.0
+    if index in ("fbii", "fsii"):
+        if s == u <= order:
+            return 1.0
+        if not u > order >= s:
+            return 0.0
+        sign = (-1.0) ** (order - s)
+        if index == "fbii":
+            return sign * 2.0 ** (s - u) * comb(u - s - 1, order - s)
+        return (
+            sign
+            * s
+            / (order + s)
+            * comb(order, s)
+            * comb(u - 1, order)
+            / comb(u + order - 1, order + s)
+        )
+    if index == "k-sii":
+        # k-SII(S) = Σ_{T ⊇ S, |T| <= k} B_{|T|-|S|} SII(T) (Bernoulli numbers,
+        # B_1 = -1/2), with k-SII(∅) the baseline value, as in shapiq.
+        if s == 0:
+            return 1.0 if u == 0 else 0.0
+        if s > order:
+            return 0.0
+        bern = bernoulli(order)
+        return float(
+            sum(
+                comb(u - s, t - s) * bern[t - s] / (u - t + 1) for t in range(s, min(order, u) + 1)
+            )
+        )
+    raise ValueError(index)  # pragma: no cover - guarded by the caller
+
+
+def _index_weights(index: str, sizes: np.ndarray, width: int, order: int) -> np.ndarray:
+    """``(len(sizes), width + 1)`` weights ``w(|T|, s)`` for each term ``T``."""
+    table = np.array(
+        [[_index_weight(index, u, s, order) for s in range(width + 1)] for u in range(width + 1)]
+    )
+    return table[sizes]
+
+
+class Interactions:
+    """Sparse interactions that reproduce a value function.
+
+    Args:
+        fourier: Fourier coefficients ``{sorted feature ids: F(S)}``.
+        n_features: Number of features ``n`` of the explained value function.
+        feature_names: Optional names, one per feature, used in ``repr`` and plots.
+        n_queries: Number of model calls spent to obtain the result.
+        metadata: Free-form information about how the result was obtained
+            (method, budget, diagnostics); kept through the JSON round trip.
+
+    Examples:
+        >>> import proxyspex_captum as psx
+        >>> inter = psx.Interactions.from_mobius(
+        ...     {(): 1.0, (0,): 2.0, (0, 1): -3.0}, n_features=3, feature_names=["a", "b", "c"]
+        ... )
+        >>> float(inter.predict([[1, 1, 0]])[0])  # 1 + 2 - 3
+        0.0
+        >>> inter.to_index("shapley")
+        {(0,): 0.5, (1,): -1.5}
+    """
+
+    def __init__(
+        self,
+        fourier: Mapping[Sequence[int], float],
+        *,
+        n_features: int,
+        feature_names: Sequence[str] | None = None,
+        n_queries: int = 0,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        n_features = int(n_features)
+        if n_features < 1:
+            raise ValueError(f"n_features must be at least 1, got {n_features}.")
+        rows, values = _as_rows_and_values(fourier)
+        self._init_from_rows(rows, values, n_features, feature_names, n_queries, metadata)
+
+    @classmethod
+    def _from_rows(
+        cls,
+        rows: np.ndarray,
+        values: np.ndarray,
+        *,
+        n_features: int,
+        feature_names: Sequence[str] | None = None,
+        n_queries: int = 0,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Interactions:
+        self = cls.__new__(cls)
+        self._init_from_rows(
+            np.asarray(rows, dtype=np.int64),
+            values,
+            n_features,
+            feature_names,
+            n_queries,
+            metadata,
+        )
+        return self
+
+    def _init_from_rows(self, rows, values, n_features, feature_names, n_queries, metadata):
+        if rows.size and (rows.max() >= n_features or rows[rows != PAD].min() < 0):
+            raise ValueError(f"Feature ids must lie in [0, {n_features}).")
+        if feature_names is not None:
+            feature_names = [str(name) for name in feature_names]
+            if len(feature_names) != n_features:
+                raise ValueError(
+                    f"Got {len(feature_names)} feature names for {n_features} features."
+                )
+        self._rows, self._values = _drop_zeros(rows, np.asarray(values, dtype=float))
+        self.n_features = n_features
+        self.feature_names = feature_names
+        self.n_queries = int(n_queries)
+        self.metadata = dict(metadata or {})
+        self._mobius: tuple[np.ndarray, np.ndarray] | None = None
+
+    @classmethod
+    def from_mobius(
+        cls, mobius: Mapping[Sequence[int], float], *, n_features: int, **kwargs: Any
+    ) -> Interactions:
+        """Build from Möbius coefficients ``{S: a(S)}`` with ``v(m) = Σ_{S ⊆ m} a(S)``."""
+        rows, values = _as_rows_and_values(mobius)
+        sizes = set_sizes(rows)
+        weights = np.repeat((values / 2.0**sizes)[:, None], rows.shape[1] + 1, axis=1)
+        f_rows, f_sums = spread_to_subsets(rows, weights)
+        f_vals = (-1.0) ** set_sizes(f_rows) * f_sums
+        return cls._from_rows(f_rows, f_vals, n_features=n_features, **kwargs)
+
+    # ------------------------------------------------------------------ bases
+    @property
+    def fourier(self) -> SetFunction:
+        """Fourier coefficients ``{S: F(S)}``, ``v(m) = Σ_S F(S)(−1)^{|S ∩ m|}``."""
+        return _to_dict(self._rows, self._values)
+
+    def _mobius_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._mobius is None:
+            weights = np.repeat(self._values[:, None], self._rows.shape[1] + 1, axis=1)
+            rows, sums = spread_to_subsets(self._rows, weights)
+            self._mobius = _drop_zeros(rows, (-2.0) ** set_sizes(rows) * sums)
+        return self._mobius
+
+    @property
+    def mobius(self) -> SetFunction:
+        """Möbius coefficients ``{S: a(S)}``, ``v(m) = Σ_{S ⊆ m} a(S)``."""
+        return _to_dict(*self._mobius_rows())
+
+    @property
+    def baseline_value(self) -> float:
+        """``v`` of the empty mask (every feature at its baseline): ``Σ_S F(S)``."""
+        return float(self._values.sum())
+
+    @property
+    def full_value(self) -> float:
+        """``v`` of the full mask (the explained input itself)."""
+        return float(((-1.0) ** set_sizes(self._rows) * self._values).sum())
+
+    @property
+    def max_order(self) -> int:
+        """Size of the largest interaction carried."""
+        return int(set_sizes(self._rows).max(initial=0))
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    # -------------------------------------------------------------- evaluate
+    def predict(self, masks: np.ndarray | Sequence[Sequence[bool]]) -> np.ndarray:
+        """Surrogate values ``v̂(m)`` for boolean masks of shape ``(k, n)`` (or ``(n,)``)."""
+        masks = np.asarray(masks)
+        single = masks.ndim == 1
+        masks = np.atleast_2d(masks)
+        if masks.shape[1] != self.n_features:
+            raise ValueError(
+                f"masks must have {self.n_features} columns (one per feature), "
+                f"got shape {masks.shape}."
+            )
+        out = np.empty(masks.shape[0])
+        # Bound the (chunk, n_terms) parity matrix to ~32 MB.
+        chunk = max(1, 4_000_000 // max(1, len(self._values)))
+        for start in range(0, masks.shape[0], chunk):
+            block = masks[start : start + chunk]
+            out[start : start + chunk] = (
+                fourier_features(block, self._rows, self.n_features) @ self._values
+            )
+        return out[0] if single else out
+
+    # ---------------------------------------------------------------- indices
+    def to_index(self, index: str = "shapley", order: int | None = None) -> SetFunction:
+        """Interaction index values ``{S: I(S)}`` for ``1 <= |S| <= order``.
+
+        Args:
+            index: One of ``"shapley"``, ``"banzhaf"`` (first order), ``"sii"``,
+                ``"bii"``, ``"k-sii"``, ``"stii"``, ``"fsii"``, ``"fbii"``.
+            order: Largest interaction size; defaults to 1 for Shapley and
+                Banzhaf and to 2 otherwise. For k-SII, STII, FSII and FBII it is
+                the order ``ℓ`` of the index, and the empty set carries the
+                index's constant term (for k-SII and STII the baseline value),
+                as in shapiq.
+
+        Returns:
+            A dict from sorted feature-id tuples to index values; sets whose
+            value is zero are left out.
+        """
+        index = index.lower()
+        if index not in INDICES:
+            raise ValueError(f"Unknown index {index!r}; choose one of {', '.join(INDICES)}.")
+        if order is None:
+            order = 1 if index in _FIRST_ORDER else 2
+        if index in _FIRST_ORDER and order != 1:
+            raise ValueError(f"{index} is a first-order index; use order=1 (or 'sii'/'bii').")
+        if order < 1:
+            raise ValueError(f"order must be at least 1, got {order}.")
+        rows, values = self._mobius_rows()
+        width = rows.shape[1]
+        weights = _index_weights(index, set_sizes(rows), width, order) * values[:, None]
+        out_rows, sums = spread_to_subsets(rows, weights, max_size=order)
+        if index not in _WITH_EMPTY_SET:
+            nonempty = set_sizes(out_rows) > 0
+            out_rows, sums = out_rows[nonempty], sums[nonempty]
+        return _to_dict(*_drop_zeros(out_rows, sums))
+
+    def first_order(self, index: str = "shapley") -> np.ndarray:
+        """Dense ``(n,)`` vector of a first-order index (Shapley by default)."""
+        if index.lower() not in INDICES:
+            raise ValueError(f"Unknown index {index!r}; choose one of {', '.join(INDICES)}.")
+        values = np.zeros(self.n_features)
+        for s, v in self.to_index(index, 1).items():
+            if len(s) == 1:
+                values[s[0]] = v
+        return values
+
+    def top(self, k: int = 10, *, basis: str = "mobius") -> list[tuple[tuple[int, ...], float]]:
+        """The ``k`` non-empty interactions of largest magnitude, largest first.
+
+        Args:
+            k: How many to return.
+            basis: ``"mobius"`` (what a term adds when all its features are
+                present; the default) or ``"fourier"``.
+        """
+        if basis not in ("mobius", "fourier"):
+            raise ValueError(f"basis must be 'mobius' or 'fourier', got {basis!r}.")
+        rows, values = self._mobius_rows() if basis == "mobius" else (self._rows, self._values)
+        nonempty = np.flatnonzero(set_sizes(rows) > 0)
+        order = nonempty[np.argsort(-np.abs(values[nonempty]), kind="stable")][:k]
+        return list(zip(unpad_sets(rows[order]), (float(v) for v in values[order]), strict=True))
+
+    def names_of(self, subset: Sequence[int]) -> tuple[str, ...]:
+        """Feature names of a set of feature ids (``x{i}`` when no names were given)."""
+        if self.feature_names is None:
+            return tuple(f"x{i}" for i in subset)
+        return tuple(self.feature_names[i] for i in subset)
+
+    # ------------------------------------------------------------------- I/O
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict (see :meth:`from_dict`)."""
+        return {
+            "format": _JSON_FORMAT,
+            "version": 1,
+            "n_features": self.n_features,
+            "feature_names": self.feature_names,
+            "n_queries": self.n_queries,
+            "fourier": [[list(s), v] for s, v in self.fourier.items()],
+            "metadata": self.metadata,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Interactions:
+        """Inverse of :meth:`to_dict`."""
+        if data.get("format") != _JSON_FORMAT:
+            raise ValueError("Not a proxyspex-captum Interactions document.")
+        return cls(
+            {tuple(s): v for s, v in data["fourier"]},
+            n_features=data["n_features"],
+            feature_names=data.get("feature_names"),
+            n_queries=data.get("n_queries", 0),
+            metadata=data.get("metadata"),
+        )
+
+    def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
+        """Serialise to JSON (floats kept exactly); also write to ``path`` if given."""
+        text = json.dumps(self.to_dict())
+        if path is not None:
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        return text
+
+    @classmethod
+    def from_json(cls, text_or_path: str | os.PathLike[str]) -> Interactions:
+        """Load from a JSON string or a path written by :meth:`to_json`."""
+        text = str(text_or_path)
+        if not text.lstrip().startswith("{"):
+            with open(text_or_path, encoding="utf-8") as fh:
+                text = fh.read()
+        return cls.from_dict(json.loads(text))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Interactions):
+            return NotImplemented
+        return (
+            self.n_features == other.n_features
+            and self.fourier == other.fourier
+            and self.feature_names == other.feature_names
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        head = (
+            f"Interactions(n_features={self.n_features}, n_terms={len(self)}, "
+            f"max_order={self.max_order}, n_queries={self.n_queries}, "
+            f"baseline_value={self.baseline_value:.4g}, full_value={self.full_value:.4g})"
+        )
+        lines = [head]
+        top = self.top(10)
+        if top:
+            lines.append("  top interactions (Möbius):")
+            width = max(len(" × ".join(self.names_of(s))) for s, _ in top)
+            lines += [f"    {' × '.join(self.names_of(s)):<{width}}  {v:+.4g}" for s, v in top]
+        return "\n".join(lines)

@@ -1,0 +1,273 @@
+"""Exact Fourier transform of tree ensembles over binary inputs.
+
+On inputs in ``{0,1}^n`` a regression tree is a sum over its leaves of
+``value × Π_{(i, b) on the path} 1[x_i = b]``, and ``1[x_i = b] = (1 ± (−1)^{x_i})/2``.
+Multiplying out, a leaf whose path fixes ``d`` distinct features with signs
+``s_i`` (``+1`` when the path needs ``x_i = 0``, ``−1`` for ``x_i = 1``) adds
+``value / 2^d · Π_{i ∈ S} s_i`` to ``F(S)`` for every ``S`` among its path
+features. This is the recursion ``F(S) = (F_L(S) + F_R(S))/2``,
+``F(S ∪ {i}) = (F_L(S) − F_R(S))/2`` unrolled along root-to-leaf paths, which
+lets one vectorised pass (:func:`~.subsets.spread_to_subsets`) handle every
+leaf of every tree at once.
+
+Split thresholds are read as the model stores them: LightGBM keeps 0/1 features
+as numerical ``x <= threshold`` splits with a tiny threshold (so ``x = 0`` goes
+left), scikit-learn as ``x <= 0.5``. Any threshold works; a split that sends both
+values the same way simply adds no constraint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .subsets import PAD, spread_to_subsets
+
+__all__ = ["tree_ensemble_fourier"]
+
+# Values of a binary feature that may follow a branch, as a 2-bit set:
+# bit 0 = "x = 0 may pass", bit 1 = "x = 1 may pass".
+_ZERO, _ONE, _BOTH = 0b01, 0b10, 0b11
+
+
+@dataclass
+class _Nodes:
+    """All nodes of all trees of an ensemble, with globally unique ids."""
+
+    left: np.ndarray  # child ids; -1 marks a leaf
+    right: np.ndarray
+    feature: np.ndarray
+    left_allowed: np.ndarray  # which of x=0 / x=1 follow each branch (2-bit sets)
+    right_allowed: np.ndarray
+    value: np.ndarray  # leaf outputs, already scaled (shrinkage, averaging)
+
+    @classmethod
+    def concat(cls, parts: list[_Nodes]) -> _Nodes:
+        offsets = np.cumsum([0] + [len(p.left) for p in parts[:-1]])
+        shift = [lambda ids, o=o: np.where(ids >= 0, ids + o, -1) for o in offsets]
+        return cls(
+            left=np.concatenate([f(p.left) for f, p in zip(shift, parts, strict=True)]),
+            right=np.concatenate([f(p.right) for f, p in zip(shift, parts, strict=True)]),
+            feature=np.concatenate([p.feature for p in parts]),
+            left_allowed=np.concatenate([p.left_allowed for p in parts]),
+            right_allowed=np.concatenate([p.right_allowed for p in parts]),
+            value=np.concatenate([p.value for p in parts]),
+        )
+
+
+def _branch_sets(threshold: np.ndarray, zero_left: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Allowed-value sets of the left and right branches of ``x <= threshold`` splits."""
+    one_left = threshold >= 1.0
+    left = np.where(zero_left, _ZERO, 0) | np.where(one_left, _ONE, 0)
+    right = np.where(zero_left, 0, _ZERO) | np.where(one_left, 0, _ONE)
+    return left.astype(np.int8), right.astype(np.int8)
+
+
+def _lightgbm_nodes(model: Any) -> _Nodes:
+    """Nodes of a LightGBM regressor, read from its text dump (much faster than JSON)."""
+    booster = getattr(model, "booster_", model)
+    trees: list[dict[str, str]] = []
+    for line in booster.model_to_string().splitlines():
+        if line.startswith("num_tree_per_iteration=") and line != "num_tree_per_iteration=1":
+            raise ValueError("Only single-output LightGBM models can be transformed.")
+        if line.startswith("Tree="):
+            trees.append({})
+        elif line == "end of trees":
+            break
+        elif trees and "=" in line:
+            key, _, value = line.partition("=")
+            trees[-1][key] = value
+    parts = []
+    for tree in trees:
+        if tree.get("is_linear", "0") != "0":
+            raise ValueError("Linear-tree LightGBM models are not supported.")
+        leaf_value = np.array(tree["leaf_value"].split(), dtype=float)
+        n_inner = int(tree["num_leaves"]) - 1
+        if n_inner == 0:  # a stump with a single leaf
+            parts.append(
+                _Nodes(
+                    *(np.array([-1]),) * 2, np.array([0]), *(np.array([_BOTH]),) * 2, leaf_value
+                )
+            )
+            continue
+        decision = np.array(tree["decision_type"].split(), dtype=np.int64)
+        if (decision & 1).any():
+            raise ValueError(
+                "Categorical LightGBM splits are not supported: fit on numerical 0/1 features."
+            )
+        threshold = np.array(tree["threshold"].split(), dtype=float)
+        # Bits 2-3 of decision_type: missing type (1 = zero is missing, routed by default_left).
+        zero_missing = ((decision >> 2) & 3) == 1
+        zero_left = np.where(zero_missing, (decision & 2) > 0, threshold >= 0.0)
+        left_sets, right_sets = _branch_sets(threshold, zero_left)
+
+        def child_ids(field: str, n_inner: int = n_inner, tree: dict = tree) -> np.ndarray:
+            c = np.array(tree[field].split(), dtype=np.int64)
+            return np.where(c >= 0, c, n_inner + ~c)  # leaves are stored as ~leaf_index
+
+        n_leaves = n_inner + 1
+        parts.append(
+            _Nodes(
+                left=np.concatenate([child_ids("left_child"), np.full(n_leaves, -1)]),
+                right=np.concatenate([child_ids("right_child"), np.full(n_leaves, -1)]),
+                feature=np.concatenate(
+                    [
+                        np.array(tree["split_feature"].split(), dtype=np.int64),
+                        np.zeros(n_leaves, np.int64),
+                    ]
+                ),
+                left_allowed=np.concatenate([left_sets, np.full(n_leaves, _BOTH, np.int8)]),
+                right_allowed=np.concatenate([right_sets, np.full(n_leaves, _BOTH, np.int8)]),
+                value=np.concatenate([np.zeros(n_inner), leaf_value]),
+            )
+        )
+    return _Nodes.concat(parts)
+
+
+def _sklearn_tree_nodes(tree: Any, scale: float) -> _Nodes:
+    t = tree.tree_
+    if t.n_outputs != 1 or t.value.shape[2] != 1:
+        raise ValueError("Only single-output regression trees can be transformed.")
+    threshold = np.asarray(t.threshold, dtype=float)
+    left_sets, right_sets = _branch_sets(threshold, threshold >= 0.0)
+    return _Nodes(
+        left=np.asarray(t.children_left, dtype=np.int64),
+        right=np.asarray(t.children_right, dtype=np.int64),
+        feature=np.maximum(np.asarray(t.feature, dtype=np.int64), 0),
+        left_allowed=left_sets,
+        right_allowed=right_sets,
+        value=scale * np.asarray(t.value[:, 0, 0], dtype=float),
+    )
+
+
+def _sklearn_nodes(model: Any) -> tuple[_Nodes, float]:
+    """Nodes of a scikit-learn regression tree or tree ensemble, and its constant offset.
+
+    Supports ``DecisionTreeRegressor``, ``ExtraTreeRegressor``,
+    ``RandomForestRegressor``, ``ExtraTreesRegressor`` and ``GradientBoostingRegressor``
+    (with the default mean or ``"zero"`` initial estimator).
+    """
+    if hasattr(model, "tree_"):
+        return _sklearn_tree_nodes(model, 1.0), 0.0
+    if hasattr(model, "learning_rate") and hasattr(model, "init_"):
+        init = model.init_
+        if isinstance(init, str) and init == "zero":
+            offset = 0.0
+        elif hasattr(init, "constant_"):
+            offset = float(np.ravel(init.constant_)[0])
+        else:
+            raise ValueError("Only a constant initial estimator (the default) is supported.")
+        rate = float(model.learning_rate)
+        return _Nodes.concat(
+            [_sklearn_tree_nodes(t, rate) for t in np.ravel(model.estimators_)]
+        ), offset
+    if hasattr(model, "estimators_"):
+        trees = list(model.estimators_)
+        return _Nodes.concat([_sklearn_tree_nodes(t, 1.0 / len(trees)) for t in trees]), 0.0
+    raise TypeError(f"Unsupported scikit-learn model {type(model).__name__}.")
+
+
+def _leaf_paths(nodes: _Nodes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Root-to-leaf constraints of every reachable leaf, walked up all leaves at once.
+
+    Returns ``(rows, signs, values)``: padded sorted features each path fixes,
+    ``+1`` where it needs ``x = 0`` and ``−1`` where it needs ``x = 1``, and the leaf values.
+    """
+    inner = np.flatnonzero(nodes.left >= 0)
+    parent = np.full(len(nodes.left), -1, dtype=np.int64)
+    arrival = np.full(len(nodes.left), _BOTH, dtype=np.int8)  # values that reach each node
+    parent[nodes.left[inner]] = inner
+    parent[nodes.right[inner]] = inner
+    arrival[nodes.left[inner]] = nodes.left_allowed[inner]
+    arrival[nodes.right[inner]] = nodes.right_allowed[inner]
+
+    leaves = np.flatnonzero(nodes.left < 0)
+    feats, allowed = [], []
+    current = leaves
+    while True:
+        up = parent[current]
+        active = up >= 0
+        if not active.any():
+            break
+        feats.append(np.where(active, nodes.feature[np.maximum(up, 0)], PAD))
+        allowed.append(np.where(active, arrival[current], _BOTH))
+        current = np.where(active, up, current)
+    if not feats:
+        return (
+            np.zeros((len(leaves), 0), np.int64),
+            np.zeros((len(leaves), 0)),
+            nodes.value[leaves],
+        )
+    feat = np.stack(feats, axis=1)
+    allow = np.stack(allowed, axis=1).astype(np.int8)
+    feat = np.where(allow == _BOTH, PAD, feat)
+
+    # Sort each path by feature (padding last) and merge repeated features,
+    # which a tree may split on twice; their allowed sets intersect.
+    key = np.where(feat == PAD, np.iinfo(np.int64).max, feat)
+    order = np.argsort(key, axis=1, kind="stable")
+    feat = np.take_along_axis(feat, order, axis=1)
+    allow = np.take_along_axis(allow, order, axis=1)
+    repeat = (feat[:, 1:] == feat[:, :-1]) & (feat[:, 1:] != PAD)
+    for r, c in zip(*np.nonzero(repeat), strict=True):  # rare: fix those rows one by one
+        allow[r, c + 1] &= allow[r, c]
+        feat[r, c], allow[r, c] = PAD, _BOTH
+    if repeat.any():
+        key = np.where(feat == PAD, np.iinfo(np.int64).max, feat)
+        order = np.argsort(key, axis=1, kind="stable")
+        feat = np.take_along_axis(feat, order, axis=1)
+        allow = np.take_along_axis(allow, order, axis=1)
+
+    reachable = ~(allow == 0).any(axis=1)
+    feat, allow = feat[reachable], allow[reachable]
+    width = int((feat != PAD).sum(axis=1).max(initial=0))
+    signs = np.where(allow == _ZERO, 1.0, -1.0)[:, :width]
+    return feat[:, :width], signs, nodes.value[leaves][reachable]
+
+
+def tree_ensemble_fourier(model: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Exact Fourier coefficients of a fitted tree ensemble on ``{0,1}^n``.
+
+    Args:
+        model: A fitted LightGBM regressor (``LGBMRegressor`` or ``Booster``;
+            the best iteration is used when one is set, as ``predict`` does) or
+            a scikit-learn regression tree / tree ensemble.
+
+    Returns:
+        ``(rows, coefficients)``: padded sorted feature-id rows (``-1`` padding,
+        see :mod:`.subsets`) and ``F(S)`` for each, such that
+        ``model.predict(m) = Σ_S F(S) (−1)^{|S ∩ m|}`` for every binary ``m``.
+
+    Examples:
+        >>> import numpy as np
+        >>> from sklearn.tree import DecisionTreeRegressor
+        >>> x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]])
+        >>> tree = DecisionTreeRegressor().fit(x, [0.0, 0.0, 0.0, 4.0])  # AND
+        >>> rows, coef = tree_ensemble_fourier(tree)
+        >>> sorted(zip(map(tuple, rows.tolist()), coef.tolist()))
+        [((-1, -1), 1.0), ((0, -1), -1.0), ((0, 1), 1.0), ((1, -1), -1.0)]
+    """
+    module = type(model).__module__
+    if module.startswith("lightgbm") or hasattr(model, "booster_"):
+        nodes, offset = _lightgbm_nodes(model), 0.0
+    elif module.startswith("sklearn"):
+        nodes, offset = _sklearn_nodes(model)
+    else:
+        raise TypeError(
+            f"Unsupported model {type(model).__name__}: "
+            "pass a LightGBM or scikit-learn tree model."
+        )
+    rows, signs, values = _leaf_paths(nodes)
+    sizes = (rows != PAD).sum(axis=1)
+    weights = np.repeat((values / 2.0**sizes)[:, None], rows.shape[1] + 1, axis=1)
+    out_rows, coef = spread_to_subsets(rows, weights, signs=signs)
+    if offset:
+        empty = np.all(out_rows == PAD, axis=1)
+        if empty.any():
+            coef[np.flatnonzero(empty)[0]] += offset
+        else:
+            out_rows = np.vstack([np.full((1, rows.shape[1]), PAD), out_rows])
+            coef = np.concatenate([[offset], coef])
+    return out_rows, coef

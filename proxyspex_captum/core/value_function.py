@@ -1,0 +1,184 @@
+"""Value-function plumbing: batching, deduplication, call counting, validation.
+
+Every estimator talks to the model only through :class:`ValueFunction`, so the
+number of model calls reported in a result is the number actually made, no
+mask is ever sent twice, and a model that returns garbage is stopped with a
+message that says which masks did it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+__all__ = ["ValueFunction", "validate_masks"]
+
+MaskFunction = Callable[[np.ndarray], Any]
+
+
+def validate_masks(masks: Any, n_features: int) -> np.ndarray:
+    """Return ``masks`` as a C-contiguous ``(k, n_features)`` boolean array or raise."""
+    masks = np.asarray(masks)
+    if masks.ndim != 2 or masks.shape[1] != n_features:
+        raise ValueError(
+            f"masks must have shape (k, {n_features}) (one column per feature), got {masks.shape}."
+        )
+    if masks.dtype != bool:
+        if not np.isin(masks, (0, 1)).all():
+            raise ValueError("masks must be boolean or contain only 0 and 1.")
+        masks = masks.astype(bool)
+    return np.ascontiguousarray(masks)
+
+
+class ValueFunction:
+    """Wrap a callable ``masks -> values`` for use by the estimators.
+
+    Args:
+        func: Called with a boolean array of shape ``(k, n_features)`` (True =
+            feature kept) and returning ``k`` values, or a ``(k, n_outputs)``
+            array for a multi-output model. Anything ``numpy.asarray`` accepts
+            works, CPU torch tensors included.
+        n_features: Number of features ``n``.
+        batch_size: Largest number of masks passed to ``func`` in one call;
+            ``None`` passes everything at once.
+        show_progress: Show a tqdm bar over the masks evaluated.
+        cache: Remember the value of every mask already evaluated, so that a
+            mask asked for again (by a later call) costs no model call.
+        description: Label of the progress bar.
+
+    Attributes:
+        n_queries: Number of distinct masks sent to ``func`` so far.
+        n_calls: Number of times ``func`` was called (batches).
+        n_outputs: ``None`` for a scalar model, else the output width.
+        seconds: Wall time spent inside ``func`` (the model's share of the work).
+
+    Examples:
+        >>> import numpy as np
+        >>> from proxyspex_captum.core.value_function import ValueFunction
+        >>> vf = ValueFunction(lambda m: m.sum(axis=1), n_features=3, batch_size=2)
+        >>> vf(np.array([[1, 0, 0], [1, 1, 1], [1, 0, 0]], dtype=bool))
+        array([1., 3., 1.])
+        >>> vf.n_queries, vf.n_calls
+        (2, 1)
+    """
+
+    def __init__(
+        self,
+        func: MaskFunction,
+        n_features: int,
+        *,
+        batch_size: int | None = None,
+        show_progress: bool = False,
+        cache: bool = True,
+        description: str = "model calls",
+    ) -> None:
+        if not callable(func):
+            raise TypeError(f"value_function must be callable, got {type(func).__name__}.")
+        if batch_size is not None and int(batch_size) < 1:
+            raise ValueError(f"batch_size must be a positive integer or None, got {batch_size}.")
+        self.func = func
+        self.n_features = int(n_features)
+        self.batch_size = None if batch_size is None else int(batch_size)
+        self.show_progress = show_progress
+        self.description = description
+        self.n_queries = 0
+        self.n_calls = 0
+        self.n_outputs: int | None = None
+        self.seconds = 0.0
+        self._cache: dict[bytes, np.ndarray] | None = {} if cache else None
+
+    @classmethod
+    def wrap(
+        cls, func: MaskFunction | ValueFunction, n_features: int, **kwargs: Any
+    ) -> ValueFunction:
+        """Return ``func`` itself if it already is a :class:`ValueFunction` for ``n_features``."""
+        if isinstance(func, ValueFunction):
+            if func.n_features != n_features:
+                raise ValueError(
+                    f"The ValueFunction has {func.n_features} features, expected {n_features}."
+                )
+            return func
+        return cls(func, n_features, **kwargs)
+
+    def __call__(self, masks: Any) -> np.ndarray:
+        """Values of ``masks``: shape ``(k,)``, or ``(k, n_outputs)`` for multi-output models."""
+        masks = validate_masks(masks, self.n_features)
+        if masks.shape[0] == 0:
+            shape = (0,) if self.n_outputs is None else (0, self.n_outputs)
+            return np.zeros(shape)
+        packed = np.packbits(masks, axis=1)
+        unique, first, inverse = np.unique(packed, axis=0, return_index=True, return_inverse=True)
+        inverse = inverse.ravel()
+        keys = [row.tobytes() for row in unique]
+        known = [self._cache is not None and key in self._cache for key in keys]
+        todo = np.flatnonzero(~np.asarray(known, dtype=bool))
+        fresh = self._evaluate(masks[first[todo]], first[todo]) if len(todo) else None
+        results: list[np.ndarray] = [None] * len(keys)  # type: ignore[list-item]
+        for j, key in enumerate(keys):
+            if known[j]:
+                results[j] = self._cache[key]  # type: ignore[index]
+        if fresh is not None:
+            for row, j in enumerate(todo):
+                results[j] = fresh[row]
+                if self._cache is not None:
+                    self._cache[keys[j]] = fresh[row]
+        return np.stack(results)[inverse]
+
+    def _evaluate(self, masks: np.ndarray, origin: np.ndarray) -> np.ndarray:
+        """Call the model on ``masks`` (rows ``origin`` of the caller's request) in batches."""
+        k = masks.shape[0]
+        step = k if self.batch_size is None else self.batch_size
+        outputs = []
+        with tqdm(
+            total=k, desc=self.description, disable=not self.show_progress, leave=False
+        ) as bar:
+            for start in range(0, k, step):
+                batch = masks[start : start + step]
+                tic = time.perf_counter()
+                out = self.func(batch)
+                self.seconds += time.perf_counter() - tic
+                outputs.append(self._check(out, batch, origin[start : start + step]))
+                self.n_calls += 1
+                self.n_queries += len(batch)
+                bar.update(len(batch))
+        return np.concatenate(outputs)
+
+    def _check(self, out: Any, batch: np.ndarray, origin: np.ndarray) -> np.ndarray:
+        if hasattr(out, "detach"):  # a torch tensor: leave the autograd graph, go to the CPU
+            out = out.detach().cpu()
+        try:
+            values = np.asarray(out, dtype=float)
+        except (TypeError, ValueError) as err:
+            raise TypeError(
+                f"The value function must return numbers, got {type(out).__name__}."
+            ) from err
+        k = batch.shape[0]
+        if values.ndim == 2 and values.shape[1] == 1:
+            values = values[:, 0]
+        if values.ndim not in (1, 2) or values.shape[0] != k:
+            raise ValueError(
+                f"The value function returned shape {values.shape} for {k} masks; "
+                f"expected ({k},) or ({k}, n_outputs)."
+            )
+        n_outputs = None if values.ndim == 1 else values.shape[1]
+        if self.n_calls and n_outputs != self.n_outputs:
+            raise ValueError(
+                f"The value function changed its output shape between batches: "
+                f"{self.n_outputs} then {n_outputs} outputs."
+            )
+        self.n_outputs = n_outputs
+        bad = ~np.isfinite(values.reshape(k, -1)).all(axis=1)
+        if bad.any():
+            rows = np.flatnonzero(bad)
+            example = np.flatnonzero(batch[rows[0]]).tolist()
+            raise ValueError(
+                f"The value function returned NaN or infinite values for {len(rows)} of {k} masks "
+                f"(rows {sorted(origin[rows].tolist())[:10]}{' …' if len(rows) > 10 else ''} of "
+                f"the request; one keeps features {example[:20]}"
+                f"{' …' if len(example) > 20 else ''}). Check the model on those inputs."
+            )
+        return values

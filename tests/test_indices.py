@@ -1,0 +1,123 @@
+"""Every index conversion against its definition, by brute force over all 2**n masks."""
+
+import brute_force as bf
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from proxyspex_captum import Interactions
+
+
+def random_mobius(n, density, seed, max_order=None):
+    rng = np.random.default_rng(seed)
+    max_order = n if max_order is None else max_order
+    return {s: float(rng.normal()) for s in bf.sets_up_to(n, max_order) if rng.random() < density}
+
+
+@pytest.fixture(params=[(4, 0.7, 0), (6, 0.4, 1), (8, 0.08, 2)], ids=["n4", "n6", "n8"])
+def game(request):
+    n, density, seed = request.param
+    inter = Interactions.from_mobius(random_mobius(n, density, seed), n_features=n)
+    table = inter.predict(bf.all_masks(n))
+    return n, inter, table
+
+
+def assert_same(reference, ours, tol=1e-9):
+    keys = set(reference) | set(ours)
+    worst = max((abs(reference.get(s, 0.0) - ours.get(s, 0.0)) for s in keys), default=0.0)
+    assert worst < tol, worst
+
+
+def test_mobius_and_fourier_match_brute_force(game):
+    n, inter, table = game
+    assert_same(bf.mobius(table, n), inter.mobius)
+    assert_same(bf.fourier(table, n), inter.fourier)
+
+
+def test_baseline_and_full_values(game):
+    _, inter, table = game
+    assert inter.baseline_value == pytest.approx(table[0], abs=1e-12)
+    assert inter.full_value == pytest.approx(table[-1], abs=1e-12)
+
+
+def test_shapley_and_banzhaf(game):
+    n, inter, table = game
+    np.testing.assert_allclose(inter.first_order("shapley"), bf.shapley(table, n), atol=1e-10)
+    np.testing.assert_allclose(inter.first_order("banzhaf"), bf.banzhaf(table, n), atol=1e-10)
+    # Banzhaf is −2·F({i}).
+    fourier = inter.fourier
+    np.testing.assert_allclose(
+        inter.first_order("banzhaf"), [-2 * fourier.get((i,), 0.0) for i in range(n)], atol=1e-12
+    )
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+@pytest.mark.parametrize(
+    "index, reference",
+    [
+        ("sii", bf.sii),
+        ("bii", bf.bii),
+        ("stii", bf.stii),
+        ("k-sii", bf.k_sii),
+        ("fbii", bf.fbii),
+        ("fsii", bf.fsii),
+    ],
+)
+def test_interaction_indices(game, index, reference, order):
+    n, inter, table = game
+    expected = reference(table, n, order)
+    if index in ("sii", "bii"):
+        expected.pop((), None)
+    assert_same(expected, inter.to_index(index, order), tol=1e-8)
+
+
+def test_efficiency_of_decomposing_indices(game):
+    _, inter, table = game
+    for index in ("k-sii", "stii", "fsii"):
+        total = sum(inter.to_index(index, 2).values())
+        assert total == pytest.approx(table[-1], abs=1e-9), index
+
+
+def test_first_order_is_shapley_for_every_shapley_family_index(game):
+    _, inter, _ = game
+    shapley = inter.first_order("shapley")
+    for index in ("sii", "k-sii", "stii"):
+        np.testing.assert_allclose(inter.first_order(index), shapley, atol=1e-12)
+
+
+def test_unknown_index_and_bad_order():
+    inter = Interactions.from_mobius({(0, 1): 1.0}, n_features=2)
+    with pytest.raises(ValueError, match="Unknown index"):
+        inter.to_index("owen")
+    with pytest.raises(ValueError, match="first-order"):
+        inter.to_index("shapley", 2)
+    with pytest.raises(ValueError, match="at least 1"):
+        inter.to_index("sii", 0)
+
+
+sparse_functions = st.dictionaries(
+    keys=st.lists(st.integers(0, 11), min_size=0, max_size=4, unique=True).map(
+        lambda s: tuple(sorted(s))
+    ),
+    values=st.floats(-10, 10, allow_nan=False).filter(lambda v: abs(v) > 1e-6),
+    max_size=25,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(sparse_functions)
+def test_mobius_fourier_round_trip(mobius):
+    inter = Interactions.from_mobius(mobius, n_features=12)
+    assert_same(mobius, inter.mobius, tol=1e-9)
+    again = Interactions(inter.fourier, n_features=12)
+    assert_same(inter.fourier, again.fourier, tol=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(sparse_functions, st.integers(0, 2**12 - 1))
+def test_predict_agrees_in_both_bases(mobius, code):
+    inter = Interactions.from_mobius(mobius, n_features=12)
+    mask = np.array([(code >> i) & 1 for i in range(12)], dtype=bool)
+    direct = sum(v for s, v in mobius.items() if all(mask[i] for i in s))
+    assert inter.predict(mask) == pytest.approx(direct, abs=1e-8)

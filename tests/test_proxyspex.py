@@ -1,0 +1,144 @@
+import brute_force as bf
+import numpy as np
+import pytest
+
+import proxyspex_captum as psx
+from proxyspex_captum.games import PlantedGame, hierarchical_game
+
+
+@pytest.mark.parametrize("n", [32, 128, 512])
+@pytest.mark.parametrize("noise, floor", [(0.0, 0.95), (0.05, 0.9)], ids=["clean", "noisy"])
+def test_planted_hierarchical_games(n, noise, floor):
+    game = hierarchical_game(n, n_terms=75, max_order=4, noise=noise, random_state=n)
+    assert 50 <= len(game.mobius) <= 100
+    inter = psx.ProxySPEX(max_order=4, random_state=0).explain(game, n_features=n, budget=2000)
+    assert inter.n_queries == 2000
+    clean = PlantedGame(game.mobius, n_features=n)  # score against the noiseless truth
+    assert psx.faithfulness(inter, clean, n_masks=1000, random_state=123) >= floor
+    # The strongest planted pair interactions are found with the right sign.
+    truth = sorted(
+        ((s, v) for s, v in game.mobius.items() if len(s) == 2), key=lambda t: -abs(t[1])
+    )
+    for s, v in truth[:3]:
+        assert np.sign(inter.mobius.get(s, 0.0)) == np.sign(v)
+
+
+def test_full_budget_gives_the_exact_transform():
+    n = 7
+    rng = np.random.default_rng(0)
+    mobius = {s: float(rng.normal()) for s in bf.sets_up_to(n, 3) if rng.random() < 0.15}
+    game = PlantedGame(mobius, n_features=n)
+    inter = psx.ProxySPEX(max_order=3, random_state=0).explain(game, n_features=n, budget=2**n)
+    assert inter.n_queries == 2**n and inter.metadata["exact"]
+    expected = game.interactions.fourier
+    assert set(inter.fourier) == set(expected)  # no spurious terms
+    for s, v in expected.items():
+        assert inter.fourier[s] == pytest.approx(v, abs=1e-6)
+    for s, v in mobius.items():
+        assert inter.mobius[s] == pytest.approx(v, abs=1e-6)
+
+
+def test_exact_path_truncates_to_max_order_and_says_so():
+    game = PlantedGame({(0, 1, 2): 1.0, (3,): 1.0}, n_features=4)
+    inter = psx.ProxySPEX(max_order=2).explain(game, n_features=4, budget=1000)
+    assert inter.max_order <= 2
+    assert inter.metadata["energy_above_max_order"] == pytest.approx(1 / 64)
+
+
+def test_same_seed_same_result_and_global_rng_untouched():
+    game = hierarchical_game(64, n_terms=40, random_state=5)
+    state = np.random.get_state()[1].copy()  # noqa: NPY002 (must stay untouched)
+    a = psx.ProxySPEX(random_state=3).explain(game, n_features=64, budget=400)
+    b = psx.ProxySPEX(random_state=3).explain(game, n_features=64, budget=400)
+    assert a == b
+    np.testing.assert_array_equal(np.random.get_state()[1], state)  # noqa: NPY002
+
+
+def test_multi_output_uses_one_set_of_calls():
+    game = hierarchical_game(40, n_terms=30, random_state=1)
+    calls = []
+
+    def two_outputs(masks):
+        calls.append(len(masks))
+        v = game(masks)
+        return np.stack([v, -2 * v], axis=1)
+
+    out = psx.ProxySPEX(random_state=0).explain(two_outputs, n_features=40, budget=600)
+    assert isinstance(out, list) and len(out) == 2
+    assert sum(calls) == 600
+    masks = np.random.default_rng(9).random((200, 40)) < 0.5
+    np.testing.assert_allclose(
+        out[1].predict(masks), -2 * out[0].predict(masks), atol=0.05 * np.std(game(masks))
+    )
+
+
+def test_constant_model():
+    inter = psx.ProxySPEX(random_state=0).explain(
+        lambda m: np.full(len(m), 3.0), n_features=50, budget=200
+    )
+    assert inter.fourier == {(): 3.0}
+
+
+def test_feature_names_and_metadata():
+    game = hierarchical_game(30, n_terms=20, random_state=2)
+    names = [f"w{i}" for i in range(30)]
+    inter = psx.ProxySPEX(random_state=0).explain(
+        game, n_features=30, budget=300, feature_names=names
+    )
+    assert inter.feature_names == names
+    assert inter.metadata["method"] == "proxyspex" and inter.metadata["budget"] == 300
+    assert inter.metadata["algorithm_seconds"] > 0
+    assert "w" in repr(inter)
+
+
+class Never:
+    """A model that must not be called."""
+
+    def __call__(self, masks):
+        raise AssertionError("the model was called")
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"n_features": 50, "budget": 99}, ValueError, "at least 100 model calls"),
+        ({"n_features": 5, "budget": 31}, ValueError, "at least 32 model calls"),
+        ({"n_features": 0, "budget": 1000}, ValueError, "n_features must be at least 1"),
+        ({"n_features": 2.5, "budget": 1000}, TypeError, "n_features must be an integer"),
+        ({"n_features": 10, "budget": 0}, ValueError, "budget must be at least 1"),
+    ],
+)
+def test_bad_arguments_fail_before_any_model_call(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        psx.ProxySPEX().explain(Never(), **kwargs)
+
+
+def test_bad_feature_names_and_parameters():
+    with pytest.raises(ValueError, match="2 feature names"):
+        psx.ProxySPEX().explain(Never(), n_features=3, budget=100, feature_names=["a", "b"])
+    with pytest.raises(ValueError, match="max_order"):
+        psx.ProxySPEX(max_order=0)
+    with pytest.raises(ValueError, match="energy"):
+        psx.ProxySPEX(energy=1.5)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_model_output(bad):
+    def model(masks):
+        out = masks.sum(axis=1).astype(float)
+        out[5] = bad
+        return out
+
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        psx.ProxySPEX(random_state=0).explain(model, n_features=20, budget=200)
+
+
+def test_wrong_output_shape():
+    with pytest.raises(ValueError, match="expected"):
+        psx.ProxySPEX(random_state=0).explain(lambda m: np.zeros(3), n_features=20, budget=200)
+
+
+def test_single_feature():
+    inter = psx.ProxySPEX().explain(lambda m: 1.0 + 2.0 * m[:, 0], n_features=1, budget=10)
+    assert inter.mobius == pytest.approx({(): 1.0, (0,): 2.0})
+    assert inter.n_queries == 2

@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from proxyspex_captum.core.sampling import all_masks, as_generator, uniform_masks
+from proxyspex_captum.core.walsh import fwht
+
+
+def distinct(masks):
+    return len(np.unique(np.packbits(masks, axis=1), axis=0)) == len(masks)
+
+
+@pytest.mark.parametrize("n, k", [(3, 5), (10, 300), (30, 500), (200, 1000)])
+def test_uniform_masks_are_distinct_and_include_extremes(n, k):
+    masks = uniform_masks(n, k, np.random.default_rng(0))
+    assert masks.shape == (k, n) and masks.dtype == bool
+    assert distinct(masks)
+    assert not masks[0].any() and masks[1].all()
+
+
+def test_budget_covering_every_mask_returns_all():
+    masks = uniform_masks(4, 100, np.random.default_rng(0))
+    assert masks.shape == (16, 4) and distinct(masks)
+
+
+def test_uniform_masks_are_roughly_balanced():
+    masks = uniform_masks(100, 4000, np.random.default_rng(1))
+    assert abs(masks.mean() - 0.5) < 0.01
+
+
+@pytest.mark.parametrize("n", [6, 40])
+def test_antithetic_pairs(n):
+    masks = uniform_masks(n, 40, np.random.default_rng(2), include_extremes=False, antithetic=True)
+    assert distinct(masks)
+    np.testing.assert_array_equal(masks[0::2], ~masks[1::2])
+
+
+def test_seeded_and_global_rng_untouched():
+    state = np.random.get_state()[1].copy()  # noqa: NPY002 (must stay untouched)
+    a = uniform_masks(50, 200, as_generator(7))
+    b = uniform_masks(50, 200, as_generator(7))
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(np.random.get_state()[1], state)  # noqa: NPY002
+    with pytest.raises(TypeError, match="RandomState"):
+        as_generator(np.random.RandomState(0))
+
+
+def test_all_masks_order():
+    masks = all_masks(3)
+    assert masks[5].tolist() == [True, False, True]
+    with pytest.raises(ValueError, match="Refusing"):
+        all_masks(40)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 7), st.integers(0, 2**32 - 1))
+def test_fwht_is_the_walsh_hadamard_transform(b, seed):
+    values = np.random.default_rng(seed).normal(size=2**b)
+    out = fwht(values)
+    for k in range(2**b):
+        signs = np.array([(-1) ** bin(j & k).count("1") for j in range(2**b)])
+        assert out[k] == pytest.approx(values @ signs, abs=1e-9)
+    np.testing.assert_allclose(fwht(out), 2**b * values, atol=1e-9)
+
+
+def test_fwht_batched_and_power_of_two():
+    values = np.random.default_rng(0).normal(size=(8, 3))
+    np.testing.assert_allclose(fwht(values)[:, 1], fwht(values[:, 1]))
+    with pytest.raises(ValueError, match="power-of-two"):
+        fwht(np.ones(6))
