@@ -10,13 +10,14 @@ Examples:
 """
 
 from . import games
-from .core import INDICES, Interactions, ProxySPEX, ValueFunction
+from .core import INDICES, SPEX, Interactions, ProxySPEX, ValueFunction
 from .metrics import faithfulness
 
 __version__ = "0.1.0"
 
 __all__ = [
     "INDICES",
+    "SPEX",
     "Interactions",
     "ProxySPEX",
     "ValueFunction",

@@ -10,18 +10,28 @@ from typing import Any
 import numpy as np
 
 from .interactions import Interactions
-from .sampling import as_generator
+from .sampling import all_masks, as_generator
+from .subsets import pad_sets
 from .value_function import MaskFunction, ValueFunction
+from .walsh import fwht
 
 __all__ = ["InteractionEstimator"]
+
+
+# Enumerate every mask instead of sampling when 2**n fits in the budget and n is this small.
+EXACT_MAX_FEATURES = 20
+
+PerOutput = list[tuple[np.ndarray, np.ndarray, dict[str, Any]]]
 
 
 class InteractionEstimator(ABC):
     """Validates input, wraps the value function and times the estimator's own work.
 
-    Subclasses implement :meth:`min_budget` and :meth:`_explain`, which gets a
-    ready :class:`ValueFunction` and a seeded generator and returns the Fourier
-    coefficients of each output as ``(rows, values, metadata)``.
+    Subclasses implement :meth:`_min_sampled_budget` and :meth:`_explain`, which
+    gets a ready :class:`ValueFunction` and a seeded generator and returns the
+    Fourier coefficients of each output as ``(rows, values, metadata)``. When
+    the budget covers all ``2**n`` masks, every estimator computes the exact
+    transform instead (a fast Walsh–Hadamard transform of the full table).
     """
 
     name = "estimator"
@@ -41,15 +51,36 @@ class InteractionEstimator(ABC):
         self.batch_size = batch_size
         self.show_progress = show_progress
 
-    @abstractmethod
     def min_budget(self, n_features: int) -> int:
         """Fewest model calls this estimator can work with for ``n_features`` features."""
+        need = self._min_sampled_budget(n_features)
+        if n_features <= EXACT_MAX_FEATURES:
+            need = min(need, 2**n_features)
+        return need
+
+    @abstractmethod
+    def _min_sampled_budget(self, n_features: int) -> int:
+        """Fewest model calls the estimator's own (sampled) design needs."""
 
     @abstractmethod
     def _explain(
         self, value_function: ValueFunction, n_features: int, budget: int, rng: np.random.Generator
-    ) -> list[tuple[np.ndarray, np.ndarray, dict[str, Any]]]:
+    ) -> PerOutput:
         """Query ``value_function`` and return ``(rows, fourier values, metadata)`` per output."""
+
+    def _exact(self, value_function: ValueFunction, n_features: int) -> PerOutput:
+        """The exact transform from all ``2**n`` masks, truncated to ``max_order``."""
+        masks = all_masks(n_features)
+        table = value_function(masks).reshape(len(masks), -1)
+        coefficients = fwht(table) / 2**n_features
+        # Row r of the table is the mask whose bits are r, so coefficient r belongs to that set.
+        within = masks.sum(axis=1) <= self.max_order
+        rows = pad_sets(np.flatnonzero(m) for m in masks[within])
+        out = []
+        for coef in coefficients.T:
+            dropped = float(np.sum(coef[~within] ** 2))
+            out.append((rows, coef[within], {"exact": True, "energy_above_max_order": dropped}))
+        return out
 
     def explain(
         self,
@@ -93,7 +124,10 @@ class InteractionEstimator(ABC):
         )
         queries_before, model_seconds_before = vf.n_queries, vf.seconds
         tic = time.perf_counter()
-        per_output = self._explain(vf, n_features, budget, as_generator(self.random_state))
+        if n_features <= EXACT_MAX_FEATURES and budget >= 2**n_features:
+            per_output = self._exact(vf, n_features)
+        else:
+            per_output = self._explain(vf, n_features, budget, as_generator(self.random_state))
         model_seconds = vf.seconds - model_seconds_before
         own_seconds = time.perf_counter() - tic - model_seconds
         results = []

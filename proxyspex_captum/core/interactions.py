@@ -34,8 +34,9 @@ _FIRST_ORDER = ("shapley", "banzhaf")
 # for the empty set (their constant term), as in shapiq.
 _WITH_EMPTY_SET = ("k-sii", "stii", "fsii", "fbii")
 _JSON_FORMAT = "proxyspex-captum/interactions"
-# Coefficients smaller than this (relative to the largest) are rounding noise.
-_ZERO_TOL = 1e-13
+# Coefficients smaller than this share of the largest non-constant one are
+# rounding noise (a ridge refit's shrinkage alone leaves ~1e-10).
+_ZERO_TOL = 1e-9
 
 SetFunction = dict[tuple[int, ...], float]
 
@@ -49,13 +50,20 @@ def _as_rows_and_values(
 
 
 def _drop_zeros(rows: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    scale = np.abs(values).max(initial=0.0)
+    """Drop coefficients that are rounding noise next to the largest non-constant one."""
+    nonempty = (rows != PAD).any(axis=1) if rows.shape[1] else np.zeros(len(rows), bool)
+    scale = np.abs(values[nonempty]).max(initial=0.0)
     keep = np.abs(values) > _ZERO_TOL * scale
+    if scale == 0.0:  # a constant function: keep its constant
+        keep = values != 0
     return rows[keep], values[keep]
 
 
 def _to_dict(rows: np.ndarray, values: np.ndarray) -> SetFunction:
-    return dict(zip(unpad_sets(rows), (float(v) for v in values), strict=True))
+    """``{set: value}`` ordered by set size, then by feature ids."""
+    sizes = set_sizes(rows)
+    order = np.lexsort((*rows.T[::-1], sizes)) if rows.shape[1] else np.arange(len(rows))
+    return dict(zip(unpad_sets(rows[order]), (float(v) for v in values[order]), strict=True))
 
 
 def _index_weight(index: str, u: int, s: int, order: int) -> float:

@@ -13,7 +13,7 @@
    so a proxy with a huge support cannot swamp the refit.
 
 When the budget covers all ``2**n`` masks the transform is computed exactly
-instead (a fast Walsh–Hadamard transform of the full table).
+instead (see :class:`.base.InteractionEstimator`).
 """
 
 from __future__ import annotations
@@ -22,22 +22,18 @@ from typing import Any
 
 import lightgbm as lgb
 import numpy as np
-from sklearn.linear_model import RidgeCV
 
 from .base import InteractionEstimator
-from .sampling import all_masks, uniform_masks
-from .subsets import PAD, fourier_features, pad_sets, set_sizes
+from .ridge import ridge_gcv
+from .sampling import uniform_masks
+from .subsets import PAD, fourier_features, set_sizes
 from .tree_fourier import tree_ensemble_fourier
 from .value_function import ValueFunction
-from .walsh import fwht
 
 __all__ = ["ProxySPEX"]
 
-# Enumerate every mask instead of sampling when 2**n fits in the budget and n is this small.
-_EXACT_MAX_FEATURES = 20
 # Candidate sizes of the refitted support; the energy cut is always a candidate too.
 _SUPPORT_SIZES = (25, 50, 100, 200, 400, 800)
-_RIDGE_ALPHAS = np.logspace(-4, 4, 17)
 
 
 class ProxySPEX(InteractionEstimator):
@@ -107,35 +103,15 @@ class ProxySPEX(InteractionEstimator):
         self.early_stopping_rounds = early_stopping_rounds
         self.n_jobs = n_jobs
 
-    def min_budget(self, n_features: int) -> int:
-        if n_features <= _EXACT_MAX_FEATURES:
-            return min(self.MIN_BUDGET, 2**n_features)
+    def _min_sampled_budget(self, n_features: int) -> int:
         return self.MIN_BUDGET
 
     def _explain(
         self, value_function: ValueFunction, n_features: int, budget: int, rng: np.random.Generator
     ) -> list[tuple[np.ndarray, np.ndarray, dict[str, Any]]]:
-        if n_features <= _EXACT_MAX_FEATURES and budget >= 2**n_features:
-            return self._exact(value_function, n_features)
         masks = uniform_masks(n_features, budget, rng)
         values = value_function(masks).reshape(len(masks), -1)
         return [self._fit_output(masks, y, rng) for y in values.T]
-
-    # ------------------------------------------------------------------ exact
-    def _exact(
-        self, value_function: ValueFunction, n_features: int
-    ) -> list[tuple[np.ndarray, np.ndarray, dict[str, Any]]]:
-        masks = all_masks(n_features)
-        table = value_function(masks).reshape(len(masks), -1)
-        coefficients = fwht(table) / 2**n_features
-        # Row r of the table is the mask whose bits are r, so coefficient r belongs to that set.
-        within = masks.sum(axis=1) <= self.max_order
-        rows = pad_sets(np.flatnonzero(m) for m in masks[within])
-        out = []
-        for coef in coefficients.T:
-            dropped = float(np.sum(coef[~within] ** 2))
-            out.append((rows, coef[within], {"exact": True, "energy_above_max_order": dropped}))
-        return out
 
     # ------------------------------------------------------------------ proxy
     def _fit_proxy(
@@ -199,19 +175,15 @@ class ProxySPEX(InteractionEstimator):
         sizes = sorted({min(k, len(ranked), cap) for k in (*_SUPPORT_SIZES, n_energy)})
 
         features = fourier_features(masks, rows[ranked[: sizes[-1]]], n_features)
-        best = None
-        for k in sizes:
-            ridge = RidgeCV(alphas=_RIDGE_ALPHAS, fit_intercept=True).fit(features[:, :k], y)
-            if best is None or ridge.best_score_ > best[1].best_score_:
-                best = (k, ridge)
-        k, ridge = best
+        fits = {k: ridge_gcv(features[:, :k], y) for k in sizes}
+        k = min(fits, key=lambda size: fits[size].gcv)
         kept = rows[ranked[:k]]
         out_rows = np.vstack([np.full((1, kept.shape[1]), PAD), kept])
-        out_coef = np.concatenate([[ridge.intercept_], ridge.coef_])
+        out_coef = np.concatenate([[fits[k].intercept], fits[k].coef])
         info.update(
             n_proxy_terms=len(coef),
             n_energy_terms=n_energy,
             n_terms=k,
-            ridge_alpha=float(ridge.alpha_),
+            ridge_alpha=fits[k].alpha,
         )
         return out_rows, out_coef, info

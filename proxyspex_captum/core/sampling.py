@@ -107,3 +107,28 @@ def _small_n_masks(
         codes = rng.choice(pool, size=n_samples - len(reserved), replace=False)
     codes = np.concatenate([np.array(reserved, dtype=np.int64), codes])[:n_samples]
     return _codes_to_masks(codes, n_features)
+
+
+def coded_masks(
+    n_features: int, b: int, delays: np.ndarray, n_groups: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """SPEX's design: masks ``M_c ℓ ⊕ d`` for every group ``c``, delay ``d`` and ``ℓ ∈ {0,1}^b``.
+
+    Args:
+        n_features: Number of features ``n``.
+        b: Bits per group: each group aliases the Fourier spectrum into ``2**b`` bins.
+        delays: ``(P, n)`` boolean delay rows (the zero row first).
+        n_groups: Number of independent subsampling groups ``C``.
+        rng: Source of the uniform random matrices ``M_c ∈ {0,1}^{n×b}``.
+
+    Returns:
+        ``(subsampling, masks)``: the ``(C, n, b)`` matrices and the
+        ``(C, P, 2**b, n)`` masks, where index bit ``i`` of ``ℓ`` is ``ℓ_i``
+        (the order :func:`.walsh.fwht` expects).
+    """
+    subsampling = rng.random((n_groups, n_features, b)) < 0.5
+    ell = all_masks(b).astype(np.int64)  # (2**b, b)
+    # (C, 2**b, n): M_c ℓ mod 2 for every ℓ
+    aliased = (np.einsum("lb,cnb->cln", ell, subsampling.astype(np.int64)) & 1).astype(bool)
+    masks = aliased[:, None, :, :] ^ delays[None, :, None, :]
+    return subsampling, masks

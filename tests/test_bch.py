@@ -1,0 +1,86 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from proxyspex_captum.core.bch import BCHCode
+
+
+@pytest.mark.parametrize(
+    "n, t, m, delays",
+    [(128, 5, 8, 41), (1000, 5, 11, 56), (64, 5, 7, 36), (4000, 5, 12, 61), (10, 2, 5, 11)],
+)
+def test_code_sizes_match_the_reference(n, t, m, delays):
+    code = BCHCode(n, t)
+    assert code.m == m
+    assert code.n_parity + 1 == delays
+    assert code.parity_matrix.shape == (n, code.n_parity)
+
+
+def test_parity_matrix_rows_are_codewords():
+    """Every row [e_i | P_i] is a multiple of the generator polynomial."""
+    code = BCHCode(50, 3)
+    g = code.generator
+    for i in range(code.n):
+        word = sum(int(b) << j for j, b in enumerate(code.parity_matrix[i])) | 1 << (
+            code.n_parity + i
+        )
+        while word.bit_length() >= g.bit_length():
+            word ^= g << (word.bit_length() - g.bit_length())
+        assert word == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from([(64, 5), (300, 3), (1000, 5)]), st.data())
+def test_hard_decoding_recovers_every_support_up_to_t(nt, data):
+    n, t = nt
+    code = BCHCode(n, t)
+    support = data.draw(st.lists(st.integers(0, n - 1), max_size=t, unique=True))
+    k = np.zeros(n, bool)
+    k[support] = True
+    (decoded,) = code.decode(code.parities(k[None]))
+    assert decoded is not None and sorted(decoded.tolist()) == sorted(support)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_hard_decoding_corrects_parity_errors_within_the_radius(data):
+    code = BCHCode(200, 4)
+    support = data.draw(st.lists(st.integers(0, 199), max_size=2, unique=True))
+    flips = data.draw(st.lists(st.integers(0, code.n_parity - 1), max_size=2, unique=True))
+    k = np.zeros(200, bool)
+    k[support] = True
+    bits = code.parities(k[None])
+    bits[0, flips] ^= True
+    (decoded,) = code.decode(bits)
+    assert decoded is not None and sorted(decoded.tolist()) == sorted(support)
+
+
+def test_beyond_the_radius_is_reported_not_invented():
+    code = BCHCode(100, 2)
+    k = np.zeros(100, bool)
+    k[[1, 2, 3, 4, 5, 6]] = True
+    decoded = code.decode(code.parities(k[None]))[0]
+    assert decoded is None or sorted(decoded.tolist()) != [1, 2, 3, 4, 5, 6]
+
+
+def test_soft_decoding_beats_hard_decoding_on_noisy_observations():
+    code = BCHCode(300, 4)
+    rng = np.random.default_rng(0)
+    supports = [rng.choice(300, size=int(rng.integers(0, 5)), replace=False) for _ in range(150)]
+    k = np.zeros((150, 300), bool)
+    for row, s in enumerate(supports):
+        k[row, s] = True
+    soft = 1.0 - 2.0 * code.parities(k) + rng.normal(0, 0.6, (150, code.n_parity))
+
+    def hits(decoded):
+        return sum(
+            d is not None and set(d) == set(s) for d, s in zip(decoded, supports, strict=True)
+        )
+
+    assert hits(code.decode_soft(soft)) > hits(code.decode(soft < 0)) + 20
+
+
+def test_bad_parameters():
+    with pytest.raises(ValueError, match="n >= 1"):
+        BCHCode(0, 3)
