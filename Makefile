@@ -35,8 +35,11 @@ test: lint
 test-all: lint
 	$(PY) -m pytest -m ""
 
+# The benchmarks (about an hour on 2 cores); their tables land in benchmarks/results/.
 bench: install
+	$(PY) benchmarks/bench_tree_fourier.py
 	$(PY) benchmarks/bench_proxyspex.py
+	$(PY) benchmarks/bench_spex.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

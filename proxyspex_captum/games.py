@@ -7,6 +7,7 @@ function ``v(m) = Σ_S a(S) · [S ⊆ m]``, optionally with Gaussian noise.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from math import comb
 
 import numpy as np
 
@@ -14,7 +15,7 @@ from .core.interactions import Interactions
 from .core.sampling import as_generator
 from .core.subsets import PAD, pad_sets
 
-__all__ = ["PlantedGame", "hierarchical_game", "random_game"]
+__all__ = ["PlantedGame", "fourier_game", "hierarchical_game", "random_game"]
 
 
 class PlantedGame:
@@ -38,13 +39,13 @@ class PlantedGame:
         noise_std: float = 0.0,
         random_state: int | np.random.Generator | None = None,
     ) -> None:
-        self.mobius = {tuple(sorted(s)): float(v) for s, v in mobius.items()}
+        self.interactions = Interactions.from_mobius(mobius, n_features=n_features)
+        self.mobius = self.interactions.mobius  # validated, duplicates summed
         self.n_features = n_features
         self.noise_std = noise_std
         self._rng = as_generator(random_state)
         self._rows = pad_sets(self.mobius)
         self._values = np.array(list(self.mobius.values()))
-        self.interactions = Interactions.from_mobius(self.mobius, n_features=n_features)
 
     def exact(self, masks: np.ndarray) -> np.ndarray:
         """Noiseless values of boolean masks ``(k, n)``."""
@@ -57,6 +58,18 @@ class PlantedGame:
         if self.noise_std > 0:
             values = values + self._rng.normal(0.0, self.noise_std, size=values.shape)
         return values
+
+
+def _check_terms(n_features: int, n_terms: int, max_order: int) -> int:
+    """Clip the order to ``n`` and refuse more terms than there are sets."""
+    max_order = min(max_order, n_features)
+    available = sum(comb(n_features, k) for k in range(1, max_order + 1))
+    if n_terms > available:
+        raise ValueError(
+            f"Only {available} non-empty sets of at most {max_order} of {n_features} features "
+            f"exist; asked for {n_terms} terms."
+        )
+    return max_order
 
 
 def _coefficient(rng: np.random.Generator, size: int, decay: float) -> float:
@@ -88,10 +101,13 @@ def hierarchical_game(
             standard deviation over uniform masks.
         random_state: Seed.
     """
+    max_order = _check_terms(n_features, n_terms, max_order)
     rng = as_generator(random_state)
     support: set[tuple[int, ...]] = set()
-    while len(support) < n_terms:
-        top = np.sort(rng.choice(n_features, size=min(max_order, n_features), replace=False))
+    for _ in range(100 * n_terms):
+        if len(support) >= n_terms:
+            break
+        top = np.sort(rng.choice(n_features, size=max_order, replace=False))
         for code in range(1, 2 ** len(top)):
             support.add(tuple(int(f) for j, f in enumerate(top) if code >> j & 1))
     mobius = {s: _coefficient(rng, len(s), decay) for s in sorted(support)}
@@ -108,9 +124,12 @@ def random_game(
     random_state: int | None = 0,
 ) -> PlantedGame:
     """A sum of unanimity games (SOUM): random terms of orders 1..max_order, no hierarchy."""
+    max_order = _check_terms(n_features, n_terms, max_order)
     rng = as_generator(random_state)
     support: set[tuple[int, ...]] = set()
-    while len(support) < n_terms:
+    for _ in range(100 * n_terms):
+        if len(support) >= n_terms:
+            break
         size = int(rng.integers(1, max_order + 1))
         support.add(tuple(int(f) for f in np.sort(rng.choice(n_features, size, replace=False))))
     mobius = {s: _coefficient(rng, len(s), decay) for s in sorted(support)}
@@ -126,3 +145,30 @@ def _with_noise(
         game.noise_std = noise * float(np.std(game.exact(probe)))
         game._rng = rng
     return game
+
+
+def fourier_game(
+    n_features: int,
+    *,
+    n_terms: int = 75,
+    max_order: int = 5,
+    noise: float = 0.0,
+    random_state: int | None = 0,
+) -> PlantedGame:
+    """A game with ``n_terms`` Fourier coefficients (plus a constant) on random sets.
+
+    The support has no hierarchy: the case SPEX's coding handles and a shallow
+    tree proxy does not. Coefficients are ±U(0.5, 1.5) on sets of uniformly
+    random size 1..max_order.
+    """
+    max_order = _check_terms(n_features, n_terms, max_order)
+    rng = as_generator(random_state)
+    fourier: dict[tuple[int, ...], float] = {(): float(rng.normal())}
+    for _ in range(100 * n_terms):
+        if len(fourier) >= n_terms + 1:
+            break
+        size = int(rng.integers(1, max_order + 1))
+        subset = tuple(int(f) for f in np.sort(rng.choice(n_features, size, replace=False)))
+        fourier[subset] = _coefficient(rng, 1, 1.0)
+    mobius = Interactions(fourier, n_features=n_features).mobius
+    return _with_noise(mobius, n_features, noise, rng)

@@ -23,7 +23,7 @@ def test_predict_matches_definition(small):
     masks = np.array([[0, 0, 0, 0], [1, 0, 1, 0], [0, 1, 1, 1], [1, 1, 1, 1]], dtype=bool)
     np.testing.assert_allclose(small.predict(masks), [0.5, 4.5, -1.75, 2.25])
     assert small.predict(masks[1]) == pytest.approx(4.5)
-    with pytest.raises(ValueError, match="4 columns"):
+    with pytest.raises(ValueError, match=r"shape \(k, 4\)"):
         small.predict(np.ones((2, 3), bool))
 
 
@@ -100,3 +100,46 @@ def test_faithfulness_of_exact_interactions_is_one():
     assert psx.faithfulness(game.interactions, game, n_masks=300) == pytest.approx(1.0)
     wrong = Interactions({(): 0.0}, n_features=40)
     assert psx.faithfulness(wrong, game, n_masks=300) < 0.0
+
+
+def test_keys_are_validated_and_duplicates_summed():
+    inter = Interactions({(0, 1): 1.0, (1, 0): 2.0}, n_features=3)
+    assert inter.fourier == {(0, 1): 3.0}
+    assert inter.predict(np.ones(3, bool)) == pytest.approx(3.0)  # the views agree
+    for bad in ({(1, 1): 1.0}, {(-1,): 5.0}, {(0.5,): 1.0}):
+        with pytest.raises(ValueError, match="Feature ids"):
+            Interactions(bad, n_features=3)
+    with pytest.raises(ValueError, match="finite"):
+        Interactions({(): 1.0, (0,): float("nan")}, n_features=3)
+
+
+def test_predict_rejects_non_binary_masks_and_to_index_coerces_order():
+    inter = Interactions.from_mobius({(0, 1): 1.0}, n_features=2)
+    with pytest.raises(ValueError, match="only 0 and 1"):
+        inter.predict([[2, 0]])
+    assert inter.to_index("sii", np.int64(2)) == inter.to_index("sii", 2)
+    with pytest.raises(TypeError):
+        inter.to_index("sii", 2.5)
+    with pytest.raises(ValueError, match="non-negative"):
+        inter.top(-1)
+
+
+def test_faithfulness_of_several_outputs():
+    game = psx.games.hierarchical_game(20, n_terms=10, random_state=0)
+    two = psx.games.PlantedGame({s: 2 * v for s, v in game.mobius.items()}, n_features=20)
+    scores = psx.faithfulness(
+        [game.interactions, game.interactions],
+        lambda m: np.stack([game(m), two(m)], axis=1),
+        n_masks=200,
+    )
+    assert scores[0] == pytest.approx(1.0) and scores[1] < 0.9
+    with pytest.raises(ValueError, match="2 outputs but 1"):
+        psx.faithfulness(game.interactions, lambda m: np.stack([game(m)] * 2, axis=1))
+    with pytest.raises(ValueError, match="n_masks"):
+        psx.faithfulness(game.interactions, game, n_masks=0)
+
+
+def test_games_refuse_impossible_requests():
+    with pytest.raises(ValueError, match="Only 7 non-empty sets"):
+        psx.games.random_game(3)
+    assert len(psx.games.fourier_game(4, n_terms=10, max_order=2).interactions.fourier) == 11

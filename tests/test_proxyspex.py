@@ -142,3 +142,10 @@ def test_single_feature():
     inter = psx.ProxySPEX().explain(lambda m: 1.0 + 2.0 * m[:, 0], n_features=1, budget=10)
     assert inter.mobius == pytest.approx({(): 1.0, (0,): 2.0})
     assert inter.n_queries == 2
+
+
+def test_nearly_constant_model_gives_an_intercept_only_result():
+    inter = psx.ProxySPEX(max_order=2, random_state=0).explain(
+        lambda m: 1 + 1e-9 * m[:, 0], n_features=25, budget=100
+    )
+    assert list(inter.fourier) == [()]

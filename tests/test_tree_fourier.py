@@ -123,3 +123,20 @@ def test_unsupported_models():
     x, y, _ = data(5)
     with pytest.raises(ValueError, match="single-output"):
         tree_ensemble_fourier(DecisionTreeRegressor().fit(x, np.stack([y, y], 1)))
+
+
+def test_lightgbm_random_forest_mode_averages_trees():
+    x, y, test = data(20)
+    model = lgb.LGBMRegressor(
+        boosting_type="rf", subsample=0.8, subsample_freq=1, n_estimators=20, verbose=-1
+    ).fit(x, y)
+    assert_matches_predict(model, 20, test, model.predict)
+
+
+def test_look_alike_ensembles_are_refused():
+    from sklearn.ensemble import AdaBoostRegressor, BaggingRegressor
+
+    x, y, _ = data(10)
+    for model in (AdaBoostRegressor(n_estimators=3), BaggingRegressor(n_estimators=3)):
+        with pytest.raises(TypeError, match="Unsupported scikit-learn model"):
+            tree_ensemble_fourier(model.fit(x, y))

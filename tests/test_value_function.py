@@ -103,3 +103,31 @@ def test_progress_bar_writes_to_stderr(capsys):
     vf = ValueFunction(lambda m: m.sum(1), n_features=3, show_progress=True, batch_size=1)
     vf(np.eye(3, dtype=bool))
     assert "model calls" in capsys.readouterr().err
+
+
+def test_bfloat16_and_squeezed_outputs():
+    vf = ValueFunction(
+        lambda m: torch.as_tensor(m.sum(1), dtype=torch.bfloat16), n_features=3, batch_size=2
+    )
+    np.testing.assert_allclose(vf(np.eye(3, dtype=bool)), [1, 1, 1])
+    squeezed = ValueFunction(lambda m: np.float64(m.sum()), n_features=3, batch_size=1)
+    np.testing.assert_allclose(squeezed(np.eye(3, dtype=bool)), [1, 1, 1])
+
+
+def test_an_interrupted_run_keeps_the_batches_it_paid_for():
+    calls = []
+
+    def flaky(masks):
+        calls.append(len(masks))
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return masks.sum(axis=1)
+
+    vf = ValueFunction(flaky, n_features=4, batch_size=2)
+    masks = np.eye(4, dtype=bool)[[0, 1, 2, 3]] | np.array([1, 0, 0, 0], bool)
+    masks = np.vstack([masks, ~masks])
+    with pytest.raises(KeyboardInterrupt):
+        vf(masks)
+    assert vf.n_queries == 4
+    np.testing.assert_array_equal(vf(masks), masks.sum(axis=1))
+    assert vf.n_queries == len(np.unique(masks, axis=0))

@@ -15,6 +15,7 @@ never to ``2**n``.
 from __future__ import annotations
 
 import json
+import operator
 import os
 from collections.abc import Mapping, Sequence
 from math import comb
@@ -23,7 +24,16 @@ from typing import Any
 import numpy as np
 from scipy.special import bernoulli
 
-from .subsets import PAD, fourier_features, pad_sets, set_sizes, spread_to_subsets, unpad_sets
+from .subsets import (
+    PAD,
+    aggregate,
+    fourier_features,
+    pad_sets,
+    set_sizes,
+    spread_to_subsets,
+    unpad_sets,
+)
+from .value_function import validate_masks
 
 __all__ = ["INDICES", "Interactions"]
 
@@ -46,7 +56,8 @@ def _as_rows_and_values(
 ) -> tuple[np.ndarray, np.ndarray]:
     sets = list(coefficients.keys())
     values = np.array([float(coefficients[s]) for s in sets], dtype=float)
-    return pad_sets(sets), values
+    # Keys naming the same set in another order are one set: sum them.
+    return aggregate(pad_sets(sets), values)
 
 
 def _drop_zeros(rows: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -185,8 +196,12 @@ class Interactions:
         return self
 
     def _init_from_rows(self, rows, values, n_features, feature_names, n_queries, metadata):
-        if rows.size and (rows.max() >= n_features or rows[rows != PAD].min() < 0):
+        ids = rows[rows != PAD]
+        if ids.size and (ids.max() >= n_features or ids.min() < 0):
             raise ValueError(f"Feature ids must lie in [0, {n_features}).")
+        values = np.asarray(values, dtype=float)
+        if not np.isfinite(values).all():
+            raise ValueError("Interaction coefficients must be finite (got NaN or inf).")
         if feature_names is not None:
             feature_names = [str(name) for name in feature_names]
             if len(feature_names) != n_features:
@@ -253,12 +268,7 @@ class Interactions:
         """Surrogate values ``v̂(m)`` for boolean masks of shape ``(k, n)`` (or ``(n,)``)."""
         masks = np.asarray(masks)
         single = masks.ndim == 1
-        masks = np.atleast_2d(masks)
-        if masks.shape[1] != self.n_features:
-            raise ValueError(
-                f"masks must have {self.n_features} columns (one per feature), "
-                f"got shape {masks.shape}."
-            )
+        masks = validate_masks(np.atleast_2d(masks), self.n_features)
         out = np.empty(masks.shape[0])
         # Bound the (chunk, n_terms) parity matrix to ~32 MB.
         chunk = max(1, 4_000_000 // max(1, len(self._values)))
@@ -287,6 +297,7 @@ class Interactions:
             value is zero are left out.
         """
         index = index.lower()
+        order = None if order is None else operator.index(order)
         if index not in INDICES:
             raise ValueError(f"Unknown index {index!r}; choose one of {', '.join(INDICES)}.")
         if order is None:
@@ -322,6 +333,8 @@ class Interactions:
             basis: ``"mobius"`` (what a term adds when all its features are
                 present; the default) or ``"fourier"``.
         """
+        if k < 0:
+            raise ValueError(f"k must be non-negative, got {k}.")
         if basis not in ("mobius", "fourier"):
             raise ValueError(f"basis must be 'mobius' or 'fourier', got {basis!r}.")
         rows, values = self._mobius_rows() if basis == "mobius" else (self._rows, self._values)

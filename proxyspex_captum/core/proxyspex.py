@@ -146,7 +146,7 @@ class ProxySPEX(InteractionEstimator):
         n_trees = max(1, probe.best_iteration or self.max_trees)
         residual = y[val] - probe.predict(x[val], num_iteration=n_trees)
         spread = float(np.var(y[val]))
-        val_r2 = 1.0 - float(np.mean(residual**2)) / spread if spread > 0 else 1.0
+        val_r2 = 1.0 - float(np.mean(residual**2)) / spread if spread > 0 else float("nan")
         # Refit on every sample at the early-stopped size: no sample is wasted.
         proxy = lgb.train(params, lgb.Dataset(x, y, params=params), num_boost_round=n_trees)
         return proxy, {"n_trees": n_trees, "proxy_validation_r2": val_r2}
@@ -160,6 +160,9 @@ class ProxySPEX(InteractionEstimator):
         proxy, info = self._fit_proxy(masks, y, rng)
         rows, coef = tree_ensemble_fourier(proxy)
         nonempty = set_sizes(rows) > 0
+        if not nonempty.any():  # the proxy found no split: the model looks constant
+            info.update(n_proxy_terms=0, n_terms=0)
+            return np.zeros((1, 0), np.int64), np.array([float(np.mean(y))]), info
         rows, coef = rows[nonempty], coef[nonempty]
 
         # Energy cut: the fewest largest coefficients carrying `energy` of the

@@ -50,7 +50,8 @@ def uniform_masks(
         n_samples: Number of masks wanted; capped at ``2**n`` (then every mask
             is returned once).
         rng: Source of randomness.
-        include_extremes: Always include the empty and the full mask (rows 0 and 1).
+        include_extremes: Always include the empty and the full mask (rows 0 and
+            1, except when all ``2**n`` masks are returned in their natural order).
         antithetic: Draw masks in complementary pairs ``m, 1 − m`` (measured to
             hurt faithfulness on average: half as many independent draws).
 

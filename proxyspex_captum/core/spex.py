@@ -47,6 +47,8 @@ class SPEX(InteractionEstimator):
     Args:
         max_order: Largest interaction order ``t`` the code corrects (default 5).
         decoder: ``"soft"`` (Chase decoding where the hard decision fails) or ``"hard"``.
+        chase_depth: Least-reliable parity positions the Chase decoder flips
+            (all ``2**chase_depth`` patterns); default ``max_order``.
         n_groups: Number of subsampling groups ``C``.
         refit: Refit the recovered support, the intercept and all main effects by
             ridge regression on the same samples (measured better: see ``benchmarks/``).
@@ -72,6 +74,7 @@ class SPEX(InteractionEstimator):
         *,
         max_order: int = 5,
         decoder: str = "soft",
+        chase_depth: int | None = None,
         n_groups: int = 3,
         refit: bool = True,
         residual_cutoff: float = 0.5,
@@ -93,6 +96,7 @@ class SPEX(InteractionEstimator):
         if not 0.0 < residual_cutoff < 1.0:
             raise ValueError(f"residual_cutoff must lie in (0, 1), got {residual_cutoff}.")
         self.decoder = decoder
+        self.chase_depth = chase_depth
         self.n_groups = n_groups
         self.refit = refit
         self.residual_cutoff = residual_cutoff
@@ -146,8 +150,11 @@ class SPEX(InteractionEstimator):
         scale = float(np.abs(fit.coef).max(initial=0.0))
         threshold = max(3.0 * np.sqrt(fit.gcv / len(first)), 1e-9 * scale)
         keep = peeled | (np.abs(fit.coef) > threshold)
-        out_rows = np.vstack([np.full((1, support.shape[1]), PAD), support[keep]])
-        return out_rows, np.concatenate([[fit.intercept], fit.coef[keep]])
+        if not keep.all():  # refit without the dropped ones, so they leave no bias behind
+            support = support[keep]
+            fit = ridge_gcv(fourier_features(masks[first], support, n), y[first])
+        out_rows = np.vstack([np.full((1, support.shape[1]), PAD), support])
+        return out_rows, np.concatenate([[fit.intercept], fit.coef])
 
 
 class _Peeler:
@@ -180,19 +187,11 @@ class _Peeler:
         k[support] = True
         return np.concatenate([[1.0], 1.0 - 2.0 * self.code.parities(k[None])[0]])
 
-    def _decode(self, observed: np.ndarray) -> list[np.ndarray | None]:
-        """Candidate supports from ``(B, P)`` bin columns (hard first, Chase where it fails)."""
+    @staticmethod
+    def _soft_parities(observed: np.ndarray) -> np.ndarray:
+        """``(B, P)`` bin columns -> ``(B, p)`` values ≈ ``(−1)^{parity}·|F|`` plus noise."""
         reference = np.where(observed[:, :1] >= 0, 1.0, -1.0)
-        soft = observed[:, 1:] * reference  # (−1)^{parity} times |F|, plus noise
-        candidates = self.code.decode(soft < 0)
-        if self.spex.decoder == "soft":
-            retry = [
-                i for i, c in enumerate(candidates) if c is None or len(c) > self.spex.max_order
-            ]
-            if retry:
-                for i, c in zip(retry, self.code.decode_soft(soft[retry]), strict=True):
-                    candidates[i] = c
-        return candidates
+        return observed[:, 1:] * reference
 
     def _check(self, group: int, j: int, support: np.ndarray | None) -> float | None:
         """The coefficient if ``support`` explains bin ``(group, j)``, else ``None``."""
@@ -219,10 +218,20 @@ class _Peeler:
             pending[:] = False
             if len(todo) == 0:
                 break
-            candidates = self._decode(self.bins[todo[:, 0], :, todo[:, 1]])
+            soft = self._soft_parities(self.bins[todo[:, 0], :, todo[:, 1]])
+            candidates = self.code.decode(soft < 0)
+            values = [
+                self._check(int(g), int(j), c) for (g, j), c in zip(todo, candidates, strict=True)
+            ]
+            failed = [i for i, v in enumerate(values) if v is None]
+            if self.spex.decoder == "soft" and failed:
+                # Chase only where the hard decision failed or did not explain the bin.
+                retried = self.code.decode_soft(soft[failed], n_flips=self.spex.chase_depth)
+                for i, support in zip(failed, retried, strict=True):
+                    candidates[i] = support
+                    values[i] = self._check(int(todo[i, 0]), int(todo[i, 1]), support)
             singles: dict[bytes, tuple[np.ndarray, list[float]]] = {}
-            for (group, j), support in zip(todo, candidates, strict=True):
-                value = self._check(int(group), int(j), support)
+            for support, value in zip(candidates, values, strict=True):
                 if value is None:
                     continue
                 key = np.asarray(support, dtype=np.int64).tobytes()

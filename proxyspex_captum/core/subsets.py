@@ -22,14 +22,29 @@ PAD = -1
 
 
 def pad_sets(sets: Iterable[Sequence[int]], width: int | None = None) -> np.ndarray:
-    """Return the padded-row matrix of ``sets`` (each sorted, ``-1`` padded)."""
-    sets = [tuple(sorted(int(i) for i in s)) for s in sets]
+    """Return the padded-row matrix of ``sets`` (each sorted, ``-1`` padded).
+
+    Raises:
+        ValueError: for a negative or non-integer feature id, or an id repeated in a set.
+    """
+    sets = [tuple(sorted(_feature_id(i) for i in s)) for s in sets]
+    for s in sets:
+        if len(set(s)) != len(s):
+            raise ValueError(f"Feature ids repeat in the set {s}.")
     longest = max((len(s) for s in sets), default=0)
     width = longest if width is None else max(width, longest)
     rows = np.full((len(sets), width), PAD, dtype=np.int64)
     for r, s in enumerate(sets):
         rows[r, : len(s)] = s
     return rows
+
+
+def _feature_id(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise ValueError(f"Feature ids must be non-negative integers, got {value!r}.")
+    if value < 0:
+        raise ValueError(f"Feature ids must be non-negative integers, got {value}.")
+    return int(value)
 
 
 def unpad_sets(rows: np.ndarray) -> list[tuple[int, ...]]:

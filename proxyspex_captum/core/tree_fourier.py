@@ -69,7 +69,10 @@ def _lightgbm_nodes(model: Any) -> _Nodes:
     """Nodes of a LightGBM regressor, read from its text dump (much faster than JSON)."""
     booster = getattr(model, "booster_", model)
     trees: list[dict[str, str]] = []
+    average = False  # random-forest mode: the prediction is the mean of the trees
     for line in booster.model_to_string().splitlines():
+        if line == "average_output":
+            average = True
         if line.startswith("num_tree_per_iteration=") and line != "num_tree_per_iteration=1":
             raise ValueError("Only single-output LightGBM models can be transformed.")
         if line.startswith("Tree="):
@@ -123,7 +126,10 @@ def _lightgbm_nodes(model: Any) -> _Nodes:
                 value=np.concatenate([np.zeros(n_inner), leaf_value]),
             )
         )
-    return _Nodes.concat(parts)
+    nodes = _Nodes.concat(parts)
+    if average:
+        nodes.value /= len(trees)
+    return nodes
 
 
 def _sklearn_tree_nodes(tree: Any, scale: float) -> _Nodes:
@@ -149,9 +155,18 @@ def _sklearn_nodes(model: Any) -> tuple[_Nodes, float]:
     ``RandomForestRegressor``, ``ExtraTreesRegressor`` and ``GradientBoostingRegressor``
     (with the default mean or ``"zero"`` initial estimator).
     """
-    if hasattr(model, "tree_"):
+    from sklearn.ensemble import (
+        ExtraTreesRegressor,
+        GradientBoostingRegressor,
+        RandomForestRegressor,
+    )
+    from sklearn.tree import DecisionTreeRegressor
+
+    # Exact types only: look-alikes (AdaBoost's weighted median, bagging over
+    # feature subsets) would be transformed wrongly without a word.
+    if isinstance(model, DecisionTreeRegressor):  # ExtraTreeRegressor is a subclass
         return _sklearn_tree_nodes(model, 1.0), 0.0
-    if hasattr(model, "learning_rate") and hasattr(model, "init_"):
+    if isinstance(model, GradientBoostingRegressor):
         init = model.init_
         if isinstance(init, str) and init == "zero":
             offset = 0.0
@@ -163,10 +178,13 @@ def _sklearn_nodes(model: Any) -> tuple[_Nodes, float]:
         return _Nodes.concat(
             [_sklearn_tree_nodes(t, rate) for t in np.ravel(model.estimators_)]
         ), offset
-    if hasattr(model, "estimators_"):
+    if isinstance(model, RandomForestRegressor | ExtraTreesRegressor):
         trees = list(model.estimators_)
         return _Nodes.concat([_sklearn_tree_nodes(t, 1.0 / len(trees)) for t in trees]), 0.0
-    raise TypeError(f"Unsupported scikit-learn model {type(model).__name__}.")
+    raise TypeError(
+        f"Unsupported scikit-learn model {type(model).__name__}: use a DecisionTree, ExtraTree, "
+        "RandomForest, ExtraTrees or GradientBoosting regressor."
+    )
 
 
 def _leaf_paths(nodes: _Nodes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -231,9 +249,12 @@ def tree_ensemble_fourier(model: Any) -> tuple[np.ndarray, np.ndarray]:
     """Exact Fourier coefficients of a fitted tree ensemble on ``{0,1}^n``.
 
     Args:
-        model: A fitted LightGBM regressor (``LGBMRegressor`` or ``Booster``;
-            the best iteration is used when one is set, as ``predict`` does) or
-            a scikit-learn regression tree / tree ensemble.
+        model: A fitted single-output LightGBM model (``LGBMRegressor`` or
+            ``Booster``, boosted or random-forest mode; the best iteration is used
+            when one is set, as ``predict`` does; for a binary classifier the raw
+            score, as ``predict(raw_score=True)``) or a scikit-learn
+            ``DecisionTreeRegressor``, ``ExtraTreeRegressor``, ``RandomForestRegressor``,
+            ``ExtraTreesRegressor`` or ``GradientBoostingRegressor``.
 
     Returns:
         ``(rows, coefficients)``: padded sorted feature-id rows (``-1`` padding,

@@ -116,40 +116,44 @@ class ValueFunction:
         keys = [row.tobytes() for row in unique]
         known = [self._cache is not None and key in self._cache for key in keys]
         todo = np.flatnonzero(~np.asarray(known, dtype=bool))
-        fresh = self._evaluate(masks[first[todo]], first[todo]) if len(todo) else None
+        fresh = self._evaluate(masks[first[todo]], first[todo], [keys[j] for j in todo])
         results: list[np.ndarray] = [None] * len(keys)  # type: ignore[list-item]
         for j, key in enumerate(keys):
             if known[j]:
                 results[j] = self._cache[key]  # type: ignore[index]
-        if fresh is not None:
-            for row, j in enumerate(todo):
-                results[j] = fresh[row]
-                if self._cache is not None:
-                    self._cache[keys[j]] = fresh[row]
+        for row, j in enumerate(todo):
+            results[j] = fresh[row]
         return np.stack(results)[inverse]
 
-    def _evaluate(self, masks: np.ndarray, origin: np.ndarray) -> np.ndarray:
-        """Call the model on ``masks`` (rows ``origin`` of the caller's request) in batches."""
+    def _evaluate(self, masks: np.ndarray, origin: np.ndarray, keys: list[bytes]) -> list:
+        """Call the model on ``masks`` (rows ``origin`` of the caller's request) in batches.
+
+        Each batch is cached as soon as it returns, so an interrupted run (Ctrl-C,
+        out of memory) keeps what it has paid for: calling again resumes.
+        """
         k = masks.shape[0]
-        step = k if self.batch_size is None else self.batch_size
-        outputs = []
+        step = max(k, 1) if self.batch_size is None else self.batch_size
+        values: list = []
         with tqdm(
-            total=k, desc=self.description, disable=not self.show_progress, leave=False
+            total=k, desc=self.description, disable=not self.show_progress or k == 0, leave=False
         ) as bar:
             for start in range(0, k, step):
                 batch = masks[start : start + step]
                 tic = time.perf_counter()
                 out = self.func(batch)
                 self.seconds += time.perf_counter() - tic
-                outputs.append(self._check(out, batch, origin[start : start + step]))
+                checked = self._check(out, batch, origin[start : start + step])
                 self.n_calls += 1
                 self.n_queries += len(batch)
+                if self._cache is not None:
+                    self._cache.update(zip(keys[start : start + step], checked, strict=True))
+                values.extend(checked)
                 bar.update(len(batch))
-        return np.concatenate(outputs)
+        return values
 
     def _check(self, out: Any, batch: np.ndarray, origin: np.ndarray) -> np.ndarray:
-        if hasattr(out, "detach"):  # a torch tensor: leave the autograd graph, go to the CPU
-            out = out.detach().cpu()
+        if hasattr(out, "detach"):  # a torch tensor: leave the graph, go to the CPU, and
+            out = out.detach().float().cpu()  # widen bf16/fp16, which numpy cannot read
         try:
             values = np.asarray(out, dtype=float)
         except (TypeError, ValueError) as err:
@@ -157,6 +161,8 @@ class ValueFunction:
                 f"The value function must return numbers, got {type(out).__name__}."
             ) from err
         k = batch.shape[0]
+        if values.ndim == 0 and k == 1:  # e.g. model(x).squeeze() on a batch of one
+            values = values.reshape(1)
         if values.ndim == 2 and values.shape[1] == 1:
             values = values[:, 0]
         if values.ndim not in (1, 2) or values.shape[0] != k:

@@ -1,0 +1,94 @@
+import numpy as np
+import pytest
+
+import proxyspex_captum as psx
+from proxyspex_captum.games import PlantedGame, fourier_game, hierarchical_game
+
+
+def budget_for(n, b=7, t=5):
+    return psx.SPEX(max_order=t)._queries_per_bin(n) * 2**b
+
+
+@pytest.mark.parametrize("n", [64, 256, 1000])
+@pytest.mark.parametrize("make", [hierarchical_game, fourier_game], ids=["hierarchical", "flat"])
+def test_noiseless_sparse_functions_are_recovered_exactly(n, make):
+    game = make(n, n_terms=90, max_order=5, random_state=n)
+    truth = game.interactions.fourier
+    assert len(truth) <= 101 and max(map(len, truth)) == 5
+    inter = psx.SPEX(max_order=5, random_state=0).explain(game, n_features=n, budget=budget_for(n))
+    for s, v in truth.items():
+        assert inter.fourier.get(s, 0.0) == pytest.approx(v, abs=1e-6), s
+    assert max((abs(v) for s, v in inter.fourier.items() if s not in truth), default=0.0) < 1e-6
+
+
+@pytest.mark.parametrize("decoder", ["soft", "hard"])
+def test_noisy_function_is_reproduced(decoder):
+    n = 128
+    game = fourier_game(n, n_terms=60, max_order=4, noise=0.05, random_state=1)
+    inter = psx.SPEX(max_order=4, decoder=decoder, random_state=0).explain(
+        game, n_features=n, budget=budget_for(n, t=4)
+    )
+    clean = PlantedGame(game.mobius, n_features=n)
+    assert psx.faithfulness(inter, clean, n_masks=1000, random_state=5) >= 0.95
+
+
+def test_budget_picks_the_largest_b_and_reports_real_calls():
+    n = 128
+    spex = psx.SPEX(max_order=5, random_state=0)
+    per_bin = 3 * 41
+    assert spex.bits_for_budget(n, 7872) == 6  # the reference count: 3·41·2^6
+    assert spex.bits_for_budget(n, 7871) == 5
+    game = hierarchical_game(n, n_terms=20, max_order=3, random_state=0)
+    inter = spex.explain(game, n_features=n, budget=7900)
+    assert inter.metadata["b"] == 6
+    # identical queries (at ℓ = 0 the mask is the delay itself, in every group) are sent once
+    assert inter.n_queries == per_bin * 2**6 - 2 * 41
+
+
+def test_too_small_budget_is_refused_before_any_call():
+    def never(masks):
+        raise AssertionError("called")
+
+    need = psx.SPEX(max_order=5).min_budget(1000)
+    assert need == 3 * 56 * 8
+    with pytest.raises(ValueError, match=f"at least {need} model calls"):
+        psx.SPEX(max_order=5).explain(never, n_features=1000, budget=need - 1)
+    with pytest.raises(ValueError, match="decoder"):
+        psx.SPEX(decoder="list")
+
+
+def test_same_seed_same_result_bit_for_bit():
+    game = fourier_game(200, n_terms=40, max_order=4, random_state=2)
+    weights = np.random.default_rng(0).normal(size=200)
+
+    def noisy(masks):  # noise that is a fixed function of the mask
+        return game(masks) + 0.05 * np.sin(masks @ weights)
+
+    runs = [
+        psx.SPEX(max_order=4, random_state=7).explain(noisy, n_features=200, budget=6000)
+        for _ in range(2)
+    ]
+    assert runs[0].fourier == runs[1].fourier  # exact float equality
+
+
+def test_small_n_uses_the_exact_transform():
+    game = PlantedGame({(0, 1): 1.0, (2,): -1.0}, n_features=6)
+    inter = psx.SPEX(max_order=3).explain(game, n_features=6, budget=64)
+    assert inter.metadata["exact"] and inter.mobius == pytest.approx({(0, 1): 1.0, (2,): -1.0})
+
+
+def test_multi_output():
+    game = fourier_game(80, n_terms=20, max_order=3, random_state=3)
+    out = psx.SPEX(max_order=3, random_state=0).explain(
+        lambda m: np.stack([game(m), 3 * game(m)], axis=1), n_features=80, budget=5000
+    )
+    assert len(out) == 2
+    for s, v in out[0].fourier.items():
+        assert out[1].fourier[s] == pytest.approx(3 * v, abs=1e-6)
+
+
+def test_nothing_to_peel_without_refit():
+    inter = psx.SPEX(max_order=2, refit=False, random_state=0).explain(
+        lambda m: np.full(len(m), 3.0), n_features=30, budget=800
+    )
+    assert inter.baseline_value == pytest.approx(3.0)
