@@ -4,8 +4,9 @@ Part 1 (``--part reference``): on noiseless sparse games (hierarchical, and flat
 Fourier-sparse ones) at n = 128 and 1,000, the same budgets for every method:
 R² on 1,000 held-out uniform masks, the share of true Fourier coefficients
 recovered to 1e-6, and the method's own time (game calls excluded). Methods:
-``ours`` (refit on, the default), ``ours-norefit`` (the references' output:
-peeled coefficients only) and ``shapiq`` (``shapiq.SPEX``, soft decoder).
+``ours`` (the default: peeled support and intercept refit by ridge),
+``ours-norefit`` (the references' output: peeled coefficients only) and
+``shapiq`` (``shapiq.SPEX``, soft decoder).
 
 Part 2 (``--part head-to-head``): the model calls SPEX and ProxySPEX need to
 reach R² ≥ 0.9 on hierarchical and on flat games (n = 256), over a budget ladder.
@@ -45,7 +46,7 @@ class TimedGame:
         return out
 
 
-def run_ours(game, n, budget, *, refit=True, seed=0):
+def run_ours(game, n, budget, *, refit="support", seed=0):
     timed = TimedGame(game)
     tic = time.perf_counter()
     inter = psx.SPEX(max_order=5, refit=refit, random_state=seed).explain(
@@ -96,7 +97,7 @@ def reference_part(seeds) -> list[dict]:
                     budget = per_bin * 2**b
                     for name, method in (
                         ("ours", run_ours),
-                        ("ours-norefit", lambda *a, **k: run_ours(*a, refit=False, **k)),
+                        ("ours-norefit", lambda *a, **k: run_ours(*a, refit=None, **k)),
                         ("shapiq", run_shapiq),
                     ):
                         inter, seconds, calls = method(game, n, budget, seed=seed)

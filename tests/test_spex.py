@@ -88,7 +88,7 @@ def test_multi_output():
 
 
 def test_nothing_to_peel_without_refit():
-    inter = psx.SPEX(max_order=2, refit=False, random_state=0).explain(
+    inter = psx.SPEX(max_order=2, refit=None, random_state=0).explain(
         lambda m: np.full(len(m), 3.0), n_features=30, budget=800
     )
     assert inter.baseline_value == pytest.approx(3.0)

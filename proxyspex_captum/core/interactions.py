@@ -274,9 +274,7 @@ class Interactions:
         chunk = max(1, 4_000_000 // max(1, len(self._values)))
         for start in range(0, masks.shape[0], chunk):
             block = masks[start : start + chunk]
-            out[start : start + chunk] = (
-                fourier_features(block, self._rows, self.n_features) @ self._values
-            )
+            out[start : start + chunk] = fourier_features(block, self._rows) @ self._values
         return out[0] if single else out
 
     # ---------------------------------------------------------------- indices

@@ -154,7 +154,6 @@ class ProxySPEX(InteractionEstimator):
     def _fit_output(
         self, masks: np.ndarray, y: np.ndarray, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-        n_features = masks.shape[1]
         if np.ptp(y) == 0:  # a constant model: nothing to fit
             return np.zeros((1, 0), np.int64), np.array([y[0]]), {"n_trees": 0}
         proxy, info = self._fit_proxy(masks, y, rng)
@@ -177,7 +176,7 @@ class ProxySPEX(InteractionEstimator):
         cap = max(1, len(y) // 2)
         sizes = sorted({min(k, len(ranked), cap) for k in (*_SUPPORT_SIZES, n_energy)})
 
-        features = fourier_features(masks, rows[ranked[: sizes[-1]]], n_features)
+        features = fourier_features(masks, rows[ranked[: sizes[-1]]])
         fits = {k: ridge_gcv(features[:, :k], y) for k in sizes}
         k = min(fits, key=lambda size: fits[size].gcv)
         kept = rows[ranked[:k]]

@@ -12,9 +12,9 @@
    bits of ``k``, so decoding them returns ``k``. A found coefficient is
    subtracted from its bin in every group, which turns other bins into
    singletons; repeat until nothing peels.
-5. Unlike the references, a final ridge refit of the recovered support plus
-   the intercept and all singletons on the same samples (on by default: it
-   removes the peeling's bias and picks up main effects lost in multitons).
+5. Unlike the references, a final ridge refit of the recovered support and the
+   intercept on the same samples (on by default: it removes the peeling's bias
+   under noise; optionally with every main effect too).
 
 Improvements over the reference implementation: all randomness from one seeded
 generator, the noise floor estimated from the bins themselves (so pure-noise
@@ -33,7 +33,7 @@ from .bch import BCHCode
 from .ridge import ridge_gcv
 from .sampling import coded_masks
 from .subsets import PAD, fourier_features, pad_sets
-from .value_function import ValueFunction
+from .value_function import ValueFunction, unique_masks
 from .walsh import fwht
 
 __all__ = ["SPEX"]
@@ -50,8 +50,12 @@ class SPEX(InteractionEstimator):
         chase_depth: Least-reliable parity positions the Chase decoder flips
             (all ``2**chase_depth`` patterns); default ``max_order``.
         n_groups: Number of subsampling groups ``C``.
-        refit: Refit the recovered support, the intercept and all main effects by
-            ridge regression on the same samples (measured better: see ``benchmarks/``).
+        refit: ``"support"`` (default): refit the peeled coefficients and the
+            intercept by ridge regression on the same samples, which removes the
+            peeling's bias under noise (R² 0.9965 → 0.9996 on a noisy flat game,
+            n = 1,000); ``"support+main"``: also every main effect (costs a
+            ``n``-column regression and was no better on planted games);
+            ``None``: the peeled coefficients as they are, as the references do.
         residual_cutoff: A bin is accepted as a singleton when the decoded
             coefficient leaves less than this share of the bin's energy.
         max_iterations: Most peeling rounds.
@@ -76,7 +80,7 @@ class SPEX(InteractionEstimator):
         decoder: str = "soft",
         chase_depth: int | None = None,
         n_groups: int = 3,
-        refit: bool = True,
+        refit: str | None = "support",
         residual_cutoff: float = 0.5,
         max_iterations: int = 50,
         random_state: int | np.random.Generator | None = None,
@@ -93,6 +97,8 @@ class SPEX(InteractionEstimator):
             raise ValueError(f"decoder must be 'soft' or 'hard', got {decoder!r}.")
         if n_groups < 1:
             raise ValueError(f"n_groups must be at least 1, got {n_groups}.")
+        if refit not in (None, "support", "support+main"):
+            raise ValueError(f"refit must be None, 'support' or 'support+main', got {refit!r}.")
         if not 0.0 < residual_cutoff < 1.0:
             raise ValueError(f"residual_cutoff must lie in (0, 1), got {residual_cutoff}.")
         self.decoder = decoder
@@ -128,7 +134,7 @@ class SPEX(InteractionEstimator):
             peeled = _Peeler(self, code, subsampling, bins).run()
             rows, coef = peeled.rows_and_values()
             info = {"b": b, "n_peeled": len(coef), **peeled.diagnostics}
-            if self.refit:
+            if self.refit is not None:
                 rows, coef = self._refit(flat, y, rows)
             out.append((rows, coef, info))
         return out
@@ -137,14 +143,15 @@ class SPEX(InteractionEstimator):
         self, masks: np.ndarray, y: np.ndarray, rows: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         n = masks.shape[1]
-        singles = pad_sets([(i,) for i in range(n)], width=rows.shape[1])
+        extra = [(i,) for i in range(n)] if self.refit == "support+main" else []
+        singles = pad_sets(extra, width=rows.shape[1])
         support, origin = np.unique(np.vstack([rows, singles]), axis=0, return_index=True)
         peeled = origin < len(rows)
         nonempty = (support != PAD).any(axis=1)  # the intercept is fitted apart
         support, peeled = support[nonempty], peeled[nonempty]
         # Queries repeat across groups (the zero mask in every one); fit each mask once.
-        _, first = np.unique(np.packbits(masks, axis=1), axis=0, return_index=True)
-        fit = ridge_gcv(fourier_features(masks[first], support, n), y[first])
+        _, first, _ = unique_masks(masks)
+        fit = ridge_gcv(fourier_features(masks[first], support), y[first])
         # Main effects added for the refit stay only when they stand out of the
         # noise (about 3 standard errors; the features are near-orthogonal ±1).
         scale = float(np.abs(fit.coef).max(initial=0.0))
@@ -152,7 +159,7 @@ class SPEX(InteractionEstimator):
         keep = peeled | (np.abs(fit.coef) > threshold)
         if not keep.all():  # refit without the dropped ones, so they leave no bias behind
             support = support[keep]
-            fit = ridge_gcv(fourier_features(masks[first], support, n), y[first])
+            fit = ridge_gcv(fourier_features(masks[first], support), y[first])
         out_rows = np.vstack([np.full((1, support.shape[1]), PAD), support])
         return out_rows, np.concatenate([[fit.intercept], fit.coef])
 

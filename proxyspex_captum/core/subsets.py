@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import numpy as np
-from scipy import sparse
 
 PAD = -1
 
@@ -148,20 +147,21 @@ def spread_to_subsets(
     return aggregate(np.concatenate(out_rows), np.concatenate(out_vals))
 
 
-def fourier_features(masks: np.ndarray, rows: np.ndarray, n_features: int) -> np.ndarray:
+def fourier_features(masks: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Fourier basis ``(−1)^{|S ∩ m|}`` of each set (column) at each mask (row).
 
     Args:
-        masks: ``(k, n_features)`` boolean masks.
+        masks: ``(k, n)`` boolean masks.
         rows: ``(m, w)`` padded sets.
-        n_features: Number of features.
 
     Returns:
         A dense ``(k, m)`` array of ±1.
     """
-    r, c = np.nonzero(rows != PAD)
-    indicator = sparse.csr_matrix(
-        (np.ones(len(r)), (r, rows[r, c])), shape=(rows.shape[0], n_features)
-    )
-    counts = (indicator @ np.asarray(masks, dtype=np.float64).T).T
-    return 1.0 - 2.0 * (np.rint(counts).astype(np.int64) & 1)
+    masks = np.asarray(masks, dtype=bool)
+    parity = np.zeros((masks.shape[0], rows.shape[0]), dtype=bool)
+    # One XOR per position in the sets (w <= the interaction order), never over all n.
+    for j in range(rows.shape[1]):
+        column = rows[:, j]
+        present = column != PAD
+        parity[:, present] ^= masks[:, column[present]]
+    return np.where(parity, -1.0, 1.0)

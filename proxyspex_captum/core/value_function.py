@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-__all__ = ["ValueFunction", "validate_masks"]
+__all__ = ["ValueFunction", "unique_masks", "validate_masks"]
 
 MaskFunction = Callable[[np.ndarray], Any]
 
@@ -32,6 +32,20 @@ def validate_masks(masks: Any, n_features: int) -> np.ndarray:
             raise ValueError("masks must be boolean or contain only 0 and 1.")
         masks = masks.astype(bool)
     return np.ascontiguousarray(masks)
+
+
+def unique_masks(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct rows of a boolean mask array.
+
+    Returns:
+        ``(packed, first, inverse)``: the bit-packed distinct rows, the index of
+        each one's first occurrence, and for every row the index of its distinct row.
+    """
+    packed = np.ascontiguousarray(np.packbits(masks, axis=1))
+    # One opaque item per row: a 1-D unique, several times faster than axis=0.
+    keys = packed.view(np.dtype((np.void, packed.shape[1]))).ravel()
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    return packed[first], first, inverse.ravel()
 
 
 class ValueFunction:
@@ -110,9 +124,7 @@ class ValueFunction:
         if masks.shape[0] == 0:
             shape = (0,) if self.n_outputs is None else (0, self.n_outputs)
             return np.zeros(shape)
-        packed = np.packbits(masks, axis=1)
-        unique, first, inverse = np.unique(packed, axis=0, return_index=True, return_inverse=True)
-        inverse = inverse.ravel()
+        unique, first, inverse = unique_masks(masks)
         keys = [row.tobytes() for row in unique]
         known = [self._cache is not None and key in self._cache for key in keys]
         todo = np.flatnonzero(~np.asarray(known, dtype=bool))
