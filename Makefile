@@ -37,6 +37,7 @@ test-all: lint
 
 # The benchmarks (about an hour on 2 cores); their tables land in benchmarks/results/.
 bench: install
+	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) benchmarks/bench_tree_fourier.py
 	$(PY) benchmarks/bench_proxyspex.py
 	$(PY) benchmarks/bench_spex.py
