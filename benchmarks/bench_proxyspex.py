@@ -28,26 +28,13 @@ from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
+from common import TimedGame
 from sklearn.model_selection import GridSearchCV
 
 import proxyspex_captum as psx
-from proxyspex_captum.games import PlantedGame, hierarchical_game, random_game
+from proxyspex_captum.games import hierarchical_game, random_game
 
 RESULTS = Path(__file__).parent / "results"
-
-
-class TimedGame:
-    """Counts the time spent inside the game, so the method's own time can be isolated."""
-
-    def __init__(self, game: PlantedGame) -> None:
-        self.game = game
-        self.seconds = 0.0
-
-    def __call__(self, masks):
-        tic = time.perf_counter()
-        out = self.game(np.asarray(masks, dtype=bool))
-        self.seconds += time.perf_counter() - tic
-        return out
 
 
 class GridProxySPEX(psx.ProxySPEX):

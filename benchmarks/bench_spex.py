@@ -25,26 +25,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import TimedGame
 
 import proxyspex_captum as psx
 from proxyspex_captum.games import fourier_game, hierarchical_game
 
 RESULTS = Path(__file__).parent / "results"
 GAMES = {"hierarchical": hierarchical_game, "flat": fourier_game}
-
-
-class TimedGame:
-    """Counts the time spent inside the game and the distinct masks asked for."""
-
-    def __init__(self, game) -> None:
-        self.game = game
-        self.seconds = 0.0
-
-    def __call__(self, masks):
-        tic = time.perf_counter()
-        out = self.game(np.asarray(masks, dtype=bool))
-        self.seconds += time.perf_counter() - tic
-        return out
 
 
 def run_ours(game, n, budget, *, refit="support", seed=0):

@@ -133,7 +133,7 @@ class SPEX(InteractionEstimator):
             bins = fwht(y.reshape(masks.shape[:3]).transpose(2, 0, 1)).transpose(1, 2, 0) / 2**b
             peeled = _Peeler(self, code, subsampling, bins).run()
             rows, coef = peeled.rows_and_values()
-            info = {"b": b, "n_peeled": len(coef), **peeled.diagnostics}
+            info = {"b": b, "n_peeled": len(peeled.found), **peeled.diagnostics}
             if self.refit is not None:
                 rows, coef = self._refit(flat, y, rows)
             out.append((rows, coef, info))
@@ -245,8 +245,8 @@ class _Peeler:
                 singles.setdefault(key, (np.asarray(support, dtype=np.int64), []))[1].append(value)
             if not singles:
                 break
-            for key, (support, values) in singles.items():
-                value = float(np.mean(values))
+            for key, (support, estimates) in singles.items():
+                value = float(np.mean(estimates))  # found in several groups: average
                 previous = self.found.get(key, (support, 0.0))[1]
                 self.found[key] = (support, previous + value)
                 sig = self.signature(support)
