@@ -149,3 +149,16 @@ def test_nearly_constant_model_gives_an_intercept_only_result():
         lambda m: 1 + 1e-9 * m[:, 0], n_features=25, budget=100
     )
     assert list(inter.fourier) == [()]
+
+
+def test_tree_depth_follows_the_budget_unless_given():
+    game = hierarchical_game(40, n_terms=30, random_state=4)
+    small = psx.ProxySPEX(max_order=4, random_state=0).explain(game, n_features=40, budget=500)
+    large = psx.ProxySPEX(max_order=4, random_state=0).explain(game, n_features=40, budget=1000)
+    fixed = psx.ProxySPEX(max_order=4, max_depth=2, random_state=0).explain(
+        game, n_features=40, budget=1000
+    )
+    assert (small.metadata["tree_depth"], large.metadata["tree_depth"]) == (3, 4)
+    assert fixed.metadata["tree_depth"] == 2 and fixed.max_order <= 2
+    with pytest.raises(ValueError, match="max_depth"):
+        psx.ProxySPEX(max_order=3, max_depth=4)

@@ -34,13 +34,20 @@ __all__ = ["ProxySPEX"]
 
 # Candidate sizes of the refitted support; the energy cut is always a candidate too.
 _SUPPORT_SIZES = (25, 50, 100, 200, 400, 800)
+# Below this many samples the proxy's trees are at most 3 deep (measured: see max_depth).
+_DEEP_TREES_FROM = 1000
 
 
 class ProxySPEX(InteractionEstimator):
     """Sparse interactions from a LightGBM proxy of the value function.
 
     Args:
-        max_order: Largest interaction order (the proxy's tree depth).
+        max_order: Largest interaction order (bounds the proxy's tree depth).
+        max_depth: Depth of the proxy's trees; ``None`` picks ``max_order``, or
+            ``min(max_order, 3)`` below 1,000 samples, where shallower trees fit
+            better (R² at budget 500, mean of 2 seeds, depth 3 vs 4: SOUM n=512
+            0.54 vs 0.43, hierarchical n=512 0.946 vs 0.935; at 1,000 depth 4 wins
+            on hierarchical games).
         energy: Fraction of the proxy's non-constant Fourier energy to keep
             before the ridge refit.
         learning_rate: LightGBM learning rate.
@@ -74,6 +81,7 @@ class ProxySPEX(InteractionEstimator):
         self,
         *,
         max_order: int = 4,
+        max_depth: int | None = None,
         energy: float = 0.95,
         learning_rate: float = 0.1,
         max_trees: int = 2000,
@@ -95,6 +103,11 @@ class ProxySPEX(InteractionEstimator):
             raise ValueError(f"energy must lie in (0, 1], got {energy}.")
         if not 0.0 < validation_fraction < 1.0:
             raise ValueError(f"validation_fraction must lie in (0, 1), got {validation_fraction}.")
+        if max_depth is not None and not 1 <= max_depth <= self.max_order:
+            raise ValueError(
+                f"max_depth must lie in [1, max_order={self.max_order}], got {max_depth}."
+            )
+        self.max_depth = max_depth
         self.energy = energy
         self.learning_rate = learning_rate
         self.max_trees = max_trees
@@ -118,10 +131,13 @@ class ProxySPEX(InteractionEstimator):
         self, masks: np.ndarray, y: np.ndarray, rng: np.random.Generator
     ) -> tuple[lgb.Booster, dict[str, Any]]:
         x = masks.astype(np.float32)
+        depth = self.max_depth
+        if depth is None:
+            depth = self.max_order if len(y) >= _DEEP_TREES_FROM else min(self.max_order, 3)
         params = {
             "objective": "regression",
-            "max_depth": self.max_order,
-            "num_leaves": 2**self.max_order,
+            "max_depth": depth,
+            "num_leaves": 2**depth,
             "learning_rate": self.learning_rate,
             "min_data_in_leaf": self.min_child_samples,
             "seed": int(rng.integers(2**31 - 1)),
@@ -149,7 +165,7 @@ class ProxySPEX(InteractionEstimator):
         val_r2 = 1.0 - float(np.mean(residual**2)) / spread if spread > 0 else float("nan")
         # Refit on every sample at the early-stopped size: no sample is wasted.
         proxy = lgb.train(params, lgb.Dataset(x, y, params=params), num_boost_round=n_trees)
-        return proxy, {"n_trees": n_trees, "proxy_validation_r2": val_r2}
+        return proxy, {"n_trees": n_trees, "tree_depth": depth, "proxy_validation_r2": val_r2}
 
     def _fit_output(
         self, masks: np.ndarray, y: np.ndarray, rng: np.random.Generator
