@@ -35,6 +35,7 @@ class InteractionEstimator(ABC):
     """
 
     name = "estimator"
+    _budget_hint = ""  # how else to fit a small budget, appended to the error
 
     def __init__(
         self,
@@ -113,7 +114,7 @@ class InteractionEstimator(ABC):
         if budget < need:
             raise ValueError(
                 f"{type(self).__name__} needs a budget of at least {need} model calls for "
-                f"{n_features} features, got {budget}. Raise the budget."
+                f"{n_features} features, got {budget}. Raise the budget{self._budget_hint}."
             )
         vf = ValueFunction.wrap(
             value_function,

@@ -72,6 +72,10 @@ class SPEX(InteractionEstimator):
     """
 
     name = "spex"
+    _budget_hint = (
+        ", lower max_order (the code's parity bits grow with it), or use ProxySPEX, "
+        "which works from 100 calls"
+    )
 
     def __init__(
         self,
