@@ -27,8 +27,7 @@ def all_masks(n_features: int) -> np.ndarray:
     """All ``2**n`` masks; row ``r`` holds the bits of the integer ``r`` (feature 0 lowest)."""
     if n_features > _SMALL_N:
         raise ValueError(f"Refusing to enumerate 2**{n_features} masks.")
-    codes = np.arange(2**n_features, dtype=np.int64)[:, None]
-    return ((codes >> np.arange(n_features, dtype=np.int64)) & 1).astype(bool)
+    return _codes_to_masks(np.arange(2**n_features, dtype=np.int64), n_features)
 
 
 def _codes_to_masks(codes: np.ndarray, n_features: int) -> np.ndarray:

@@ -132,6 +132,9 @@ class SPEX(InteractionEstimator):
         subsampling, masks = coded_masks(n_features, b, delays, self.n_groups, rng)
         flat = masks.reshape(-1, n_features)
         values = value_function(flat).reshape(flat.shape[0], -1)
+        # Queries repeat across groups (at ℓ = 0 the mask is the delay itself): the
+        # refit uses each distinct mask once, for every output.
+        _, distinct, _ = unique_masks(flat)
         out = []
         for y in values.T:
             bins = fwht(y.reshape(masks.shape[:3]).transpose(2, 0, 1)).transpose(1, 2, 0) / 2**b
@@ -139,13 +142,14 @@ class SPEX(InteractionEstimator):
             rows, coef = peeled.rows_and_values()
             info = {"b": b, "n_peeled": len(peeled.found), **peeled.diagnostics}
             if self.refit is not None:
-                rows, coef = self._refit(flat, y, rows)
+                rows, coef = self._refit(flat[distinct], y[distinct], rows)
             out.append((rows, coef, info))
         return out
 
     def _refit(
         self, masks: np.ndarray, y: np.ndarray, rows: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
+        """Ridge refit of the peeled support (and main effects) on distinct ``masks``."""
         n = masks.shape[1]
         extra = [(i,) for i in range(n)] if self.refit == "support+main" else []
         singles = pad_sets(extra, width=rows.shape[1])
@@ -153,17 +157,16 @@ class SPEX(InteractionEstimator):
         peeled = origin < len(rows)
         nonempty = (support != PAD).any(axis=1)  # the intercept is fitted apart
         support, peeled = support[nonempty], peeled[nonempty]
-        # Queries repeat across groups (the zero mask in every one); fit each mask once.
-        _, first, _ = unique_masks(masks)
-        fit = ridge_gcv(fourier_features(masks[first], support), y[first])
+        features = fourier_features(masks, support)
+        fit = ridge_gcv(features, y)
         # Main effects added for the refit stay only when they stand out of the
         # noise (about 3 standard errors; the features are near-orthogonal ±1).
         scale = float(np.abs(fit.coef).max(initial=0.0))
-        threshold = max(3.0 * np.sqrt(fit.gcv / len(first)), 1e-9 * scale)
+        threshold = max(3.0 * np.sqrt(fit.gcv / len(y)), 1e-9 * scale)
         keep = peeled | (np.abs(fit.coef) > threshold)
         if not keep.all():  # refit without the dropped ones, so they leave no bias behind
             support = support[keep]
-            fit = ridge_gcv(fourier_features(masks[first], support), y[first])
+            fit = ridge_gcv(features[:, keep], y)
         out_rows = np.vstack([np.full((1, support.shape[1]), PAD), support])
         return out_rows, np.concatenate([[fit.intercept], fit.coef])
 
