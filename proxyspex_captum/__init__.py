@@ -9,11 +9,25 @@ Examples:
     True
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from . import games
 from .core import INDICES, SPEX, Interactions, ProxySPEX, ValueFunction
 from .metrics import faithfulness
 
 __version__ = "0.1.0"
+
+# The Captum and SHAP adapters import torch, Captum or SHAP (seconds), so they
+# load on first use: `import proxyspex_captum` stays as light as the core.
+_LAZY = {
+    "ProxySPEXAttribution": "attr",
+    "SPEXAttribution": "attr",
+    "LLMAttribution": "attr",
+    "LLMInteractionAttributionResult": "attr",
+}
 
 __all__ = [
     "INDICES",
@@ -24,4 +38,17 @@ __all__ = [
     "__version__",
     "faithfulness",
     "games",
+    *_LAZY,
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -20,6 +20,8 @@ __all__ = ["InteractionEstimator"]
 
 # Enumerate every mask instead of sampling when 2**n fits in the budget and n is this small.
 EXACT_MAX_FEATURES = 20
+# The budget used when the caller gives none: "a few thousand model calls" (DESIGN §1) at most.
+DEFAULT_BUDGET = 1000
 
 PerOutput = list[tuple[np.ndarray, np.ndarray, dict[str, Any]]]
 
@@ -58,6 +60,33 @@ class InteractionEstimator(ABC):
         if n_features <= EXACT_MAX_FEATURES:
             need = min(need, 2**n_features)
         return need
+
+    def default_budget(self, n_features: int) -> int:
+        """Budget used when none is given: ``2**n`` for small ``n`` (exact), else at least 1,000.
+
+        It is twice the estimator's smallest sampled design when that is larger
+        (SPEX at many features or high order), so the default always leaves the
+        estimator room to work.
+        """
+        budget = max(DEFAULT_BUDGET, 2 * self._min_sampled_budget(n_features))
+        if n_features <= EXACT_MAX_FEATURES:
+            budget = min(budget, 2**n_features)
+        return budget
+
+    def check_budget(self, n_features: int, budget: Any) -> int:
+        """Return ``budget`` as an int, or raise if it is too small for ``n_features``.
+
+        Adapters call this before their first model call, so a budget that
+        cannot work is refused before any model time is spent.
+        """
+        budget = _check_int("budget", budget, 1)
+        need = self.min_budget(n_features)
+        if budget < need:
+            raise ValueError(
+                f"{type(self).__name__} needs a budget of at least {need} model calls for "
+                f"{n_features} features, got {budget}. Raise the budget{self._budget_hint}."
+            )
+        return budget
 
     @abstractmethod
     def _min_sampled_budget(self, n_features: int) -> int:
@@ -107,15 +136,9 @@ class InteractionEstimator(ABC):
             the value function returns a 2-D array.
         """
         n_features = _check_int("n_features", n_features, 1)
-        budget = _check_int("budget", budget, 1)
+        budget = self.check_budget(n_features, budget)
         if feature_names is not None and len(feature_names) != n_features:
             raise ValueError(f"Got {len(feature_names)} feature names for {n_features} features.")
-        need = self.min_budget(n_features)
-        if budget < need:
-            raise ValueError(
-                f"{type(self).__name__} needs a budget of at least {need} model calls for "
-                f"{n_features} features, got {budget}. Raise the budget{self._budget_hint}."
-            )
         vf = ValueFunction.wrap(
             value_function,
             n_features,

