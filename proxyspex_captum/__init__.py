@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from . import games
+from . import games, models
 from .core import INDICES, SPEX, Interactions, ProxySPEX, ValueFunction
 from .metrics import faithfulness
 
@@ -38,6 +38,7 @@ __all__ = [
     "__version__",
     "faithfulness",
     "games",
+    "models",
     *_LAZY,
 ]
 

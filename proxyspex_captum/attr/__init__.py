@@ -6,7 +6,14 @@ methods are ``captum.attr.PerturbationAttribution`` subclasses, and
 """
 
 from .base import InteractionAttribution
+from .llm import LLMAttribution, LLMInteractionAttributionResult
 from .proxyspex import ProxySPEXAttribution
 from .spex import SPEXAttribution
 
-__all__ = ["InteractionAttribution", "ProxySPEXAttribution", "SPEXAttribution"]
+__all__ = [
+    "InteractionAttribution",
+    "LLMAttribution",
+    "LLMInteractionAttributionResult",
+    "ProxySPEXAttribution",
+    "SPEXAttribution",
+]

@@ -13,7 +13,7 @@ from captum.log import log_usage
 from torch import Tensor
 
 from ..core import INDICES, Interactions
-from ..core.base import InteractionEstimator
+from ..core.base import InteractionEstimator, check_int
 from .masking import CaptumProblem, MaskedForward, detect_whole_batch, prepare
 
 __all__ = ["InteractionAttribution"]
@@ -189,14 +189,7 @@ class InteractionAttribution(PerturbationAttribution):
         n = problem.n_features
         budget = self.estimator.default_budget(n) if n_samples is None else n_samples
         budget = self.estimator.check_budget(n, budget)
-        if (
-            isinstance(perturbations_per_eval, bool)
-            or not isinstance(perturbations_per_eval, int)
-            or perturbations_per_eval < 1
-        ):
-            raise ValueError(
-                f"perturbations_per_eval must be a positive integer, got {perturbations_per_eval!r}."
-            )
+        check_int("perturbations_per_eval", perturbations_per_eval, 1)
         if feature_names is not None and len(feature_names) != n:
             raise ValueError(f"Got {len(feature_names)} feature names for {n} features.")
         problem.whole_batch = detect_whole_batch(self.forward_func, problem)

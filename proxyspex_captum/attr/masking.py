@@ -280,7 +280,7 @@ class MaskedForward:
                 f"input(s); it must return one number per input. For a model with several "
                 "outputs per example, pass target= to pick one."
             )
-        return out.detach().reshape(c).float()
+        return out.detach().reshape(c)
 
 
 def detect_whole_batch(forward_func: Callable[..., Any], problem: CaptumProblem) -> bool:
@@ -293,9 +293,7 @@ def detect_whole_batch(forward_func: Callable[..., Any], problem: CaptumProblem)
     if problem.batch_size == 1:
         return False
     out = torch.as_tensor(
-        _run_forward(
-            forward_func, problem.inputs, problem.target, problem.additional_forward_args
-        )
+        _run_forward(forward_func, problem.inputs, problem.target, problem.additional_forward_args)
     )
     if out.numel() == problem.batch_size:
         return False

@@ -79,7 +79,7 @@ class InteractionEstimator(ABC):
         Adapters call this before their first model call, so a budget that
         cannot work is refused before any model time is spent.
         """
-        budget = _check_int("budget", budget, 1)
+        budget = check_int("budget", budget, 1)
         need = self.min_budget(n_features)
         if budget < need:
             raise ValueError(
@@ -135,7 +135,7 @@ class InteractionEstimator(ABC):
             An :class:`Interactions`, or a list of them (one per output) when
             the value function returns a 2-D array.
         """
-        n_features = _check_int("n_features", n_features, 1)
+        n_features = check_int("n_features", n_features, 1)
         budget = self.check_budget(n_features, budget)
         if feature_names is not None and len(feature_names) != n_features:
             raise ValueError(f"Got {len(feature_names)} feature names for {n_features} features.")
@@ -181,7 +181,8 @@ class InteractionEstimator(ABC):
         return f"{type(self).__name__}({params})"
 
 
-def _check_int(name: str, value: Any, minimum: int) -> int:
+def check_int(name: str, value: Any, minimum: int) -> int:
+    """Return ``value`` as an int if it is one and at least ``minimum``, else raise."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
         raise TypeError(f"{name} must be an integer, got {value!r}.")
     if value < minimum:

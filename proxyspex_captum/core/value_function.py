@@ -164,8 +164,10 @@ class ValueFunction:
         return values
 
     def _check(self, out: Any, batch: np.ndarray, origin: np.ndarray) -> np.ndarray:
-        if hasattr(out, "detach"):  # a torch tensor: leave the graph, go to the CPU, and
-            out = out.detach().float().cpu()  # widen bf16/fp16, which numpy cannot read
+        if hasattr(out, "detach"):  # a torch tensor: leave the graph and go to the CPU
+            out = out.detach().cpu()
+            if str(out.dtype) in ("torch.bfloat16", "torch.float16"):
+                out = out.float()  # numpy cannot read bf16; float64 outputs stay float64
         try:
             values = np.asarray(out, dtype=float)
         except (TypeError, ValueError) as err:

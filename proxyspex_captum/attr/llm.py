@@ -1,0 +1,305 @@
+"""Captum's ``LLMAttribution``, extended to ProxySPEX and SPEX, with batched masked prompts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from captum._utils.progress import progress
+from captum.attr import LLMAttribution as CaptumLLMAttribution
+from captum.attr import LLMAttributionResult, TextTemplateInput, TextTokenInput
+from captum.attr._core.llm_attr import _convert_ids_to_pretty_tokens
+from captum.attr._utils.interpretable_input import InterpretableInput
+from torch import Tensor
+
+from ..core import Interactions
+from ..core.base import check_int
+from .base import InteractionAttribution
+
+__all__ = ["LLMAttribution", "LLMInteractionAttributionResult"]
+
+# Masked prompts per forward call when the caller does not say.
+DEFAULT_PROMPTS_PER_EVAL = 16
+_OUR_OPTIONS = ("n_samples", "perturbations_per_eval", "show_progress", "per_token")
+
+
+class LLMInteractionAttributionResult(LLMAttributionResult):
+    """Captum's ``LLMAttributionResult`` that also carries the interactions.
+
+    ``seq_attr`` (and ``token_attr`` when asked for) hold first-order
+    attributions in the attribution method's index, so ``plot_seq_attr`` and
+    ``plot_token_attr`` work as usual; ``interactions`` holds what lies behind them.
+
+    Attributes:
+        interactions: The :class:`~proxyspex_captum.Interactions` of the whole
+            target's log-probability (or probability), its feature names the
+            input's tokens or template segments.
+        token_interactions: One ``Interactions`` per target token when
+            ``per_token=True`` was asked for, else ``None``.
+    """
+
+    def __init__(
+        self,
+        *,
+        interactions: Interactions,
+        token_interactions: list[Interactions] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.interactions = interactions
+        self.token_interactions = token_interactions
+
+    def top_interactions(self, k: int = 10) -> list[tuple[tuple[str, ...], float]]:
+        """The ``k`` strongest interactions (Möbius coefficients), named by their features."""
+        return [(self.interactions.names_of(s), v) for s, v in self.interactions.top(k)]
+
+
+class LLMAttribution(CaptumLLMAttribution):
+    """Captum's ``LLMAttribution`` that also accepts ProxySPEX and SPEX.
+
+    With Captum's own methods (``FeatureAblation``, ``ShapleyValueSampling``,
+    ``ShapleyValues``, ``Lime``, ``KernelShap``) it behaves exactly like
+    Captum's class. With :class:`ProxySPEXAttribution` or
+    :class:`SPEXAttribution` it sends the masked prompts to the model in
+    batches (left padding, attention masks and position ids, one forward
+    pass per batch of prompts with the target appended) and returns an
+    :class:`LLMInteractionAttributionResult`.
+
+    Args:
+        attr_method: A Captum perturbation method or one of ours, built on
+            the Hugging Face causal LM to explain.
+        tokenizer: The model's tokenizer.
+        attr_target: ``"log_prob"`` (default) or ``"prob"`` of the target.
+
+    Examples:
+        >>> import proxyspex_captum as psx
+        >>> from captum.attr import TextTemplateInput
+        >>> model, tokenizer = psx.models.load_model()  # doctest: +SKIP
+        >>> llm_attr = psx.LLMAttribution(psx.ProxySPEXAttribution(model), tokenizer)
+        ... # doctest: +SKIP
+        >>> inp = TextTemplateInput("{} {} {}", values=["not", "a", "bad film"])  # doctest: +SKIP
+        >>> result = llm_attr.attribute(inp, target=" positive", n_samples=200)  # doctest: +SKIP
+        >>> result.seq_attr, result.top_interactions(3)  # doctest: +SKIP
+    """
+
+    SUPPORTED_METHODS = (*CaptumLLMAttribution.SUPPORTED_METHODS, InteractionAttribution)
+    #: Inputs our methods accept (their masked prompts are text, so they batch).
+    SUPPORTED_INTERACTION_INPUTS = (TextTemplateInput, TextTokenInput)
+
+    def attribute(  # type: ignore[override]
+        self,
+        inp: InterpretableInput,
+        target: str | Tensor | None = None,
+        num_trials: int = 1,
+        gen_args: dict[str, Any] | None = None,
+        use_cached_outputs: bool = True,
+        _inspect_forward: Callable[[str, str, list[float]], None] | None = None,
+        forward_in_tokens: bool | None = None,
+        **kwargs: Any,
+    ) -> LLMAttributionResult:
+        """Attribute the target's log-probability to the input's features.
+
+        Arguments are Captum's (``LLMAttribution.attribute``). With our methods:
+
+        Args:
+            inp: A ``TextTemplateInput`` (features are its template values) or
+                a ``TextTokenInput`` (features are its tokens).
+            target: The response to explain (a string or token ids), or
+                ``None`` to explain what the model generates (``gen_args``).
+            num_trials: Must be 1: ProxySPEX and SPEX spend their budget once
+                (raise ``n_samples`` for a more accurate result).
+            forward_in_tokens: ``None`` or ``False`` (the default for our
+                methods): one forward pass over prompt + target per batch of
+                masked prompts. ``True``: Captum's token-by-token decoding, one
+                masked prompt at a time (slower, replicates generation with a cache).
+            **kwargs: ``n_samples`` (model calls, default the estimator's
+                ``default_budget``), ``perturbations_per_eval`` (masked prompts
+                per forward pass, default 16), ``show_progress``, and
+                ``per_token`` (also explain each target token, giving
+                ``token_attr`` and ``token_interactions``; default False).
+
+        Returns:
+            An :class:`LLMInteractionAttributionResult` with our methods, else
+            Captum's ``LLMAttributionResult``.
+        """
+        if not isinstance(self.attr_method, InteractionAttribution):
+            return super().attribute(
+                inp,
+                target=target,
+                num_trials=num_trials,
+                gen_args=gen_args,
+                use_cached_outputs=use_cached_outputs,
+                _inspect_forward=_inspect_forward,
+                forward_in_tokens=True if forward_in_tokens is None else forward_in_tokens,
+                **kwargs,
+            )
+        unknown = sorted(set(kwargs) - set(_OUR_OPTIONS))
+        if unknown:
+            raise TypeError(
+                f"Unexpected argument(s) {unknown} for {type(self.attr_method).__name__}; "
+                f"it takes {', '.join(_OUR_OPTIONS)}."
+            )
+        if not isinstance(inp, self.SUPPORTED_INTERACTION_INPUTS):
+            raise TypeError(
+                f"{type(self.attr_method).__name__} explains TextTemplateInput and TextTokenInput "
+                f"prompts, got {type(inp).__name__}. For images, run it on the image tensor with "
+                "a feature_mask of patches."
+            )
+        if num_trials != 1:
+            raise ValueError(
+                "num_trials must be 1 with ProxySPEX and SPEX: they spend their budget in one "
+                "design; raise n_samples instead of repeating trials."
+            )
+        per_token = bool(kwargs.get("per_token", False))
+        one_at_a_time = bool(forward_in_tokens)
+        if one_at_a_time and per_token:
+            raise ValueError("per_token=True needs the batched path (forward_in_tokens=False).")
+        if _inspect_forward is not None and not one_at_a_time:
+            raise ValueError("_inspect_forward needs forward_in_tokens=True.")
+        batch_size = check_int(
+            "perturbations_per_eval",
+            kwargs.get("perturbations_per_eval", DEFAULT_PROMPTS_PER_EVAL),
+            1,
+        )
+
+        estimator = self.attr_method.estimator
+        n = inp.n_itp_features
+        if n < 1:
+            raise ValueError("The input has no features to attribute (an empty text or template).")
+        n_samples = kwargs.get("n_samples")
+        budget = estimator.check_budget(
+            n, estimator.default_budget(n) if n_samples is None else n_samples
+        )
+        target_tokens = self._get_target_tokens(inp, target, gen_args=gen_args)
+        if target_tokens.numel() == 0:
+            raise ValueError("The target is empty (no tokens): give a non-empty target.")
+
+        bar = None
+        if kwargs.get("show_progress", False):
+            bar = progress(
+                desc=f"{type(self.attr_method).__name__} on the LLM",
+                total=min(budget, 2**n) if n < 63 else budget,
+                unit="prompts",
+            )
+
+        def value_function(masks: np.ndarray) -> Tensor:
+            if one_at_a_time:
+                return self._one_prompt_at_a_time(
+                    masks, inp, target_tokens, use_cached_outputs, _inspect_forward, bar
+                )
+            values = self._batched_log_probs(masks, inp, target_tokens, batch_size, bar)
+            if not per_token:
+                values = values[:, :1]
+            return values.exp() if self.attr_target == "prob" else values
+
+        try:
+            result = estimator.explain(
+                value_function, n, budget, feature_names=self._feature_names(inp)
+            )
+        finally:
+            if bar is not None:
+                bar.close()
+        inters = result if isinstance(result, list) else [result]
+        index = self.attr_method.index
+        attr = torch.stack([torch.as_tensor(i.first_order(index)) for i in inters]).float()
+        attr = inp.format_attr(attr.to(self.device))
+        return LLMInteractionAttributionResult(
+            seq_attr=attr[0],
+            token_attr=attr[1:] if per_token else None,
+            input_tokens=inp.values,
+            output_tokens=_convert_ids_to_pretty_tokens(target_tokens, self.tokenizer),
+            inp=inp,
+            interactions=inters[0],
+            token_interactions=inters[1:] if per_token else None,
+        )
+
+    # ------------------------------------------------------------------ helpers
+    def _feature_names(self, inp: InterpretableInput) -> list[str]:
+        """Readable names of the interpretable features: tokens, or template values."""
+        if isinstance(inp, TextTokenInput):
+            return _convert_ids_to_pretty_tokens(inp.itp_tensor[0], self.tokenizer)
+        values = [str(v) for v in inp.values]
+        if not inp.mask:
+            return values
+        names: list[list[str]] = [[] for _ in range(inp.n_itp_features)]
+        for value, group in zip(values, inp.formatted_mask, strict=True):
+            names[group].append(value)
+        return [" ".join(group) for group in names]
+
+    def _masked_prompts(self, inp: InterpretableInput, masks: Tensor) -> list[Tensor]:
+        """Token ids (1-D) of the prompt under each mask row."""
+        if isinstance(inp, TextTokenInput):  # fixed length: Captum builds the whole batch
+            return list(inp.to_model_input(masks.long()))
+        return [
+            self._format_model_input(inp.to_model_input(row[None]))["input_ids"][0]
+            for row in masks
+        ]
+
+    def _batched_log_probs(
+        self,
+        masks: np.ndarray,
+        inp: InterpretableInput,
+        target_tokens: Tensor,
+        batch_size: int,
+        bar: Any,
+    ) -> Tensor:
+        """``(k, 1 + T)``: the target's total log-probability, then each token's, per mask."""
+        masks_t = torch.as_tensor(np.ascontiguousarray(masks), dtype=torch.bool)
+        target = target_tokens.to(self.device)
+        n_target = target.shape[0]
+        pad_id = self.tokenizer.pad_token_id
+        if pad_id is None:
+            pad_id = getattr(self.tokenizer, "eos_token_id", None) or 0
+        out = []
+        for start in range(0, masks_t.shape[0], batch_size):
+            prompts = self._masked_prompts(inp, masks_t[start : start + batch_size])
+            width = max(len(p) for p in prompts)
+            ids = torch.full((len(prompts), width + n_target), pad_id, dtype=torch.long)
+            attention = torch.zeros_like(ids)
+            for row, prompt in enumerate(prompts):  # left padding: all targets end aligned
+                ids[row, width - len(prompt) : width] = prompt
+                attention[row, width - len(prompt) :] = 1
+            ids[:, width:] = target.cpu()
+            ids, attention = ids.to(self.device), attention.to(self.device)
+            # Positions count real tokens only, so a padded prompt reads as unpadded.
+            positions = (attention.cumsum(dim=1) - 1).clamp(min=0)
+            with torch.no_grad():
+                logits = self.model(
+                    input_ids=ids,
+                    attention_mask=attention,
+                    position_ids=positions,
+                    use_cache=False,
+                ).logits
+            if logits.dim() == 4:  # some models add a heads dimension (see Captum)
+                logits = logits[:, 0]
+            # logits[:, t] predicts token t + 1.
+            log_probs = torch.log_softmax(logits[:, width - 1 : width - 1 + n_target].float(), -1)
+            per_token = log_probs.gather(2, target.expand(len(prompts), -1)[..., None])[..., 0]
+            out.append(torch.cat([per_token.sum(dim=1, keepdim=True), per_token], dim=1).cpu())
+            if bar is not None:
+                bar.update(len(prompts))
+        return torch.cat(out)
+
+    def _one_prompt_at_a_time(
+        self,
+        masks: np.ndarray,
+        inp: InterpretableInput,
+        target_tokens: Tensor,
+        use_cached_outputs: bool,
+        inspect: Any,
+        bar: Any,
+    ) -> Tensor:
+        """``(k, 1)``: Captum's own forward (token by token), one masked prompt per call."""
+        values = []
+        for row in torch.as_tensor(np.ascontiguousarray(masks), dtype=torch.long):
+            row = row[None].to(self.device)
+            with torch.no_grad():
+                value = self._forward_func(
+                    row, inp, target_tokens, use_cached_outputs, inspect, True
+                )
+            values.append(value.reshape(-1)[:1].float().cpu())
+            if bar is not None:
+                bar.update(1)
+        return torch.stack(values)  # Captum's forward already applied attr_target
