@@ -39,12 +39,13 @@ test: lint
 test-all: lint
 	$(PY) -m pytest -m ""
 
-# The benchmarks (about an hour on 2 cores); their tables land in benchmarks/results/.
+# The benchmarks (about 75 minutes on 2 cores); their tables land in benchmarks/results/.
 bench: install
 	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) benchmarks/bench_tree_fourier.py
 	$(PY) benchmarks/bench_proxyspex.py
 	$(PY) benchmarks/bench_spex.py
+	$(PY) benchmarks/bench_llm.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,4 +1,4 @@
-"""psx.LLMAttribution on the real SmolLM2-135M-Instruct (marked `llm`; CI runs it, small budgets)."""
+"""psx.LLMAttribution on the real SmolLM2-135M-Instruct (marked llm; CI runs them)."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def test_proxyspex_explains_a_negated_review(smollm2, review):
     assert result.interactions.feature_names == WORDS
     assert result.interactions.n_queries == 300
     assert result.seq_attr.numpy() == pytest.approx(result.interactions.first_order(), abs=1e-5)
-    fig, ax = result.plot_seq_attr()
+    _, ax = result.plot_seq_attr()
     assert [t.get_text() for t in ax.get_xticklabels()] == WORDS
     assert all(isinstance(name, tuple) for name, _ in result.top_interactions(5))
 
@@ -93,7 +93,7 @@ def test_generated_target_token_input_and_per_token_results(smollm2):
     assert result.token_attr.shape == (3, n)
     assert len(result.token_interactions) == 3
     assert result.interactions.n_features == n
-    fig, ax = result.plot_token_attr()
+    _, ax = result.plot_token_attr()
     assert len(ax.get_yticklabels()) == 3
 
 
@@ -144,7 +144,7 @@ def test_bad_requests_fail_before_any_forward_pass(smollm2, review):
             llm.attribute(review, target=" positive", num_trials=3)
         with pytest.raises(TypeError, match="n_sample"):
             llm.attribute(review, target=" positive", n_sample=200)
-        with pytest.raises(ValueError, match="positive integer|at least 1"):
+        with pytest.raises(ValueError, match="at least 1"):
             llm.attribute(review, target=" positive", perturbations_per_eval=0)
     finally:
         counter.handle.remove()

@@ -202,10 +202,9 @@ class InteractionAttribution(PerturbationAttribution):
         bar = None
         if show_progress:
             # A ceiling: SPEX's design and the removal of repeated masks can use fewer.
-            planned = min(budget, 2**n) if n < 63 else budget
             bar = progress(
                 desc=f"{type(self).__name__} attribution",
-                total=planned * problem.n_examples,
+                total=self.estimator.max_queries(n, budget) * problem.n_examples,
                 unit="masks",
             )
         results = []

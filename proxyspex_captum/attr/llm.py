@@ -88,6 +88,10 @@ class LLMAttribution(CaptumLLMAttribution):
     #: Inputs our methods accept (their masked prompts are text, so they batch).
     SUPPORTED_INTERACTION_INPUTS = (TextTemplateInput, TextTokenInput)
 
+    def __init__(self, attr_method: Any, tokenizer: Any, attr_target: str = "log_prob") -> None:
+        super().__init__(attr_method, tokenizer, attr_target)
+        self._keeps_logits = True  # until the model turns out not to take logits_to_keep
+
     def attribute(  # type: ignore[override]
         self,
         inp: InterpretableInput,
@@ -180,7 +184,7 @@ class LLMAttribution(CaptumLLMAttribution):
         if kwargs.get("show_progress", False):
             bar = progress(
                 desc=f"{type(self.attr_method).__name__} on the LLM",
-                total=min(budget, 2**n) if n < 63 else budget,
+                total=estimator.max_queries(n, budget),
                 unit="prompts",
             )
 
@@ -263,24 +267,38 @@ class LLMAttribution(CaptumLLMAttribution):
                 attention[row, width - len(prompt) :] = 1
             ids[:, width:] = target.cpu()
             ids, attention = ids.to(self.device), attention.to(self.device)
-            # Positions count real tokens only, so a padded prompt reads as unpadded.
-            positions = (attention.cumsum(dim=1) - 1).clamp(min=0)
-            with torch.no_grad():
-                logits = self.model(
-                    input_ids=ids,
-                    attention_mask=attention,
-                    position_ids=positions,
-                    use_cache=False,
-                ).logits
-            if logits.dim() == 4:  # some models add a heads dimension (see Captum)
-                logits = logits[:, 0]
-            # logits[:, t] predicts token t + 1.
-            log_probs = torch.log_softmax(logits[:, width - 1 : width - 1 + n_target].float(), -1)
+            logits = self._target_logits(ids, attention, n_target)
+            log_probs = torch.log_softmax(logits.float(), dim=-1)
             per_token = log_probs.gather(2, target.expand(len(prompts), -1)[..., None])[..., 0]
             out.append(torch.cat([per_token.sum(dim=1, keepdim=True), per_token], dim=1).cpu())
             if bar is not None:
                 bar.update(len(prompts))
         return torch.cat(out)
+
+    def _target_logits(self, ids: Tensor, attention: Tensor, n_target: int) -> Tensor:
+        """Logits predicting the last ``n_target`` tokens of ``ids``: ``(c, n_target, vocab)``."""
+        # Positions count real tokens only, so a left-padded prompt reads as unpadded.
+        inputs = {
+            "input_ids": ids,
+            "attention_mask": attention,
+            "position_ids": (attention.cumsum(dim=1) - 1).clamp(min=0),
+            "use_cache": False,
+        }
+        with torch.no_grad():
+            logits = None
+            if self._keeps_logits:
+                # Only the target's logits: the vocabulary projection of every prompt
+                # position would cost time and (batch x length x vocab) memory.
+                try:
+                    logits = self.model(**inputs, logits_to_keep=n_target + 1).logits
+                    self._keeps_logits = True
+                except TypeError:  # a model without logits_to_keep
+                    self._keeps_logits = False
+            if logits is None:
+                logits = self.model(**inputs).logits
+        if logits.dim() == 4:  # some models add a heads dimension (see Captum)
+            logits = logits[:, 0]
+        return logits[:, -(n_target + 1) : -1]  # logits[:, t] predicts token t + 1
 
     def _one_prompt_at_a_time(
         self,

@@ -73,6 +73,10 @@ class InteractionEstimator(ABC):
             budget = min(budget, 2**n_features)
         return budget
 
+    def max_queries(self, n_features: int, budget: int) -> int:
+        """Most distinct masks :meth:`explain` sends for ``budget`` (a progress bar's total)."""
+        return min(budget, 2 ** min(n_features, 62))
+
     def check_budget(self, n_features: int, budget: Any) -> int:
         """Return ``budget`` as an int, or raise if it is too small for ``n_features``.
 
