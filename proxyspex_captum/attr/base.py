@@ -12,8 +12,9 @@ from captum.attr import PerturbationAttribution
 from captum.log import log_usage
 from torch import Tensor
 
-from ..core import INDICES, Interactions
-from ..core.base import InteractionEstimator, check_int
+from ..core import Interactions
+from ..core.base import InteractionEstimator, check_int, make_estimator
+from ..core.interactions import check_index
 from .masking import CaptumProblem, MaskedForward, detect_whole_batch, prepare
 
 __all__ = ["InteractionAttribution"]
@@ -41,18 +42,14 @@ class InteractionAttribution(PerturbationAttribution):
         **estimator_options: Any,
     ) -> None:
         PerturbationAttribution.__init__(self, forward_func)
-        if not isinstance(index, str) or index.lower() not in INDICES:
-            raise ValueError(f"Unknown index {index!r}; choose one of {', '.join(INDICES)}.")
-        self.index = index.lower()
-        if max_order is not None:
-            estimator_options["max_order"] = max_order
-        try:
-            self.estimator = self.estimator_class(random_state=random_state, **estimator_options)
-        except TypeError as err:
-            raise TypeError(
-                f"{type(self).__name__}: {err}. Estimator options are the keyword arguments "
-                f"of {self.estimator_class.__name__}."
-            ) from err
+        self.index = check_index(index)
+        self.estimator = make_estimator(
+            self.estimator_class,
+            max_order=max_order,
+            random_state=random_state,
+            options=estimator_options,
+            owner=type(self).__name__,
+        )
 
     @property
     def max_order(self) -> int:

@@ -185,6 +185,30 @@ class InteractionEstimator(ABC):
         return f"{type(self).__name__}({params})"
 
 
+def make_estimator(
+    estimator_class: type[InteractionEstimator],
+    *,
+    max_order: int | None,
+    random_state: Any,
+    options: dict[str, Any],
+    owner: str,
+) -> InteractionEstimator:
+    """Build an estimator from an adapter's arguments (``max_order=None``: its default).
+
+    The adapters (Captum attributions, SHAP explainers) take the estimator's
+    options as ``**kwargs``; a wrong name is reported against the adapter.
+    """
+    if max_order is not None:
+        options = {**options, "max_order": max_order}
+    try:
+        return estimator_class(random_state=random_state, **options)
+    except TypeError as err:
+        raise TypeError(
+            f"{owner}: {err}. Estimator options are the keyword arguments of "
+            f"{estimator_class.__name__}."
+        ) from err
+
+
 def check_int(name: str, value: Any, minimum: int) -> int:
     """Return ``value`` as an int if it is one and at least ``minimum``, else raise."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer):

@@ -136,6 +136,13 @@ def _index_weights(index: str, sizes: np.ndarray, width: int, order: int) -> np.
     return table[sizes]
 
 
+def check_index(index: Any) -> str:
+    """Return ``index`` lower-cased if it names a supported index, else raise."""
+    if not isinstance(index, str) or index.lower() not in INDICES:
+        raise ValueError(f"Unknown index {index!r}; choose one of {', '.join(INDICES)}.")
+    return index.lower()
+
+
 class Interactions:
     """Sparse interactions that reproduce a value function.
 
@@ -294,10 +301,8 @@ class Interactions:
             A dict from sorted feature-id tuples to index values; sets whose
             value is zero are left out.
         """
-        index = index.lower()
+        index = check_index(index)
         order = None if order is None else operator.index(order)
-        if index not in INDICES:
-            raise ValueError(f"Unknown index {index!r}; choose one of {', '.join(INDICES)}.")
         if order is None:
             order = 1 if index in _FIRST_ORDER else 2
         if index in _FIRST_ORDER and order != 1:
@@ -315,8 +320,7 @@ class Interactions:
 
     def first_order(self, index: str = "shapley") -> np.ndarray:
         """Dense ``(n,)`` vector of a first-order index (Shapley by default)."""
-        if index.lower() not in INDICES:
-            raise ValueError(f"Unknown index {index!r}; choose one of {', '.join(INDICES)}.")
+        index = check_index(index)
         values = np.zeros(self.n_features)
         for s, v in self.to_index(index, 1).items():
             if len(s) == 1:
@@ -345,6 +349,42 @@ class Interactions:
         if self.feature_names is None:
             return tuple(f"x{i}" for i in subset)
         return tuple(self.feature_names[i] for i in subset)
+
+    def embed(
+        self,
+        positions: Sequence[int],
+        n_features: int,
+        *,
+        feature_names: Sequence[str] | None = None,
+    ) -> Interactions:
+        """The same interactions, feature ``i`` renamed ``positions[i]`` among ``n_features``.
+
+        Used when only some features of an input can change the output (the
+        others equal their baseline): those are explained, then placed back
+        among all features, where the rest carry no interaction.
+
+        Examples:
+            >>> import proxyspex_captum as psx
+            >>> inter = psx.Interactions.from_mobius({(0, 1): 2.0}, n_features=2)
+            >>> inter.embed([1, 4], n_features=5).mobius
+            {(1, 4): 2.0}
+        """
+        positions = np.asarray(positions, dtype=np.int64)
+        if positions.shape != (self.n_features,):
+            raise ValueError(f"Need {self.n_features} positions, got {positions.shape[0]}.")
+        if (np.diff(positions) <= 0).any() or positions[0] < 0 or positions[-1] >= n_features:
+            raise ValueError(f"positions must increase and lie in [0, {n_features}).")
+        rows = self._rows.copy()
+        real = rows != PAD
+        rows[real] = positions[rows[real]]  # increasing, so every row stays sorted
+        return Interactions._from_rows(
+            rows,
+            self._values,
+            n_features=n_features,
+            feature_names=feature_names,
+            n_queries=self.n_queries,
+            metadata=self.metadata,
+        )
 
     # ------------------------------------------------------------------- I/O
     def to_dict(self) -> dict[str, Any]:
