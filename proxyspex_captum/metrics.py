@@ -1,16 +1,32 @@
-"""Faithfulness of interaction explanations."""
+"""How good an explanation is: faithfulness, removal curves, recovery, explanation error, compare.
+
+Every metric takes the model as a value function (boolean masks -> outputs),
+the same object the estimators explain, so it applies to Captum, SHAP and
+plain-numpy uses alike.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
+from .core.base import check_int
 from .core.interactions import Interactions
-from .core.sampling import as_generator
+from .core.sampling import as_generator, uniform_masks
 from .core.value_function import MaskFunction, ValueFunction
 
-__all__ = ["faithfulness"]
+__all__ = [
+    "METHODS",
+    "InteractionExplanationError",
+    "compare",
+    "faithfulness",
+    "fourier_r2",
+    "recovery_at_k",
+    "removal_curve",
+]
 
 
 def faithfulness(
@@ -70,3 +86,395 @@ def _r2(truth: np.ndarray, predicted: np.ndarray) -> float:
     if spread == 0.0:
         return 1.0 if np.allclose(truth, predicted) else 0.0
     return float(1.0 - np.sum((truth - predicted) ** 2) / spread)
+
+
+# ---------------------------------------------------------------- removal curves
+def removal_curve(
+    value_function: MaskFunction | ValueFunction,
+    n_features: int,
+    *,
+    interactions: Interactions | None = None,
+    attributions: np.ndarray | Sequence[float] | None = None,
+    max_removed: int = 10,
+) -> np.ndarray:
+    """Relative output change when the top ``r`` features are removed, ``r = 1..max_removed``.
+
+    The features are chosen either from a surrogate (``interactions``: for
+    each ``r``, greedily, the features whose removal lowers the surrogate's
+    output most, so that a pair that only matters together is removed
+    together) or from a first-order ranking (``attributions``: the ``r``
+    largest). The model is then queried on each reduced input and
+    ``|f(all) − f(masked)| / |f(all)|`` reported: higher means the method
+    found what drives the output.
+
+    Args:
+        value_function: The model as masks -> values (one output).
+        n_features: Number of features.
+        interactions: A surrogate to choose the removed sets with.
+        attributions: First-order values to rank features by (largest first).
+        max_removed: Largest ``r``.
+
+    Returns:
+        ``(max_removed,)`` relative changes (``max_removed + 1`` model calls).
+
+    Examples:
+        >>> import numpy as np
+        >>> import proxyspex_captum as psx
+        >>> def model(m):  # 0 and 1 only matter together
+        ...     return 1.0 + 4 * (m[:, 0] & m[:, 1]) + m[:, 2]
+        >>> inter = psx.ProxySPEX(max_order=2).explain(model, n_features=3, budget=8)
+        >>> psx.metrics.removal_curve(model, 3, interactions=inter, max_removed=2).round(3)
+        array([0.667, 0.833])
+    """
+    n_features = check_int("n_features", n_features, 1)
+    max_removed = min(check_int("max_removed", max_removed, 1), n_features)
+    if (interactions is None) == (attributions is None):
+        raise ValueError("Pass one of interactions= (a surrogate) or attributions= (a ranking).")
+    if interactions is not None:
+        order = _greedy_removal_order(interactions, max_removed)
+    else:
+        values = np.asarray(attributions, dtype=float).reshape(-1)
+        if values.shape != (n_features,):
+            raise ValueError(f"attributions must have {n_features} values, got {values.shape}.")
+        order = np.argsort(-values, kind="stable")[:max_removed]
+    masks = np.ones((max_removed + 1, n_features), dtype=bool)
+    for r in range(1, max_removed + 1):
+        masks[r:, order[r - 1]] = False
+    func = value_function.func if isinstance(value_function, ValueFunction) else value_function
+    values = ValueFunction(func, n_features, cache=False)(masks)
+    if values.ndim != 1:
+        raise ValueError("removal_curve needs a single-output value function.")
+    if values[0] == 0:
+        raise ValueError("f(all) is 0, so the relative change is undefined; shift the output.")
+    return np.abs(values[0] - values[1:]) / abs(values[0])
+
+
+def _greedy_removal_order(interactions: Interactions, max_removed: int) -> np.ndarray:
+    """Features in the order the surrogate says removing them lowers the output most."""
+    n = interactions.n_features
+    involved = sorted({i for s in interactions.mobius for i in s})
+    candidates = involved + [i for i in range(n) if i not in set(involved)]
+    mask = np.ones(n, dtype=bool)
+    full = interactions.full_value
+    order: list[int] = []
+    for _ in range(max_removed):
+        options = [i for i in candidates if mask[i]]
+        trial = np.repeat(mask[None], len(options), axis=0)
+        trial[np.arange(len(options)), options] = False
+        drops = full - interactions.predict(trial)
+        best = options[int(np.argmax(drops))]
+        order.append(best)
+        mask[best] = False
+    return np.array(order)
+
+
+# ---------------------------------------------------------------- recovery
+def recovery_at_k(
+    interactions: Interactions | Mapping[Sequence[int], float],
+    truth: Interactions | Mapping[Sequence[int], float],
+    k: int = 10,
+) -> float:
+    """Share of the ``k`` largest true interactions among the ``k`` largest estimated ones.
+
+    Both sides are compared in the Möbius basis (``{S: a(S)}`` dicts are
+    read as Möbius coefficients); the empty set is left out, and ``k`` is
+    capped at the number of true interactions.
+
+    Examples:
+        >>> import proxyspex_captum as psx
+        >>> truth = {(0,): 3.0, (1, 2): -2.0, (4,): 0.5}
+        >>> psx.metrics.recovery_at_k({(0,): 2.9, (1, 2): -2.1, (3,): 0.7}, truth, k=3)
+        0.6666666666666666
+    """
+    k = check_int("k", k, 1)
+    true_terms = _nonempty_mobius(truth)
+    if not true_terms:
+        raise ValueError("The true interactions are empty (nothing to recover).")
+    k = min(k, len(true_terms))
+    top_true = _top_sets(true_terms, k)
+    top_found = _top_sets(_nonempty_mobius(interactions), k)
+    return len(top_true & top_found) / k
+
+
+def _nonempty_mobius(terms: Interactions | Mapping[Sequence[int], float]) -> dict:
+    mobius = terms.mobius if isinstance(terms, Interactions) else terms
+    return {tuple(sorted(s)): float(v) for s, v in mobius.items() if len(s) > 0 and v != 0}
+
+
+def _top_sets(terms: dict, k: int) -> set:
+    return {s for s, _ in sorted(terms.items(), key=lambda kv: -abs(kv[1]))[:k]}
+
+
+def fourier_r2(estimate: Interactions, truth: Interactions) -> float:
+    """Exact R² of ``estimate`` against ``truth`` over all ``2**n`` masks, by Parseval.
+
+    Under the uniform distribution on masks the Fourier basis is orthonormal,
+    so the mean squared error is ``Σ_S (F̂(S) − F(S))²`` and the variance of
+    the truth ``Σ_{S≠∅} F(S)²``: no sampling, any ``n``.
+    """
+    est, tru = estimate.fourier, truth.fourier
+    error = sum((est.get(s, 0.0) - tru.get(s, 0.0)) ** 2 for s in set(est) | set(tru))
+    spread = sum(v**2 for s, v in tru.items() if s)
+    if spread == 0:
+        return 1.0 if error == 0 else 0.0
+    return 1.0 - error / spread
+
+
+# ---------------------------------------------------- SHAP's explanation error
+class InteractionExplanationError:
+    """``shap.benchmark.ExplanationError`` that lets an explanation use its interactions.
+
+    SHAP's benchmark walks random feature orderings, reveals features a few
+    at a time, and scores an explanation by how well ``base + Σ attributions
+    of the revealed features`` predicts the model on each partially masked
+    input (root mean squared error). An additive explanation cannot account
+    for pairs that only matter together; this version predicts with each
+    row's :class:`~proxyspex_captum.Interactions` when the explanation carries
+    them (an :class:`~proxyspex_captum.InteractionExplanation`), and exactly
+    as SHAP does otherwise, so both kinds are scored on the same masks and
+    reported as SHAP's ``BenchmarkResult`` (``shap.plots.benchmark`` plots it).
+
+    Args:
+        masker, model, *model_args: As for ``shap.benchmark.ExplanationError``.
+        batch_size: Masks per model call.
+        num_permutations: Orderings per row.
+        link, linearize_link: SHAP's link function options.
+        seed: Seed of the orderings (a private generator: numpy's global one
+            is left alone).
+    """
+
+    def __init__(
+        self,
+        masker: Any,
+        model: Any,
+        *model_args: Any,
+        batch_size: int = 500,
+        num_permutations: int = 10,
+        link: Any = None,
+        linearize_link: bool = True,
+        seed: int = 38923,
+    ) -> None:
+        from shap import links
+        from shap.models import Model
+
+        self.masker = masker
+        self.model = model if isinstance(model, Model) else Model(model)
+        self.model_args = model_args
+        self.batch_size = check_int("batch_size", batch_size, 1)
+        self.num_permutations = check_int("num_permutations", num_permutations, 1)
+        self.link = links.identity if link is None else link
+        self.linearize_link = linearize_link
+        self.seed = seed
+
+    def __call__(self, explanation: Any, name: str, step_fraction: float = 0.01) -> Any:
+        """Score ``explanation`` (a ``shap.Explanation``, ours or not) under the label ``name``."""
+        from shap.benchmark import BenchmarkResult
+        from shap.utils import MaskedModel
+
+        values = np.asarray(explanation.values)
+        rows = list(zip(*self.model_args, strict=True))
+        if len(values) != len(rows):
+            raise ValueError(
+                f"The explanation has {len(values)} rows but {len(rows)} model inputs were given."
+            )
+        interactions = getattr(explanation, "interactions", None)
+        rng = np.random.default_rng(self.seed)
+        squared = []
+        for i, args in enumerate(rows):
+            attributions = values[i].reshape(-1)
+            n = attributions.size
+            masked = MaskedModel(self.model, self.masker, self.link, self.linearize_link, *args)
+            if len(masked) != n:
+                raise ValueError(
+                    f"Row {i}: {n} attributions for {len(masked)} maskable features; explain "
+                    "one output at a time (e.g. expl[..., 0])."
+                )
+            step = max(1, int(n * step_fraction))
+            row_inter = _row_interactions(interactions, i)
+            for _ in range(self.num_permutations):
+                order = rng.permutation(n)
+                masks = np.zeros((len(range(0, n, step)) + 1, n), dtype=bool)
+                for j, start in enumerate(range(0, n, step), start=1):
+                    masks[j:, order[start : start + step]] = True
+                truth = np.concatenate(
+                    [
+                        masked(masks[j : j + self.batch_size])
+                        for j in range(0, len(masks), self.batch_size)
+                    ]
+                ).reshape(len(masks))
+                if isinstance(row_inter, Interactions):
+                    predicted = row_inter.predict(masks)
+                else:
+                    predicted = truth[0] + masks @ attributions
+                squared.append((truth - predicted) ** 2)
+        return BenchmarkResult("explanation error", name, value=float(np.sqrt(np.mean(squared))))
+
+
+def _row_interactions(interactions: Any, i: int) -> Interactions | None:
+    if isinstance(interactions, Interactions):
+        return interactions
+    if isinstance(interactions, np.ndarray) and interactions.ndim == 1:
+        return interactions[i]
+    return None
+
+
+# ----------------------------------------------------------------- compare
+#: Methods :func:`compare` knows, in its default order.
+METHODS = ("proxyspex", "spex", "lime", "kernelshap", "shapley_sampling", "banzhaf")
+
+
+def compare(
+    value_function: MaskFunction,
+    n_features: int,
+    *,
+    budget: int,
+    methods: Sequence[str] = METHODS,
+    truth: Interactions | None = None,
+    k: int = 10,
+    n_test: int = 1000,
+    random_state: int = 0,
+) -> Any:
+    """Run several explainers at the same budget on one value function; a tidy table.
+
+    Every method gets ``budget`` model calls and its surrogate is scored on
+    the same ``n_test`` held-out uniform masks (the papers' faithfulness R²).
+    The marginal methods' surrogates are their linear models: LIME and
+    KernelSHAP as Captum fits them (Captum's ``Lime`` and ``KernelShap`` on
+    the binary interpretable input), Shapley value sampling (Captum's
+    ``ShapleyValueSampling``) as ``v(∅) + Σ φ_i m_i``, and linear Banzhaf
+    regression (least squares on uniform masks). ProxySPEX and SPEX use their
+    interactions.
+
+    Args:
+        value_function: The model as boolean masks ``(k, n)`` -> ``(k,)`` values.
+        n_features: Number of features.
+        budget: Model calls per method.
+        methods: Any of :data:`METHODS`.
+        truth: Known interactions (a planted game): adds the exact R² over all
+            masks (by Parseval) and recovery@k.
+        k: For recovery@k.
+        n_test: Held-out masks for the R².
+        random_state: Seeds every method and the held-out masks (Captum's
+            samplers run under a forked torch generator: global RNGs are left alone).
+
+    Returns:
+        A ``pandas.DataFrame``, one row per method: ``method``, ``budget``,
+        ``model_calls`` (distinct masks sent; repeats within a batch are
+        scored once, so sampling methods may use fewer), ``r2`` (held out),
+        ``exact_r2`` and ``recovery_at_k`` (with ``truth``), ``seconds``
+        (the method's own time, model excluded), ``note`` (why a method did
+        not run) and ``surrogate`` (its :class:`~proxyspex_captum.Interactions`).
+        Plot it with :func:`proxyspex_captum.plots.comparison`.
+    """
+    import pandas as pd
+
+    n_features = check_int("n_features", n_features, 1)
+    budget = check_int("budget", budget, 1)
+    unknown = [m for m in methods if m not in _RUNNERS]
+    if unknown:
+        raise ValueError(f"Unknown method(s) {unknown}; choose from {', '.join(METHODS)}.")
+    test = as_generator(random_state).random((n_test, n_features)) < 0.5
+    truth_values = ValueFunction(value_function, n_features, cache=False)(test)
+    if truth_values.ndim != 1:
+        raise ValueError("compare needs a single-output value function.")
+    rows = []
+    for name in methods:
+        counted = ValueFunction(value_function, n_features, cache=False)
+        tic = time.perf_counter()
+        surrogate, note = _RUNNERS[name](counted, n_features, budget, random_state)
+        seconds = time.perf_counter() - tic - counted.seconds
+        row: dict[str, Any] = {"method": name, "budget": budget, "model_calls": counted.n_queries}
+        if surrogate is None:
+            row.update(r2=np.nan, seconds=np.nan, note=note, surrogate=None)
+        else:
+            row.update(
+                r2=_r2(truth_values, surrogate.predict(test)),
+                seconds=seconds,
+                note=note,
+                surrogate=surrogate,
+            )
+        if truth is not None:
+            found = surrogate is not None
+            row["exact_r2"] = fourier_r2(surrogate, truth) if found else np.nan
+            row["recovery_at_k"] = recovery_at_k(surrogate, truth, k) if found else np.nan
+        rows.append(row)
+    columns = ["method", "budget", "model_calls", "r2"]
+    columns += ["exact_r2", "recovery_at_k"] if truth is not None else []
+    columns += ["seconds", "note", "surrogate"]
+    return pd.DataFrame(rows)[columns]
+
+
+Runner = Callable[[ValueFunction, int, int, int], "tuple[Interactions | None, str]"]
+
+
+def _linear_surrogate(bias: float, coefficients: np.ndarray, method: str) -> Interactions:
+    mobius = {(): float(bias)}
+    mobius.update({(i,): float(c) for i, c in enumerate(coefficients) if c != 0})
+    return Interactions.from_mobius(
+        mobius, n_features=len(coefficients), metadata={"method": method}
+    )
+
+
+def _run_ours(estimator_class: Any) -> Runner:
+    def run(vf: ValueFunction, n: int, budget: int, seed: int):
+        estimator = estimator_class(random_state=seed)
+        need = estimator.min_budget(n)
+        if budget < need:
+            return None, f"needs at least {need} calls for {n} features"
+        return estimator.explain(vf, n, budget), ""
+
+    return run
+
+
+def _run_captum(kind: str) -> Runner:
+    def run(vf: ValueFunction, n: int, budget: int, seed: int):
+        import torch
+        from captum.attr import KernelShap, Lime, ShapleyValueSampling
+
+        def forward(x: Any) -> Any:
+            return torch.as_tensor(vf(x.detach().cpu().numpy() > 0.5), dtype=torch.float64)
+
+        ones = torch.ones(1, n, dtype=torch.float64)
+        with torch.random.fork_rng(devices=[]):  # Captum samples from torch's global generator
+            torch.manual_seed(seed)
+            if kind == "shapley_sampling":
+                permutations = (budget - 1) // n
+                if permutations < 1:
+                    return None, f"needs at least {n + 1} calls (one permutation)"
+                phi = ShapleyValueSampling(forward).attribute(
+                    ones, baselines=0, n_samples=permutations, perturbations_per_eval=n
+                )
+                empty = float(vf(np.zeros((1, n), dtype=bool))[0])
+                return _linear_surrogate(empty, phi.reshape(-1).numpy(), kind), ""
+            method = (Lime if kind == "lime" else KernelShap)(forward)
+            coefficients = method.attribute(
+                ones, baselines=0, n_samples=budget, perturbations_per_eval=min(budget, 256)
+            )
+            bias = float(method.interpretable_model.bias())
+        return _linear_surrogate(bias, coefficients.reshape(-1).numpy(), kind), ""
+
+    return run
+
+
+def _run_banzhaf(vf: ValueFunction, n: int, budget: int, seed: int):
+    """Linear Banzhaf regression: least squares of v on uniformly random masks."""
+    masks = uniform_masks(n, budget, as_generator(seed))
+    design = np.hstack([np.ones((len(masks), 1)), masks.astype(float)])
+    solution = np.linalg.lstsq(design, vf(masks), rcond=None)[0]
+    return _linear_surrogate(solution[0], solution[1:], "banzhaf"), ""
+
+
+def _build_runners() -> dict[str, Runner]:
+    from .core import SPEX, ProxySPEX
+
+    return {
+        "proxyspex": _run_ours(ProxySPEX),
+        "spex": _run_ours(SPEX),
+        "lime": _run_captum("lime"),
+        "kernelshap": _run_captum("kernelshap"),
+        "shapley_sampling": _run_captum("shapley_sampling"),
+        "banzhaf": _run_banzhaf,
+    }
+
+
+_RUNNERS = _build_runners()

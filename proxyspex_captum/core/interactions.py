@@ -44,6 +44,18 @@ _FIRST_ORDER = ("shapley", "banzhaf")
 # for the empty set (their constant term), as in shapiq.
 _WITH_EMPTY_SET = ("k-sii", "stii", "fsii", "fbii")
 _JSON_FORMAT = "proxyspex-captum/interactions"
+# Our index names -> shapiq's.
+_SHAPIQ_INDEX = {
+    "mobius": "Moebius",
+    "shapley": "SV",
+    "banzhaf": "BV",
+    "sii": "SII",
+    "bii": "BII",
+    "k-sii": "k-SII",
+    "stii": "STII",
+    "fsii": "FSII",
+    "fbii": "FBII",
+}
 # Coefficients smaller than this share of the largest non-constant one are
 # rounding noise (a ridge refit's shrinkage alone leaves ~1e-10).
 _ZERO_TOL = 1e-9
@@ -309,11 +321,15 @@ class Interactions:
             raise ValueError(f"{index} is a first-order index; use order=1 (or 'sii'/'bii').")
         if order < 1:
             raise ValueError(f"order must be at least 1, got {order}.")
+        return self._index_terms(index, order, keep_empty=index in _WITH_EMPTY_SET)
+
+    def _index_terms(self, index: str, order: int, *, keep_empty: bool) -> SetFunction:
+        """``{S: I(S)}`` for ``|S| <= order``, the empty set's term too if ``keep_empty``."""
         rows, values = self._mobius_rows()
         width = rows.shape[1]
         weights = _index_weights(index, set_sizes(rows), width, order) * values[:, None]
         out_rows, sums = spread_to_subsets(rows, weights, max_size=order)
-        if index not in _WITH_EMPTY_SET:
+        if not keep_empty:
             nonempty = set_sizes(out_rows) > 0
             out_rows, sums = out_rows[nonempty], sums[nonempty]
         return _to_dict(*_drop_zeros(out_rows, sums))
@@ -384,6 +400,86 @@ class Interactions:
             feature_names=feature_names,
             n_queries=self.n_queries,
             metadata=self.metadata,
+        )
+
+    # ---------------------------------------------------------------- shapiq
+    def to_shapiq(self, index: str = "mobius", order: int | None = None) -> Any:
+        """This result as a ``shapiq.InteractionValues`` (shapiq is an optional dependency).
+
+        Args:
+            index: ``"mobius"`` (default: exact, every order carried) or any
+                index of :meth:`to_index`.
+            order: The index's order (as in :meth:`to_index`); for Möbius, the
+                largest order carried.
+
+        Returns:
+            ``shapiq.InteractionValues`` with shapiq's conventions (the empty
+            set holds ``v(∅)``, or the index's own empty-set term for SII, BII,
+            Banzhaf and FBII; ``baseline_value`` is ``v(∅)``, FBII's constant for
+            FBII), so shapiq's
+            plots (``plot_network``, ``plot_force``, ``plot_upset``, ...)
+            and tools work on it.
+        """
+        try:
+            from shapiq import InteractionValues
+        except ImportError as err:
+            raise ImportError(
+                "to_shapiq needs shapiq: pip install 'proxyspex-captum[shapiq]'."
+            ) from err
+        name = index.lower() if isinstance(index, str) else index
+        if name == "mobius":
+            values = dict(self.mobius)
+            max_order = self.max_order if order is None else int(order)
+            values = {s: v for s, v in values.items() if len(s) <= max_order}
+        else:
+            name = check_index(name)
+            values = self.to_index(name, order)
+            max_order = max((len(s) for s in values), default=1) if order is None else order
+            if name in ("sii", "bii", "banzhaf"):
+                # shapiq gives the empty set these indices' own term (for Banzhaf
+                # indices the mean of v over all masks), not v(∅).
+                own = "bii" if name == "banzhaf" else name
+                values[()] = self._index_terms(own, int(max_order), keep_empty=True).get((), 0.0)
+        values.setdefault((), self.baseline_value)
+        values = {(): values.pop(()), **values}
+        lookup = {s: i for i, s in enumerate(values)}
+        return InteractionValues(
+            np.array(list(values.values()), dtype=float),
+            index=_SHAPIQ_INDEX[name],
+            max_order=max(int(max_order), 1),
+            n_players=self.n_features,
+            min_order=0,
+            interaction_lookup=lookup,
+            estimated=not self.metadata.get("exact", False),
+            estimation_budget=self.n_queries or None,
+            # shapiq's FBII keeps its fitted constant there; every other index keeps v(∅)
+            baseline_value=values[()] if name == "fbii" else self.baseline_value,
+        )
+
+    @classmethod
+    def from_shapiq(
+        cls, values: Any, *, feature_names: Sequence[str] | None = None
+    ) -> Interactions:
+        """Build from a ``shapiq.InteractionValues`` of the Möbius index.
+
+        Only Möbius coefficients determine the value function (every other
+        index is a summary of it), so other indices are refused; compute
+        ``"Moebius"`` with shapiq (e.g. ``shapiq.ExactComputer(game)("Moebius")``).
+        """
+        if getattr(values, "index", None) != "Moebius":
+            raise ValueError(
+                f"from_shapiq needs Möbius InteractionValues (index 'Moebius'), got "
+                f"{getattr(values, 'index', type(values).__name__)!r}: other indices do not "
+                "determine the value function."
+            )
+        mobius = {tuple(int(i) for i in s): float(v) for s, v in values.dict_values.items()}
+        mobius.setdefault((), float(values.baseline_value))
+        return cls.from_mobius(
+            mobius,
+            n_features=int(values.n_players),
+            feature_names=feature_names,
+            n_queries=int(values.estimation_budget or 0),
+            metadata={"source": "shapiq"},
         )
 
     # ------------------------------------------------------------------- I/O

@@ -52,6 +52,47 @@ class InteractionExplanation(Explanation):
         new._name_features()
         return new
 
+    @classmethod
+    def from_interactions(
+        cls,
+        interactions: Interactions | list[Interactions],
+        *,
+        data: Any = None,
+        index: str = "shapley",
+        feature_names: list[str] | None = None,
+    ) -> InteractionExplanation:
+        """A SHAP explanation of one or more results (one row each), e.g. from Captum or the core.
+
+        Args:
+            interactions: One :class:`~proxyspex_captum.Interactions` or a list
+                (one per row; all with the same number of features).
+            data: The explained inputs, one row per result (optional; SHAP's
+                plots show it).
+            index: The first-order index put in ``.values``.
+            feature_names: Default: the results' own feature names.
+
+        Examples:
+            >>> import proxyspex_captum as psx
+            >>> inter = psx.Interactions.from_mobius({(0,): 1.0, (0, 1): 2.0}, n_features=2)
+            >>> expl = psx.InteractionExplanation.from_interactions(inter)
+            >>> expl.values.tolist(), expl.base_values.tolist()
+            ([[2.0, 1.0]], [0.0])
+        """
+        rows = [interactions] if isinstance(interactions, Interactions) else list(interactions)
+        if not rows:
+            raise ValueError("No interactions given.")
+        n = rows[0].n_features
+        if any(r.n_features != n for r in rows):
+            raise ValueError("All results must have the same number of features.")
+        names = feature_names or rows[0].feature_names or [f"Feature {i}" for i in range(n)]
+        explanation = Explanation(
+            np.stack([r.first_order(index) for r in rows]),
+            base_values=np.array([r.baseline_value for r in rows]),
+            data=None if data is None else np.asarray(data).reshape(len(rows), -1),
+            feature_names=list(names),
+        )
+        return cls.wrap(explanation, rows)
+
     def _name_features(self) -> None:
         """Give each row's interactions the explanation's feature names, where they fit."""
         names = self.feature_names
@@ -61,7 +102,7 @@ class InteractionExplanation(Explanation):
         for i in range(len(self.interactions)):
             row_names = list(names[i]) if per_row else list(names)
             for inter in _flat(self.interactions[i]):
-                if len(row_names) == inter.n_features:
+                if inter.feature_names is None and len(row_names) == inter.n_features:
                     inter.feature_names = [str(name) for name in row_names]
 
     # ------------------------------------------------------------ dense views
