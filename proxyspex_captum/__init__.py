@@ -43,11 +43,18 @@ __all__ = [
     "examples",
     "games",
     "models",
+    "plots",
     *_LAZY,
 ]
 
 
+# Submodules that import matplotlib's pyplot load on first use too.
+_LAZY_MODULES = ("plots",)
+
+
 def __getattr__(name: str) -> Any:
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f".{name}", __name__)
     if name in _LAZY:
         value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
         globals()[name] = value
@@ -56,4 +63,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | set(_LAZY_MODULES))

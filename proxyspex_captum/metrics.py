@@ -429,31 +429,44 @@ def _run_ours(estimator_class: Any) -> Runner:
 def _run_captum(kind: str) -> Runner:
     def run(vf: ValueFunction, n: int, budget: int, seed: int):
         import torch
-        from captum.attr import KernelShap, Lime, ShapleyValueSampling
 
-        def forward(x: Any) -> Any:
-            return torch.as_tensor(vf(x.detach().cpu().numpy() > 0.5), dtype=torch.float64)
-
-        ones = torch.ones(1, n, dtype=torch.float64)
-        with torch.random.fork_rng(devices=[]):  # Captum samples from torch's global generator
-            torch.manual_seed(seed)
-            if kind == "shapley_sampling":
-                permutations = (budget - 1) // n
-                if permutations < 1:
-                    return None, f"needs at least {n + 1} calls (one permutation)"
-                phi = ShapleyValueSampling(forward).attribute(
-                    ones, baselines=0, n_samples=permutations, perturbations_per_eval=n
-                )
-                empty = float(vf(np.zeros((1, n), dtype=bool))[0])
-                return _linear_surrogate(empty, phi.reshape(-1).numpy(), kind), ""
-            method = (Lime if kind == "lime" else KernelShap)(forward)
-            coefficients = method.attribute(
-                ones, baselines=0, n_samples=budget, perturbations_per_eval=min(budget, 256)
-            )
-            bias = float(method.interpretable_model.bias())
-        return _linear_surrogate(bias, coefficients.reshape(-1).numpy(), kind), ""
+        # Captum samples from torch's global generator, and its fits can touch numpy's:
+        # run on a forked torch generator and put numpy's state back afterwards.
+        numpy_state = np.random.get_state()  # noqa: NPY002
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                return _captum_surrogate(kind, vf, n, budget)
+        finally:
+            np.random.set_state(numpy_state)  # noqa: NPY002
 
     return run
+
+
+def _captum_surrogate(kind: str, vf: ValueFunction, n: int, budget: int):
+    """Captum's LIME / KernelSHAP / Shapley value sampling on the binary interpretable input."""
+    import torch
+    from captum.attr import KernelShap, Lime, ShapleyValueSampling
+
+    def forward(x: Any) -> Any:
+        return torch.as_tensor(vf(x.detach().cpu().numpy() > 0.5), dtype=torch.float64)
+
+    ones = torch.ones(1, n, dtype=torch.float64)
+    if kind == "shapley_sampling":
+        permutations = (budget - 1) // n
+        if permutations < 1:
+            return None, f"needs at least {n + 1} calls (one permutation)"
+        phi = ShapleyValueSampling(forward).attribute(
+            ones, baselines=0, n_samples=permutations, perturbations_per_eval=n
+        )
+        empty = float(vf(np.zeros((1, n), dtype=bool))[0])
+        return _linear_surrogate(empty, phi.reshape(-1).numpy(), kind), ""
+    method = (Lime if kind == "lime" else KernelShap)(forward)
+    coefficients = method.attribute(
+        ones, baselines=0, n_samples=budget, perturbations_per_eval=min(budget, 256)
+    )
+    bias = float(method.interpretable_model.bias())
+    return _linear_surrogate(bias, coefficients.reshape(-1).numpy(), kind), ""
 
 
 def _run_banzhaf(vf: ValueFunction, n: int, budget: int, seed: int):

@@ -1,0 +1,401 @@
+"""Matplotlib plots of interactions.
+
+Every function takes an :class:`~proxyspex_captum.Interactions` (or, for
+:func:`comparison`, the table of :func:`proxyspex_captum.metrics.compare`),
+draws on ``ax`` (a new figure when ``None``) and returns ``(figure, axes)``;
+``show=True`` also calls ``plt.show()``. Colours follow SHAP's: red raises
+the output, blue lowers it. Interactions are read in the Möbius basis (what a
+set of features adds *together*) unless an index is asked for.
+
+Examples:
+    >>> import proxyspex_captum as psx
+    >>> inter = psx.Interactions.from_mobius(
+    ...     {(0,): -1.0, (1,): -0.5, (0, 1): 2.5, (2,): 0.3}, n_features=3,
+    ...     feature_names=["not", "bad", "film"],
+    ... )
+    >>> fig, ax = psx.plots.bar(inter)
+    >>> [t.get_text() for t in ax.get_yticklabels()]
+    ['not × bad', 'not', 'bad', 'film']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.colors import TwoSlopeNorm, to_rgba
+from matplotlib.lines import Line2D
+from matplotlib.patches import FancyArrowPatch, Polygon
+
+from .core.interactions import Interactions
+
+__all__ = ["NEGATIVE", "POSITIVE", "bar", "comparison", "heatmap", "image", "network", "text"]
+
+#: SHAP's colours for a positive and a negative contribution.
+POSITIVE = "#ff0051"
+NEGATIVE = "#008bfb"
+_CMAP = "coolwarm"  # blue (negative) .. red (positive), white at 0
+
+
+def _sign_colour(value: float) -> str:
+    return POSITIVE if value >= 0 else NEGATIVE
+
+
+def _axes(ax: Any, figsize: tuple[float, float]) -> tuple[Any, Any]:
+    if ax is None:
+        fig, ax = plt.subplots(figsize=figsize)
+        return fig, ax
+    return ax.figure, ax
+
+
+def _finish(fig: Any, ax: Any, show: bool) -> tuple[Any, Any]:
+    if show:
+        plt.show()
+    return fig, ax
+
+
+def _terms(inter: Interactions, index: str | None, order: int | None) -> dict:
+    """Non-empty terms in the Möbius basis, or in ``index`` at ``order``."""
+    terms = inter.mobius if index is None else inter.to_index(index, order)
+    return {s: v for s, v in terms.items() if s}
+
+
+def _top(terms: dict, k: int) -> list[tuple[tuple[int, ...], float]]:
+    return sorted(terms.items(), key=lambda kv: (-abs(kv[1]), kv[0]))[:k]
+
+
+def _label(inter: Interactions, subset: Sequence[int]) -> str:
+    return " × ".join(inter.names_of(subset))
+
+
+# ------------------------------------------------------------------------ bar
+def bar(
+    interactions: Interactions,
+    k: int = 10,
+    *,
+    index: str | None = None,
+    order: int | None = None,
+    ax: Any = None,
+    show: bool = False,
+) -> tuple[Any, Any]:
+    """Horizontal bars of the ``k`` strongest interactions, labelled with feature names.
+
+    Args:
+        interactions: The result to plot.
+        k: How many interactions.
+        index, order: Plot an index (e.g. ``"fsii"``, order 2) instead of
+            the Möbius coefficients.
+    """
+    top = _top(_terms(interactions, index, order), k)
+    fig, ax = _axes(ax, (7, 0.45 * max(len(top), 2) + 1))
+    labels = [_label(interactions, s) for s, _ in top]
+    values = [v for _, v in top]
+    positions = np.arange(len(top))[::-1]
+    ax.barh(positions, values, color=[_sign_colour(v) for v in values])
+    ax.set_yticks(positions, labels)
+    ax.axvline(0, color="#888888", linewidth=0.8)
+    for y, v in zip(positions, values, strict=True):
+        ax.annotate(
+            f"{v:+.3g}",
+            (v, y),
+            xytext=(4 if v >= 0 else -4, 0),
+            textcoords="offset points",
+            ha="left" if v >= 0 else "right",
+            va="center",
+            fontsize=8,
+        )
+    basis = "Möbius coefficients" if index is None else f"{index.upper()} values"
+    ax.set_xlabel(f"{basis} (what the features add together)")
+    ax.set_title(f"Top {len(top)} interactions")
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    return _finish(fig, ax, show)
+
+
+# -------------------------------------------------------------------- heatmap
+def heatmap(
+    interactions: Interactions,
+    *,
+    index: str = "sii",
+    features: Sequence[int] | None = None,
+    max_features: int = 20,
+    ax: Any = None,
+    show: bool = False,
+) -> tuple[Any, Any]:
+    """Order-2 heatmap: pairs of ``index`` off the diagonal, first-order Shapley values on it.
+
+    Args:
+        index: An order-2 index (``"sii"``, ``"stii"``, ``"fsii"``, ``"k-sii"``, ...).
+        features: Which features to show; default: those in the strongest
+            pairs, at most ``max_features`` (all when ``n`` is that small).
+    """
+    n = interactions.n_features
+    pairs = {s: v for s, v in interactions.to_index(index, 2).items() if len(s) == 2}
+    if features is None:
+        if n <= max_features:
+            features = list(range(n))
+        else:
+            chosen: list[int] = []
+            for s, _ in _top(pairs, len(pairs)):
+                chosen += [i for i in s if i not in chosen]
+                if len(chosen) >= max_features:
+                    break
+            features = sorted(chosen[:max_features]) or list(range(min(n, max_features)))
+    features = list(features)
+    position = {f: i for i, f in enumerate(features)}
+    matrix = np.zeros((len(features), len(features)))
+    for (i, j), v in pairs.items():
+        if i in position and j in position:
+            matrix[position[i], position[j]] = matrix[position[j], position[i]] = v
+    matrix[np.diag_indices(len(features))] = interactions.first_order()[features]
+    fig, ax = _axes(ax, (1.0 + 0.45 * len(features), 0.6 + 0.45 * len(features)))
+    limit = float(np.abs(matrix).max()) or 1.0
+    image_ = ax.imshow(matrix, cmap=_CMAP, norm=TwoSlopeNorm(0.0, -limit, limit))
+    names = list(interactions.names_of(features))
+    ax.set_xticks(range(len(features)), names, rotation=60, ha="right")
+    ax.set_yticks(range(len(features)), names)
+    fig.colorbar(image_, ax=ax, label=f"{index.upper()} (diagonal: Shapley value)")
+    ax.set_title(f"Pairwise {index.upper()}")
+    return _finish(fig, ax, show)
+
+
+# -------------------------------------------------------------------- network
+def network(
+    interactions: Interactions,
+    k: int = 15,
+    *,
+    ax: Any = None,
+    show: bool = False,
+) -> tuple[Any, Any]:
+    """Features as nodes on a circle, the ``k`` strongest interactions as edges.
+
+    A node's size is its |Shapley value| and its colour the sign. A pair is
+    a line (width: |Möbius coefficient|, colour: sign; ``gid="pair"``); a
+    set of three or more is a hyperedge: a translucent polygon over its
+    members with a dot at its centre (``gid="hyperedge"``). Main effects are
+    in the nodes, not drawn as edges.
+    """
+    terms = {s: v for s, v in interactions.mobius.items() if len(s) >= 2}
+    top = _top(terms, k)
+    shapley = interactions.first_order()
+    nodes = sorted({i for s, _ in top for i in s})
+    if not nodes:  # no interaction: show the strongest main effects
+        nodes = sorted(np.argsort(-np.abs(shapley))[: min(k, interactions.n_features)].tolist())
+    angles = np.linspace(0, 2 * np.pi, len(nodes), endpoint=False) + np.pi / 2
+    xy = {node: (np.cos(a), np.sin(a)) for node, a in zip(nodes, angles, strict=True)}
+    fig, ax = _axes(ax, (6.5, 6.5))
+    strongest = max((abs(v) for _, v in top), default=1.0) or 1.0
+    for subset, value in top:
+        colour = _sign_colour(value)
+        width = 1.0 + 5.0 * abs(value) / strongest
+        points = np.array([xy[i] for i in subset])
+        if len(subset) == 2:
+            ax.add_line(
+                Line2D(*points.T, color=colour, linewidth=width, alpha=0.8, gid="pair", zorder=1)
+            )
+        else:
+            centre = points.mean(axis=0)
+            ordered = points[np.argsort(np.arctan2(*(points - centre).T[::-1]))]
+            ax.add_patch(
+                Polygon(
+                    ordered,
+                    closed=True,
+                    facecolor=to_rgba(colour, 0.15),
+                    edgecolor=colour,
+                    linewidth=width / 2,
+                    gid="hyperedge",
+                    zorder=0,
+                )
+            )
+            ax.scatter(*centre, s=20 + 40 * abs(value) / strongest, color=colour, zorder=2)
+    peak = float(np.abs(shapley[nodes]).max()) or 1.0
+    for node in nodes:
+        value = shapley[node]
+        ax.scatter(
+            *xy[node],
+            s=150 + 900 * abs(value) / peak,
+            color=_sign_colour(value),
+            edgecolor="white",
+            zorder=3,
+            gid="node",
+        )
+        x, y = xy[node]
+        ax.annotate(
+            interactions.names_of([node])[0],
+            (x, y),
+            xytext=(1.18 * x, 1.18 * y),
+            ha="center",
+            va="center",
+            fontsize=9,
+        )
+    ax.set_xlim(-1.45, 1.45)
+    ax.set_ylim(-1.45, 1.45)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title(f"Interaction network (top {len(top)})")
+    return _finish(fig, ax, show)
+
+
+# ----------------------------------------------------------------------- text
+def text(
+    interactions: Interactions,
+    words: Sequence[str] | None = None,
+    *,
+    k: int = 5,
+    words_per_line: int = 12,
+    ax: Any = None,
+    show: bool = False,
+) -> tuple[Any, Any]:
+    """The text with each word coloured by its Shapley value and arcs for the strongest pairs.
+
+    Args:
+        words: The words (features) in order; default the feature names.
+        k: How many pairs to draw as arcs (strongest |Möbius| first; an arc
+            is red when the pair raises the output together, blue when it
+            lowers it; ``gid="arc"``).
+        words_per_line: Wrap after this many words.
+    """
+    n = interactions.n_features
+    words = list(words) if words is not None else list(interactions.names_of(range(n)))
+    if len(words) != n:
+        raise ValueError(f"Got {len(words)} words for {n} features.")
+    shapley = interactions.first_order()
+    peak = float(np.abs(shapley).max()) or 1.0
+    lines = max(1, -(-n // words_per_line))
+    fig, ax = _axes(ax, (min(1.0 * min(n, words_per_line) + 1, 16), 1.6 * lines + 0.8))
+    positions = {}
+    for i, word in enumerate(words):
+        row, col = divmod(i, words_per_line)
+        x, y = col + 0.5, -1.6 * row
+        positions[i] = (x, y)
+        strength = abs(shapley[i]) / peak
+        ax.text(
+            x,
+            y,
+            word,
+            ha="center",
+            va="center",
+            fontsize=11,
+            gid="word",
+            bbox={
+                "boxstyle": "round,pad=0.25",
+                "edgecolor": "none",
+                "facecolor": to_rgba(_sign_colour(shapley[i]), 0.1 + 0.8 * strength),
+            },
+        )
+    pairs = _top({s: v for s, v in interactions.mobius.items() if len(s) == 2}, k)
+    strongest = max((abs(v) for _, v in pairs), default=1.0) or 1.0
+    for (i, j), value in pairs:
+        (x1, y1), (x2, y2) = positions[i], positions[j]
+        ax.add_patch(
+            FancyArrowPatch(
+                (x1, y1 + 0.3),
+                (x2, y2 + 0.3),
+                arrowstyle="-",
+                connectionstyle=f"arc3,rad={-0.5 if x2 >= x1 else 0.5}",
+                color=_sign_colour(value),
+                linewidth=1 + 3 * abs(value) / strongest,
+                alpha=0.8,
+                gid="arc",
+            )
+        )
+    ax.set_xlim(0, min(n, words_per_line))
+    ax.set_ylim(-1.6 * (lines - 1) - 0.8, 1.6)
+    ax.axis("off")
+    return _finish(fig, ax, show)
+
+
+# ---------------------------------------------------------------------- image
+def image(
+    interactions: Interactions,
+    picture: np.ndarray,
+    segments: np.ndarray,
+    *,
+    k: int = 5,
+    ax: Any = None,
+    show: bool = False,
+) -> tuple[Any, Any]:
+    """Which image patches interact: Shapley heat per patch, lines between interacting patches.
+
+    Args:
+        picture: The image, ``(H, W)`` or ``(H, W, C)``.
+        segments: ``(H, W)`` integer patch ids, patch ``i`` being feature ``i``.
+        k: How many interactions of order >= 2 to draw (a pair is a line
+            between the patches' centres, ``gid="pair"``; a larger set a
+            polygon through them, ``gid="hyperedge"``).
+    """
+    segments = np.asarray(segments)
+    ids = np.unique(segments)
+    if ids.min() < 0 or ids.max() >= interactions.n_features:
+        raise ValueError("segments must hold feature ids 0 .. n-1.")
+    fig, ax = _axes(ax, (6, 6))
+    picture = np.asarray(picture, dtype=float)
+    # In grey, so that the red/blue heat on top reads as the attribution, not the image.
+    shown = picture if picture.ndim == 2 else picture[..., :3].mean(axis=-1)
+    span = float(shown.max() - shown.min()) or 1.0
+    ax.imshow((shown - shown.min()) / span, cmap="gray")
+    shapley = interactions.first_order()
+    heat = shapley[segments]
+    limit = float(np.abs(shapley).max()) or 1.0
+    ax.imshow(heat, cmap=_CMAP, norm=TwoSlopeNorm(0.0, -limit, limit), alpha=0.45)
+    centres = {}
+    for i in ids:
+        rows, cols = np.nonzero(segments == i)
+        centres[int(i)] = (cols.mean(), rows.mean())
+    top = _top({s: v for s, v in interactions.mobius.items() if len(s) >= 2}, k)
+    strongest = max((abs(v) for _, v in top), default=1.0) or 1.0
+    for subset, value in top:
+        points = np.array([centres[i] for i in subset if i in centres])
+        colour = _sign_colour(value)
+        width = 1.5 + 4 * abs(value) / strongest
+        if len(subset) == 2:
+            ax.add_line(Line2D(*points.T, color=colour, linewidth=width, gid="pair"))
+        else:
+            ax.add_patch(
+                Polygon(
+                    points,
+                    closed=True,
+                    fill=False,
+                    edgecolor=colour,
+                    linewidth=width,
+                    gid="hyperedge",
+                )
+            )
+        ax.scatter(*points.T, color=colour, s=25, zorder=3)
+    ax.axis("off")
+    ax.set_title(f"Patch interactions (top {len(top)})")
+    return _finish(fig, ax, show)
+
+
+# ----------------------------------------------------------------- comparison
+def comparison(
+    table: Any,
+    *,
+    metrics: Sequence[str] = ("r2", "exact_r2"),
+    ax: Any = None,
+    show: bool = False,
+) -> tuple[Any, Any]:
+    """Grouped bars of :func:`proxyspex_captum.metrics.compare`'s table (R² per method)."""
+    present = [m for m in metrics if m in table.columns]
+    if not present:
+        raise ValueError(f"The table has none of the columns {list(metrics)}.")
+    fig, ax = _axes(ax, (1.2 * len(table) + 2, 4))
+    width = 0.8 / len(present)
+    x = np.arange(len(table))
+    for j, metric in enumerate(present):
+        values = table[metric].to_numpy(dtype=float)
+        ax.bar(
+            x + (j - (len(present) - 1) / 2) * width,
+            np.nan_to_num(values),
+            width,
+            label=metric.replace("_", " "),
+        )
+    ax.set_xticks(x, list(table["method"]), rotation=20)
+    ax.axhline(0, color="#888888", linewidth=0.8)
+    ax.set_ylabel("R²")
+    budget = table["budget"].iloc[0] if "budget" in table.columns else "?"
+    ax.set_title(f"Faithfulness at {budget} model calls")
+    ax.legend()
+    return _finish(fig, ax, show)

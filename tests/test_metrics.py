@@ -1,0 +1,110 @@
+"""Metrics against ground truth: planted games, brute force, SHAP's own benchmark."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import shap
+import shap.benchmark
+from brute_force import all_masks
+
+import proxyspex_captum as psx
+from proxyspex_captum import metrics
+
+
+def pair_model(masks):
+    """0 and 1 only matter together; 2 alone."""
+    m = masks.astype(float)
+    return 1.0 + 4.0 * m[:, 0] * m[:, 1] + 1.5 * m[:, 2]
+
+
+def test_removal_curve_removes_pairs_together():
+    inter = psx.ProxySPEX(max_order=2).explain(pair_model, n_features=5, budget=32)
+    surrogate = metrics.removal_curve(pair_model, 5, interactions=inter, max_removed=3)
+    # Removing 0 (or 1) kills the pair; next the surrogate removes 2, not the pair's partner.
+    np.testing.assert_allclose(surrogate, [4 / 6.5, 5.5 / 6.5, 5.5 / 6.5])
+    ranking = metrics.removal_curve(pair_model, 5, attributions=inter.first_order(), max_removed=3)
+    # Shapley ranks 0 and 1 first (2 each): the second removal is wasted.
+    np.testing.assert_allclose(ranking, [4 / 6.5, 4 / 6.5, 5.5 / 6.5])
+
+
+def test_removal_curve_checks_its_input():
+    with pytest.raises(ValueError, match="one of"):
+        metrics.removal_curve(pair_model, 5)
+    with pytest.raises(ValueError, match="5 values"):
+        metrics.removal_curve(pair_model, 5, attributions=[1, 2])
+    with pytest.raises(ValueError, match="f\\(all\\) is 0"):
+        metrics.removal_curve(lambda m: m[:, 0] * 0.0, 3, attributions=[1, 0, 0])
+
+
+def test_recovery_at_k_on_a_planted_game():
+    game = psx.games.hierarchical_game(128, n_terms=40, random_state=0)
+    inter = psx.ProxySPEX(random_state=0).explain(game, n_features=128, budget=2000)
+    assert metrics.recovery_at_k(inter, game.interactions, k=10) >= 0.8
+    assert metrics.recovery_at_k(game.interactions, game.interactions, k=10) == 1.0
+    empty = psx.Interactions({(): 1.0}, n_features=128)
+    assert metrics.recovery_at_k(empty, game.interactions, k=10) == 0.0
+
+
+def test_fourier_r2_is_the_r2_over_all_masks():
+    game = psx.games.hierarchical_game(10, n_terms=12, random_state=3)
+    inter = psx.ProxySPEX(random_state=0).explain(game, n_features=10, budget=200)
+    masks = all_masks(10)
+    assert metrics.fourier_r2(inter, game.interactions) == pytest.approx(
+        psx.faithfulness(inter, game, masks=masks), abs=1e-10
+    )
+
+
+def test_compare_ranks_methods_as_the_ground_truth_does():
+    game = psx.games.hierarchical_game(32, n_terms=30, random_state=0)
+    table = metrics.compare(game, 32, budget=1000, truth=game.interactions, random_state=0)
+    assert list(table["method"]) == list(metrics.METHODS)
+    assert (table["model_calls"] <= 1000).all()
+    best = table.sort_values("r2", ascending=False)["method"].iloc[0]
+    assert best == table.sort_values("exact_r2", ascending=False)["method"].iloc[0]
+    assert table.set_index("method").loc["proxyspex", "exact_r2"] > 0.99
+    # Every pair of methods that the truth tells apart is ordered the same way by compare.
+    rows = table.set_index("method")
+    for a, b in itertools.combinations(rows.index, 2):
+        gap = rows.loc[a, "exact_r2"] - rows.loc[b, "exact_r2"]
+        if abs(gap) > 0.02:
+            assert np.sign(rows.loc[a, "r2"] - rows.loc[b, "r2"]) == np.sign(gap)
+
+
+def test_compare_reports_methods_that_cannot_run():
+    game = psx.games.hierarchical_game(64, n_terms=10, random_state=0)
+    table = metrics.compare(game, 64, budget=50, methods=("spex", "shapley_sampling"))
+    assert table["r2"].isna().all()
+    assert "at least" in table["note"][0] and "65" in table["note"][1]
+    with pytest.raises(ValueError, match="Unknown method"):
+        metrics.compare(game, 64, budget=50, methods=("gradcam",))
+
+
+def test_compare_leaves_global_generators_alone():
+    import torch
+
+    state, torch_state = np.random.get_state()[1].copy(), torch.get_rng_state()  # noqa: NPY002
+    metrics.compare(pair_model, 5, budget=40, methods=("lime", "kernelshap", "banzhaf"))
+    assert (np.random.get_state()[1] == state).all()  # noqa: NPY002
+    assert torch.equal(torch.get_rng_state(), torch_state)
+
+
+def test_interaction_aware_explanation_error_in_shaps_format():
+    def model(x):
+        return x[:, 0] * x[:, 1] * 3 + x[:, 2]
+
+    background, x = np.zeros((1, 4)), np.ones((3, 4))
+    masker = shap.maskers.Independent(background)
+    expl = psx.ProxySPEXExplainer(model, masker)(x)  # all 16 masks: exact
+    bench = metrics.InteractionExplanationError(masker, model, x)
+    with_interactions = bench(expl, "ProxySPEX")
+    additive = bench(shap.Explanation(expl.values, expl.base_values), "Shapley only")
+    assert isinstance(with_interactions, shap.benchmark.BenchmarkResult)
+    assert with_interactions.metric == "explanation error"
+    assert with_interactions.value == pytest.approx(0.0, abs=1e-9)
+    assert additive.value > 0.5  # the pair cannot be split into additive parts
+    # Additive explanations are scored as SHAP's own benchmark scores them (other orderings).
+    theirs = shap.benchmark.ExplanationError(masker, model, x)(expl, "ProxySPEX")
+    assert additive.value == pytest.approx(theirs.value, rel=0.3)

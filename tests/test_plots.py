@@ -1,0 +1,130 @@
+"""Every plot renders on real results and shows what it should (Agg backend)."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from matplotlib.colors import to_rgba
+from matplotlib.lines import Line2D
+from matplotlib.patches import FancyArrowPatch, Polygon
+
+import proxyspex_captum as psx
+
+WORDS = ["The", "acting", "was", "not", "bad", "at", "all"]
+RED, BLUE = to_rgba(psx.plots.POSITIVE), to_rgba(psx.plots.NEGATIVE)
+
+
+def review_model(masks):
+    """'not' and 'bad' each lower the output, together they raise it; a triple too."""
+    m = masks.astype(float)
+    return (
+        1.0
+        - 1.0 * m[:, 3]
+        - 0.8 * m[:, 4]
+        + 3.0 * m[:, 3] * m[:, 4]
+        + 0.4 * m[:, 1]
+        - 1.2 * m[:, 0] * m[:, 1] * m[:, 2]
+    )
+
+
+@pytest.fixture(scope="module")
+def result():
+    inter = psx.ProxySPEX(max_order=3).explain(review_model, n_features=7, budget=128)
+    inter.feature_names = WORDS
+    return inter
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def _same_colour(a, b):
+    return np.allclose(to_rgba(a)[:3], to_rgba(b)[:3], atol=1e-6)
+
+
+def test_bar_labels_values_and_signs(result):
+    _, ax = psx.plots.bar(result, k=4)
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == ["not × bad", "The × acting × was", "not", "bad"]
+    bars = ax.patches
+    assert [round(b.get_width(), 6) for b in bars] == [3.0, -1.2, -1.0, -0.8]
+    assert _same_colour(bars[0].get_facecolor(), RED)
+    assert all(_same_colour(b.get_facecolor(), BLUE) for b in bars[1:])
+
+
+def test_bar_of_an_index(result):
+    _, ax = psx.plots.bar(result, k=3, index="fsii", order=2)
+    assert ax.get_yticklabels()[0].get_text() == "not × bad"
+    assert "FSII" in ax.get_xlabel()
+
+
+def test_heatmap_holds_the_index_and_shapley_values(result):
+    _, ax = psx.plots.heatmap(result, index="sii")
+    matrix = ax.get_images()[0].get_array()
+    np.testing.assert_allclose(matrix, matrix.T)
+    np.testing.assert_allclose(np.diag(matrix), result.first_order())
+    assert matrix[3, 4] == pytest.approx(result.to_index("sii", 2)[(3, 4)])
+    assert [t.get_text() for t in ax.get_yticklabels()] == WORDS
+
+
+def test_heatmap_picks_the_features_of_the_strongest_pairs():
+    game = psx.games.hierarchical_game(60, n_terms=12, random_state=0)
+    inter = psx.ProxySPEX().explain(game, n_features=60, budget=800)
+    _, ax = psx.plots.heatmap(inter, max_features=6)
+    assert ax.get_images()[0].get_array().shape == (6, 6)
+
+
+def test_network_draws_pairs_and_hyperedges(result):
+    _, ax = psx.plots.network(result, k=2)
+    pairs = [a for a in ax.get_children() if isinstance(a, Line2D) and a.get_gid() == "pair"]
+    hyper = [a for a in ax.get_children() if isinstance(a, Polygon) and a.get_gid() == "hyperedge"]
+    assert len(pairs) == 1 and len(hyper) == 1
+    assert _same_colour(pairs[0].get_color(), RED)  # not × bad raises the output
+    assert _same_colour(hyper[0].get_edgecolor(), BLUE)  # the triple lowers it
+    assert {t.get_text() for t in ax.texts} == {"The", "acting", "was", "not", "bad"}
+
+
+def test_text_colours_words_by_sign_and_draws_arcs(result):
+    _, ax = psx.plots.text(result, k=1)
+    words = [t for t in ax.texts if t.get_gid() == "word"]
+    assert [w.get_text() for w in words] == WORDS
+    shapley = result.first_order()
+    for word, value in zip(words, shapley, strict=True):
+        colour = word.get_bbox_patch().get_facecolor()
+        if abs(value) > 1e-9:
+            assert (colour[0] > colour[2]) == (value > 0)  # red when positive, blue when negative
+    arcs = [p for p in ax.patches if isinstance(p, FancyArrowPatch) and p.get_gid() == "arc"]
+    assert len(arcs) == 1 and _same_colour(arcs[0].get_edgecolor(), RED)
+
+
+def test_image_marks_interacting_patches():
+    segments = np.repeat(np.repeat(np.arange(4).reshape(2, 2), 4, axis=0), 4, axis=1)
+
+    def model(masks):  # patches 0 and 3 together; 1, 2 and 3 together
+        m = masks.astype(float)
+        return 2 * m[:, 0] * m[:, 3] - m[:, 1] * m[:, 2] * m[:, 3] + 0.5 * m[:, 1]
+
+    inter = psx.ProxySPEX(max_order=3).explain(model, n_features=4, budget=16)
+    picture = np.random.default_rng(0).random((8, 8, 3))
+    _, ax = psx.plots.image(inter, picture, segments, k=2)
+    pairs = [a for a in ax.get_children() if isinstance(a, Line2D) and a.get_gid() == "pair"]
+    hyper = [a for a in ax.get_children() if isinstance(a, Polygon) and a.get_gid() == "hyperedge"]
+    assert len(pairs) == 1 and len(hyper) == 1
+    np.testing.assert_allclose(pairs[0].get_xydata(), [[1.5, 1.5], [5.5, 5.5]])
+    with pytest.raises(ValueError, match="feature ids"):
+        psx.plots.image(inter, picture, segments + 4)
+
+
+def test_comparison_plots_every_method():
+    game = psx.games.hierarchical_game(12, n_terms=8, random_state=0)
+    table = psx.metrics.compare(
+        game, 12, budget=200, methods=("proxyspex", "banzhaf"), truth=game.interactions
+    )
+    _, ax = psx.plots.comparison(table)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["proxyspex", "banzhaf"]
+    assert len(ax.patches) == 4  # two metrics per method
+    heights = [p.get_height() for p in ax.patches]
+    assert heights[0] == pytest.approx(table["r2"][0])
