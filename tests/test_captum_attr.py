@@ -107,6 +107,10 @@ def _shape_cases():
             ),
         ),
         "image patches": (conv, dict(inputs=image, target=1, feature_mask=patches)),
+        "(H, W) mask and baseline without batch dimension": (
+            conv,
+            dict(inputs=image, target=1, feature_mask=patches[0, 0], baselines=torch.zeros(4)),
+        ),
         "one number per batch": (
             lambda x: BasicModel_MultiLayer()(x)[:, 0].sum(),
             dict(inputs=torch.tensor([[20.0, 50, 30], [1, 2, 3]])),
@@ -358,3 +362,13 @@ def test_whole_batch_models_need_one_perturbation_per_eval():
     x = torch.tensor([[20.0, 50, 30], [1, 2, 3]])
     with pytest.raises(ValueError, match="perturbations_per_eval=1"):
         psx.ProxySPEXAttribution(lambda t: t.sum()).attribute(x, perturbations_per_eval=4)
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int16, torch.int32])
+def test_small_integer_feature_masks_mean_the_same_ids(dtype):
+    mask = torch.tensor([[0, 0, 1, 2, 2, 3]])
+    expected = psx.ProxySPEXAttribution(interacting).attribute(torch.ones(1, 6), feature_mask=mask)
+    got = psx.ProxySPEXAttribution(interacting).attribute(
+        torch.ones(1, 6), feature_mask=mask.to(dtype)
+    )
+    torch.testing.assert_close(got, expected)

@@ -146,6 +146,8 @@ def test_bad_requests_fail_before_any_forward_pass(smollm2, review):
             llm.attribute(review, target=" positive", n_sample=200)
         with pytest.raises(ValueError, match="at least 1"):
             llm.attribute(review, target=" positive", perturbations_per_eval=0)
+        with pytest.raises(ValueError, match="empty prompt"):
+            llm.attribute(TextTemplateInput("{}{}", values=["Hi", " there"]), target=" yes")
     finally:
         counter.handle.remove()
     assert counter.calls == 0

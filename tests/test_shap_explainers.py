@@ -294,3 +294,73 @@ def test_a_transformers_pipeline_as_the_model():
     inter = logits[0, :, "POSITIVE"].interactions
     assert inter.full_value == pytest.approx(wrapped(text)[0, 1], abs=1e-4)
     shap.plots.text(logits[0, :, "POSITIVE"], display=False)
+
+
+def test_a_non_identity_link_is_linearised_as_shap_does(wine):
+    model, x, _ = wine
+
+    def positive(d):
+        return model.predict_proba(d)[:, 1]
+
+    masker = shap.maskers.Independent(x[:20])
+    ours = psx.ProxySPEXExplainer(positive, masker, link=shap.links.logit, random_state=0)(
+        x[:2], max_evals=500
+    )
+    theirs = shap.explainers.Permutation(positive, masker, link=shap.links.logit)(
+        x[:2], max_evals=500
+    )
+    # Ours are the surrogate's v(∅) and Shapley values: close to SHAP's, not equal.
+    np.testing.assert_allclose(ours.base_values, theirs.base_values, atol=0.01)
+    np.testing.assert_allclose(ours.values, theirs.values, atol=0.1)
+
+
+def test_array_masks_cohorts_and_reductions_follow_the_axes(wine):
+    model, x, _ = wine
+    expl = psx.ProxySPEXExplainer(model.predict_proba, x[:20], random_state=0)(
+        x[:4], max_evals=150
+    )
+    cells = expl.interactions
+    keep = np.array([True, False, True, False])
+    assert expl[keep].interactions.tolist() == cells[keep].tolist()
+    assert expl[np.array([3, 0])].interactions.tolist() == cells[[3, 0]].tolist()
+    assert expl[expl.values[:, 0, 0] > -np.inf].interactions.shape == (4, 3)
+    cohorts = expl[..., 0].cohorts(2).cohorts  # SHAP splits rows with a boolean mask
+    assert sum(len(c.interactions) for c in cohorts.values()) == 4
+    summed = expl.sum(1)  # over features: outputs move to axis 1
+    assert summed.interaction_axes == (0, 1)
+    assert summed[:, 2].interactions.tolist() == cells[:, 2].tolist()
+    assert expl.mean(2).interactions is None  # outputs combined
+    row = expl[1]  # (features, outputs)
+    assert row.interaction_axes == (1,)
+    assert row.mean(0).interaction_axes == (0,)
+    assert row.mean(0)[2].interactions is cells[1, 2]
+    assert expl[:, "Feature 1"].interactions.shape == (4, 3)  # a feature named, not an output
+
+
+def test_integer_column_names_and_rows_equal_to_features():
+    import pandas as pd
+
+    frame = pd.DataFrame(np.random.default_rng(0).normal(size=(4, 4)))
+    expl = psx.ProxySPEXExplainer(lambda d: d[:, 0] * d[:, 1], frame.iloc[:1])(frame)
+    assert expl.interactions[0].feature_names == ["0", "1", "2", "3"]
+
+
+def test_interaction_matrix_diagonal_uses_the_explainers_index():
+    background = np.zeros((1, 4))
+    expl = psx.ProxySPEXExplainer(interacting_4, background, index="banzhaf")(np.ones((2, 4)))
+    diagonal = np.diagonal(expl.interaction_matrix(), axis1=1, axis2=2)
+    np.testing.assert_allclose(diagonal, expl.values)
+
+
+def interacting_4(x):
+    return 3 * x[:, 0] * x[:, 1] + x[:, 2] - x[:, 3]
+
+
+def test_ragged_text_rows_need_one_row_for_a_matrix(text_pipeline):
+    classify, tokenizer = text_pipeline
+    expl = psx.ProxySPEXExplainer(classify, shap.maskers.Text(tokenizer), random_state=0)(
+        ["good film", "a rather good film indeed"], max_evals=100
+    )
+    with pytest.raises(ValueError, match="one row first"):
+        expl.interaction_matrix()
+    assert expl[1, :, 1].interaction_matrix().shape[0] == expl[1].values.shape[0]

@@ -176,6 +176,12 @@ class LLMAttribution(CaptumLLMAttribution):
         budget = estimator.check_budget(
             n, estimator.default_budget(n) if n_samples is None else n_samples
         )
+        if not self._masked_prompts(inp, torch.zeros((1, n), dtype=torch.bool))[0].numel():
+            raise ValueError(
+                "Dropping every feature leaves an empty prompt, which the model cannot score. "
+                "Put the features inside a template with fixed text (an instruction), or give "
+                "TextTemplateInput baselines that are not empty."
+            )
         target_tokens = self._get_target_tokens(inp, target, gen_args=gen_args)
         if target_tokens.numel() == 0:
             raise ValueError("The target is empty (no tokens): give a non-empty target.")
@@ -259,6 +265,8 @@ class LLMAttribution(CaptumLLMAttribution):
         out = []
         for start in range(0, masks_t.shape[0], batch_size):
             prompts = self._masked_prompts(inp, masks_t[start : start + batch_size])
+            if min(len(p) for p in prompts) == 0:  # scored from a pad position otherwise
+                raise ValueError("A masked prompt is empty; the model cannot score it.")
             width = max(len(p) for p in prompts)
             ids = torch.full((len(prompts), width + n_target), pad_id, dtype=torch.long)
             attention = torch.zeros_like(ids)
@@ -291,8 +299,9 @@ class LLMAttribution(CaptumLLMAttribution):
                 # position would cost time and (batch x length x vocab) memory.
                 try:
                     logits = self.model(**inputs, logits_to_keep=n_target + 1).logits
-                    self._keeps_logits = True
-                except TypeError:  # a model without logits_to_keep
+                except TypeError as err:  # a model without logits_to_keep
+                    if "logits_to_keep" not in str(err):
+                        raise
                     self._keeps_logits = False
             if logits is None:
                 logits = self.model(**inputs).logits

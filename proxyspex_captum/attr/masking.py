@@ -143,6 +143,10 @@ def prepare(
             f"Got {len(formatted_baselines)} baselines for {len(formatted)} inputs; "
             "pass one baseline (a number or a tensor) per input tensor."
         )
+    formatted_baselines = tuple(
+        _with_leading_ones(base, inp) if isinstance(base, Tensor) else base
+        for base, inp in zip(formatted_baselines, formatted, strict=True)
+    )
     for j, (inp, base) in enumerate(zip(formatted, formatted_baselines, strict=True)):
         if isinstance(base, Tensor):
             _check_broadcast(f"baselines[{j}]", base, inp, "baseline")
@@ -151,6 +155,7 @@ def prepare(
         masks, n_features = _construct_default_feature_mask(formatted)
     else:
         masks = _format_tensor_into_tuples(feature_mask)
+        masks = tuple(_with_leading_ones(m, inp) for m, inp in zip(masks, formatted, strict=False))
         if len(masks) != len(formatted):
             raise ValueError(
                 f"Got {len(masks)} feature masks for {len(formatted)} inputs; pass one "
@@ -166,12 +171,21 @@ def prepare(
     return CaptumProblem(
         inputs=formatted,
         baselines=formatted_baselines,
-        feature_mask=tuple(m.to(inp.device) for m, inp in zip(masks, formatted, strict=True)),
+        # int64: smaller integer types are not valid indices (uint8 would read as a bool mask)
+        feature_mask=tuple(
+            m.to(inp.device).long() for m, inp in zip(masks, formatted, strict=True)
+        ),
         n_features=n_features,
         target=target,
         additional_forward_args=_format_additional_forward_args(additional_forward_args),
         is_inputs_tuple=is_inputs_tuple,
     )
+
+
+def _with_leading_ones(tensor: Tensor, inp: Tensor) -> Tensor:
+    """Pad the shape with leading 1s: Captum broadcasts a (H, W) mask over (B, C, H, W)."""
+    missing = inp.dim() - tensor.dim()
+    return tensor.reshape((1,) * missing + tuple(tensor.shape)) if missing > 0 else tensor
 
 
 def _check_broadcast(name: str, tensor: Tensor, inp: Tensor, what: str) -> None:
@@ -186,8 +200,8 @@ def _check_broadcast(name: str, tensor: Tensor, inp: Tensor, what: str) -> None:
     if not ok:
         raise ValueError(
             f"{name} has shape {tuple(tensor.shape)}, which does not fit the input's shape "
-            f"{tuple(inp.shape)}: a {what} needs the input's number of dimensions, a first "
-            f"dimension of 1 or {bsz}, and the input's size (or 1) in every other dimension."
+            f"{tuple(inp.shape)}: a {what} must broadcast to the input (sizes compared from "
+            f"the right, each equal or 1; the batch dimension 1 or {bsz})."
         )
 
 

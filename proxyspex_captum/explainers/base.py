@@ -113,8 +113,10 @@ class InteractionExplainer(Explainer):
         rows = self._row_interactions
         del self._row_interactions
         if isinstance(explanation, list):
-            return [InteractionExplanation.wrap(e, rows) for e in explanation]
-        return InteractionExplanation.wrap(explanation, rows)
+            # Several inputs: the interactions span all of them (feature ids run over the
+            # inputs' features in order), so every part carries the same ones.
+            return [InteractionExplanation.wrap(e, rows, index=self.index) for e in explanation]
+        return InteractionExplanation.wrap(explanation, rows, index=self.index)
 
     def explain_row(  # type: ignore[override]
         self,
@@ -144,6 +146,11 @@ class InteractionExplainer(Explainer):
             return out if selected is None else out[:, selected]
 
         selected = self._select_outputs(outputs, masked_model, n)
+        clustering = self._row_clustering(row_args)  # fails here, before any budget is spent
+        if self.linearize_link and self.link is not links.identity:
+            # SHAP computes a non-identity link's linearising weights from the call that
+            # includes the all-off mask (zero_index); full-mask calls never pass one.
+            masked_model(np.array([MaskedModel.delta_mask_noop_value]), zero_index=0)
         if len(varying) == 0:  # nothing can change: one call gives the constant
             constant = value_function(np.zeros((1, 0), dtype=bool))[0]
             results = [
@@ -168,7 +175,7 @@ class InteractionExplainer(Explainer):
             "expected_values": expected if multi else expected[0],
             "mask_shapes": masked_model.mask_shapes,
             "main_effects": None,
-            "clustering": self._row_clustering(row_args),
+            "clustering": clustering,
             # SHAP names the outputs through these (it needs them when output_names are given)
             "output_indices": selected
             if selected is not None or not multi

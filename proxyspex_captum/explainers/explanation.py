@@ -35,12 +35,19 @@ class InteractionExplanation(Explanation):
 
     interactions: Any = None
     interaction_axes: tuple[int, ...] = ()
+    index: str = "shapley"
 
     @classmethod
-    def wrap(cls, explanation: Explanation, rows: list[Any]) -> InteractionExplanation:
-        """Turn an explainer's ``Explanation`` and its per-row interactions into one of these."""
+    def wrap(
+        cls, explanation: Explanation, rows: list[Any], *, index: str = "shapley"
+    ) -> InteractionExplanation:
+        """Turn an explainer's ``Explanation`` and its per-row interactions into one of these.
+
+        ``index`` names the first-order index held in ``.values``.
+        """
         new = cls.__new__(cls)
         new.__dict__.update(explanation.__dict__)
+        new.index = index
         n_rows = len(rows)
         multi = n_rows > 0 and isinstance(rows[0], list)
         array = np.empty((n_rows, len(rows[0])) if multi else (n_rows,), dtype=object)
@@ -91,14 +98,14 @@ class InteractionExplanation(Explanation):
             data=None if data is None else np.asarray(data).reshape(len(rows), -1),
             feature_names=list(names),
         )
-        return cls.wrap(explanation, rows)
+        return cls.wrap(explanation, rows, index=index)
 
     def _name_features(self) -> None:
         """Give each row's interactions the explanation's feature names, where they fit."""
         names = self.feature_names
         if names is None or self.interactions is None:
             return
-        per_row = len(names) == len(self.interactions) and not isinstance(names[0], str)
+        per_row = isinstance(names[0], (list, tuple, np.ndarray))  # Text: names per row
         for i in range(len(self.interactions)):
             row_names = list(names[i]) if per_row else list(names)
             for inter in _flat(self.interactions[i]):
@@ -137,6 +144,11 @@ class InteractionExplanation(Explanation):
         flat = _flat(self.interactions)
         shape = self.interactions.shape if isinstance(self.interactions, np.ndarray) else ()
         n = flat[0].n_features
+        if any(inter.n_features != n for inter in flat):
+            raise ValueError(
+                "The rows have different numbers of features (e.g. texts of different "
+                "lengths): take one row first, e.g. expl[0].interaction_matrix()."
+            )
         out = np.zeros((len(flat), n, n))
         for k, inter in enumerate(flat):
             for subset, value in inter.to_index(index, 2).items():
@@ -145,7 +157,7 @@ class InteractionExplanation(Explanation):
                 elif len(subset) == 1 and diagonal == "index":
                     out[k, subset[0], subset[0]] = value
             if diagonal == "first_order":
-                out[k][np.diag_indices(n)] = inter.first_order()
+                out[k][np.diag_indices(n)] = inter.first_order(self.index)
         return out.reshape((*shape, n, n))
 
     # ------------------------------------------------- SHAP's copy and slices
@@ -154,22 +166,28 @@ class InteractionExplanation(Explanation):
         new.__class__ = type(self)
         new.interactions = self.interactions
         new.interaction_axes = self.interaction_axes
+        new.index = self.index
         return new  # type: ignore[return-value]
 
     def __getitem__(self, item: Any) -> InteractionExplanation:
         new = super().__getitem__(item)
         if not isinstance(new, InteractionExplanation):  # SHAP built a fresh Explanation
-            new = InteractionExplanation.wrap(new, [])
+            new = InteractionExplanation.wrap(new, [], index=self.index)
         new.interactions, new.interaction_axes = self._sliced_interactions(item)
         return new
 
     def _numpy_func(self, fname: str, **kwargs: Any) -> InteractionExplanation:
         new = super()._numpy_func(fname, **kwargs)
-        # SHAP slices (by the axis number!) while reducing; undo that for the interactions.
-        if kwargs.get("axis") == 0 and 0 in self.interaction_axes:
-            new.interactions, new.interaction_axes = None, ()
-        else:
-            new.interactions, new.interaction_axes = self.interactions, self.interaction_axes
+        # SHAP slices (by the axis number!) while reducing; redo the interactions' part.
+        new.interactions, new.interaction_axes = self.interactions, self.interaction_axes
+        axis = kwargs.get("axis")
+        if len(new.shape) < len(self.shape):  # a reduction removed an axis
+            axis = None if axis is None else axis % len(self.shape)
+            if axis is None or axis in self.interaction_axes:
+                # Rows or outputs were combined: no single result describes them.
+                new.interactions, new.interaction_axes = None, ()
+            else:  # a feature axis went away: later axes move down by one
+                new.interaction_axes = tuple(a - (a > axis) for a in self.interaction_axes)
         return new  # type: ignore[return-value]
 
     def _sliced_interactions(self, item: Any) -> tuple[Any, tuple[int, ...]]:
@@ -204,10 +222,11 @@ class InteractionExplanation(Explanation):
         """``item`` as one plain key (int, slice, list) per axis of ``.values``, or ``None``."""
         items = list(item) if isinstance(item, tuple) else [item]
         n_axes = len(self.shape)
-        if sum(t is Ellipsis for t in items) > 1:
+        ellipses = [i for i, t in enumerate(items) if t is Ellipsis]  # `is`: arrays have no ==
+        if len(ellipses) > 1:
             return None
-        if Ellipsis in items:
-            at = next(i for i, t in enumerate(items) if t is Ellipsis)
+        if ellipses:
+            at = ellipses[0]
             items[at : at + 1] = [slice(None)] * (n_axes - len(items) + 1)
         items += [slice(None)] * (n_axes - len(items))
         out = []
@@ -218,9 +237,12 @@ class InteractionExplanation(Explanation):
             if isinstance(key, Explanation):
                 key = key.values
             if isinstance(key, str):
-                if axis not in self.output_dims or self.output_names is None:
+                if axis not in self.interaction_axes:
+                    key = 0  # a feature name: it selects one column, which drops the axis
+                elif axis in self.output_dims and self.output_names is not None:
+                    key = list(np.asarray(self.output_names)).index(key)
+                else:
                     return None
-                key = list(np.asarray(self.output_names)).index(key)
             if isinstance(key, (np.integer, int)) and not isinstance(key, bool):
                 key = int(key)
             elif isinstance(key, np.ndarray):
