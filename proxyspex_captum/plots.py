@@ -27,7 +27,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import TwoSlopeNorm, to_rgba
 from matplotlib.lines import Line2D
-from matplotlib.patches import FancyArrowPatch, Polygon
+from matplotlib.patches import PathPatch, Polygon
+from matplotlib.path import Path
 
 from .core.interactions import Interactions
 
@@ -244,7 +245,7 @@ def text(
     words: Sequence[str] | None = None,
     *,
     k: int = 5,
-    words_per_line: int = 12,
+    words_per_line: int = 15,
     ax: Any = None,
     show: bool = False,
 ) -> tuple[Any, Any]:
@@ -289,13 +290,16 @@ def text(
     strongest = max((abs(v) for _, v in pairs), default=1.0) or 1.0
     for (i, j), value in pairs:
         (x1, y1), (x2, y2) = positions[i], positions[j]
+        start, end = (x1, y1 + 0.3), (x2, y2 + 0.3)
+        # A quadratic curve whose height grows with the distance, capped to stay in the axes.
+        lift = min(0.35 + 0.12 * abs(x2 - x1), 1.1)
+        control = ((x1 + x2) / 2, max(start[1], end[1]) + lift)
+        curve = Path([start, control, end], [Path.MOVETO, Path.CURVE3, Path.CURVE3])
         ax.add_patch(
-            FancyArrowPatch(
-                (x1, y1 + 0.3),
-                (x2, y2 + 0.3),
-                arrowstyle="-",
-                connectionstyle=f"arc3,rad={-0.5 if x2 >= x1 else 0.5}",
-                color=_sign_colour(value),
+            PathPatch(
+                curve,
+                facecolor="none",
+                edgecolor=_sign_colour(value),
                 linewidth=1 + 3 * abs(value) / strongest,
                 alpha=0.8,
                 gid="arc",

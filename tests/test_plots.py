@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from matplotlib.colors import to_rgba
 from matplotlib.lines import Line2D
-from matplotlib.patches import FancyArrowPatch, Polygon
+from matplotlib.patches import PathPatch, Polygon
 
 import proxyspex_captum as psx
 
@@ -96,7 +96,7 @@ def test_text_colours_words_by_sign_and_draws_arcs(result):
         colour = word.get_bbox_patch().get_facecolor()
         if abs(value) > 1e-9:
             assert (colour[0] > colour[2]) == (value > 0)  # red when positive, blue when negative
-    arcs = [p for p in ax.patches if isinstance(p, FancyArrowPatch) and p.get_gid() == "arc"]
+    arcs = [p for p in ax.patches if isinstance(p, PathPatch) and p.get_gid() == "arc"]
     assert len(arcs) == 1 and _same_colour(arcs[0].get_edgecolor(), RED)
 
 

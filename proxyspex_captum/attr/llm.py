@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -256,13 +256,51 @@ class LLMAttribution(CaptumLLMAttribution):
         bar: Any,
     ) -> Tensor:
         """``(k, 1 + T)``: the target's total log-probability, then each token's, per mask."""
-        masks_t = torch.as_tensor(np.ascontiguousarray(masks), dtype=torch.bool)
         target = target_tokens.to(self.device)
+        out = []
+        for log_probs in self._log_prob_batches(masks, inp, target, batch_size, bar):
+            at_target = log_probs[:, : target.shape[0]]
+            per_token = at_target.gather(2, target.expand(len(log_probs), -1)[..., None])[..., 0]
+            out.append(torch.cat([per_token.sum(dim=1, keepdim=True), per_token], dim=1).cpu())
+        return torch.cat(out)
+
+    def next_token_log_probs(
+        self,
+        masks: np.ndarray,
+        inp: InterpretableInput,
+        token_ids: Sequence[int],
+        *,
+        batch_size: int = DEFAULT_PROMPTS_PER_EVAL,
+    ) -> np.ndarray:
+        """``(k, len(token_ids))``: log-probabilities of candidate next tokens per masked prompt.
+
+        A value function for classification by prompting, e.g. the gap
+        between ``" positive"`` and ``" negative"`` after a sentiment question.
+        """
+        empty = torch.zeros(0, dtype=torch.long, device=self.device)
+        ids = list(token_ids)
+        return torch.cat(
+            [lp[:, 0, ids].cpu() for lp in self._log_prob_batches(masks, inp, empty, batch_size)]
+        ).numpy()
+
+    def _log_prob_batches(
+        self,
+        masks: np.ndarray,
+        inp: InterpretableInput,
+        target: Tensor,
+        batch_size: int,
+        bar: Any = None,
+    ) -> Iterator[Tensor]:
+        """Per batch of masked prompts (+ ``target``): log-probabilities ``(c, T + 1, vocab)``.
+
+        Position ``t < T`` predicts target token ``t``; position ``T`` predicts
+        the token after the target (after the prompt when the target is empty).
+        """
+        masks_t = torch.as_tensor(np.ascontiguousarray(masks), dtype=torch.bool)
         n_target = target.shape[0]
         pad_id = self.tokenizer.pad_token_id
         if pad_id is None:
             pad_id = getattr(self.tokenizer, "eos_token_id", None) or 0
-        out = []
         for start in range(0, masks_t.shape[0], batch_size):
             prompts = self._masked_prompts(inp, masks_t[start : start + batch_size])
             if min(len(p) for p in prompts) == 0:  # scored from a pad position otherwise
@@ -276,15 +314,15 @@ class LLMAttribution(CaptumLLMAttribution):
             ids[:, width:] = target.cpu()
             ids, attention = ids.to(self.device), attention.to(self.device)
             logits = self._target_logits(ids, attention, n_target)
-            log_probs = torch.log_softmax(logits.float(), dim=-1)
-            per_token = log_probs.gather(2, target.expand(len(prompts), -1)[..., None])[..., 0]
-            out.append(torch.cat([per_token.sum(dim=1, keepdim=True), per_token], dim=1).cpu())
+            yield torch.log_softmax(logits.float(), dim=-1)
             if bar is not None:
                 bar.update(len(prompts))
-        return torch.cat(out)
 
     def _target_logits(self, ids: Tensor, attention: Tensor, n_target: int) -> Tensor:
-        """Logits predicting the last ``n_target`` tokens of ``ids``: ``(c, n_target, vocab)``."""
+        """Logits of the last ``n_target + 1`` positions of ``ids``: ``(c, n_target + 1, vocab)``.
+
+        They predict the last ``n_target`` tokens, then the token after ``ids``.
+        """
         # Positions count real tokens only, so a left-padded prompt reads as unpadded.
         inputs = {
             "input_ids": ids,
@@ -307,7 +345,7 @@ class LLMAttribution(CaptumLLMAttribution):
                 logits = self.model(**inputs).logits
         if logits.dim() == 4:  # some models add a heads dimension (see Captum)
             logits = logits[:, 0]
-        return logits[:, -(n_target + 1) : -1]  # logits[:, t] predicts token t + 1
+        return logits[:, -(n_target + 1) :]  # logits[:, t] predicts token t + 1
 
     def _one_prompt_at_a_time(
         self,

@@ -1,0 +1,156 @@
+"""Text split into features, and what an LLM is asked about it, as a value function.
+
+The command line and the tutorials explain an LLM's behaviour on a text:
+the text is cut into units (words, sentences or tokens), a prompt is built
+around them (a sentiment question, a question about a passage, or the text
+itself), and the value of a mask is a number the LLM gives to the prompt
+with only the kept units: the positive-vs-negative logit gap, or the
+log-probability of an answer.
+
+Examples:
+    >>> from proxyspex_captum.text_tasks import split_units
+    >>> split_units("Not bad. Not bad at all!", "sentence")
+    ['Not bad.', 'Not bad at all!']
+    >>> split_units("Not bad at all", "word")
+    ['Not', 'bad', 'at', 'all']
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .examples import SENTIMENT_LABELS, chat_prompt, sentiment_gap_template
+
+__all__ = ["TASKS", "UNITS", "TextTask", "split_units"]
+
+UNITS = ("word", "sentence", "token")
+TASKS = ("sentiment", "answer", "generate")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def split_units(text: str, unit: str, tokenizer: Any = None) -> list[str]:
+    """Cut ``text`` into features: whitespace words, sentences, or the tokenizer's tokens.
+
+    Token units are the decoded pieces of each token (leading spaces kept), so
+    joining them gives the text back.
+    """
+    text = text.strip()
+    if unit == "word":
+        return text.split()
+    if unit == "sentence":
+        return [s for s in _SENTENCE_END.split(text) if s]
+    if unit == "token":
+        if tokenizer is None:
+            raise ValueError("unit='token' needs the model's tokenizer.")
+        ids = tokenizer.encode(text, add_special_tokens=False)
+        return [tokenizer.decode([i]) for i in ids]
+    raise ValueError(f"Unknown unit {unit!r}; choose one of {', '.join(UNITS)}.")
+
+
+def _escape(text: str) -> str:
+    """Make fixed prompt text safe inside a ``str.format`` template."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+@dataclass
+class TextTask:
+    """What is measured on a text, and the prompt template that carries its units.
+
+    Args:
+        units: The text's features, in order.
+        task: ``"sentiment"`` (value: log p(" positive") − log p(" negative")
+            as the next token of "The sentiment is", the answer to a
+            sentiment question about the text), ``"answer"``
+            (log-probability of ``answer`` to ``question`` about the text) or
+            ``"generate"`` (the text is the prompt; log-probability of
+            ``answer``, or of what the model generates when it is ``None``).
+        unit: How ``units`` were cut (``"token"`` joins them without spaces).
+        question: The question for ``"answer"`` (and optionally ``"generate"``).
+        answer: The answer to score; ``None`` lets the model generate it.
+    """
+
+    units: list[str]
+    task: str = "sentiment"
+    unit: str = "word"
+    question: str | None = None
+    answer: str | None = None
+    labels: tuple[str, str] = SENTIMENT_LABELS
+    target_tokens: Any = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"Unknown task {self.task!r}; choose one of {', '.join(TASKS)}.")
+        if not self.units:
+            raise ValueError("The text is empty: there is nothing to explain.")
+        if self.task == "answer" and not self.question:
+            raise ValueError("task='answer' needs a question about the text (--question).")
+
+    @property
+    def template(self) -> str:
+        joiner = "" if self.unit == "token" else " "
+        body = joiner.join("{}" for _ in self.units)
+        if self.task == "sentiment":
+            return sentiment_gap_template(len(self.units), joiner)
+        if self.task == "answer" or self.question:
+            return chat_prompt(
+                "Context: "
+                + body
+                + "\n\nQuestion: "
+                + _escape(self.question or "")
+                + "\nAnswer briefly."
+            )
+        return chat_prompt(body)
+
+    def interpretable_input(self) -> Any:
+        """Captum's ``TextTemplateInput`` over the units (a dropped unit is removed)."""
+        from captum.attr import TextTemplateInput
+
+        return TextTemplateInput(self.template, values=list(self.units))
+
+    def value_function(self, llm: Any, *, batch_size: int = 16, on_batch: Any = None):
+        """Masks ``(k, n)`` -> values ``(k,)`` through ``llm`` (a ``psx.LLMAttribution``).
+
+        For answers, the target is fixed here (generated once from the full
+        prompt when no answer was given) and kept in ``target_tokens``.
+        """
+        inp = self.interpretable_input()
+        if self.task == "sentiment":
+            tokenizer = llm.tokenizer
+            ids = [tokenizer.encode(label, add_special_tokens=False)[0] for label in self.labels]
+
+            def sentiment(masks: np.ndarray) -> np.ndarray:
+                lp = llm.next_token_log_probs(masks, inp, ids, batch_size=batch_size)
+                if on_batch is not None:
+                    on_batch(len(masks))
+                return lp[:, 0] - lp[:, 1]
+
+            return sentiment
+        self.target_tokens = llm._get_target_tokens(
+            inp,
+            self.answer,
+            gen_args=None if self.answer else {"max_new_tokens": 20, "do_sample": False},
+        )
+        target = self.target_tokens
+
+        def answer(masks: np.ndarray) -> np.ndarray:
+            values = llm._batched_log_probs(masks, inp, target, batch_size, None)[:, 0]
+            if on_batch is not None:
+                on_batch(len(masks))
+            return values.numpy()
+
+        return answer
+
+    def describe_value(self, tokenizer: Any = None) -> str:
+        """What the value of a mask means, in words."""
+        if self.task == "sentiment":
+            return (
+                f"log p({self.labels[0]!r}) − log p({self.labels[1]!r}) after 'The sentiment is'"
+            )
+        text = self.answer
+        if text is None and self.target_tokens is not None and tokenizer is not None:
+            text = tokenizer.decode(self.target_tokens)
+        return f"log p(answer {text!r})"
