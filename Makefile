@@ -38,14 +38,14 @@ format: install
 test: lint
 	$(PY) -m pytest
 	PSX_TUTORIAL_BUDGET=small $(PY) -m pytest -p no:cacheprovider --nbmake tutorials
-	$(VENV)/bin/mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 # The embedded SmolLM2 explains the sentiment of a built-in review with a negation.
 demo: install
 	$(PY) -m proxyspex_captum explain --example --out demo-output
 
 docs: install
-	$(VENV)/bin/mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 # Everything, the long-running tests marked `slow` included.
 test-all: lint

@@ -78,8 +78,10 @@ class EmbeddingSentiment:
     transformer text pipeline that runs offline, for SHAP's ``Text`` masker.
 
     Args:
-        model, tokenizer: A ``transformers`` encoder and its tokenizer.
-        positive, negative: The anchor sentences.
+        model: A ``transformers`` encoder.
+        tokenizer: Its tokenizer.
+        positive: The positive anchor sentence.
+        negative: The negative anchor sentence.
         sharpness: Multiplies the similarities before the softmax.
         batch_size: Texts per forward pass.
     """

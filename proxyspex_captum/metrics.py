@@ -235,10 +235,13 @@ class InteractionExplanationError:
     reported as SHAP's ``BenchmarkResult`` (``shap.plots.benchmark`` plots it).
 
     Args:
-        masker, model, *model_args: As for ``shap.benchmark.ExplanationError``.
+        masker: As for ``shap.benchmark.ExplanationError``.
+        model: The model (a callable, as for SHAP).
+        *model_args: The explained inputs, as for ``shap.benchmark.ExplanationError``.
         batch_size: Masks per model call.
         num_permutations: Orderings per row.
-        link, linearize_link: SHAP's link function options.
+        link: SHAP's link function (identity by default).
+        linearize_link: SHAP's option to linearise a non-identity link.
         seed: Seed of the orderings (a private generator: numpy's global one
             is left alone).
         output: For a multi-output model, the output column the scored

@@ -86,8 +86,8 @@ def bar(
     Args:
         interactions: The result to plot.
         k: How many interactions.
-        index, order: Plot an index (e.g. ``"fsii"``, order 2) instead of
-            the Möbius coefficients.
+        index: Plot an index (e.g. ``"fsii"``) instead of the Möbius coefficients.
+        order: The index's order (e.g. 2).
     """
     top = _top(_terms(interactions, index, order), k)
     fig, ax = _axes(ax, (7, 0.45 * max(len(top), 2) + 1))

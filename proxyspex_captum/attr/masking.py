@@ -41,7 +41,8 @@ class CaptumProblem:
         baselines: One scalar or tensor per input.
         feature_mask: One integer id tensor per input, broadcastable to it.
         n_features: Number of interpretable features (ids ``0 .. n-1``).
-        target, additional_forward_args: As given to ``attribute``.
+        target: As given to ``attribute``.
+        additional_forward_args: As given to ``attribute``.
         is_inputs_tuple: Whether ``inputs`` came as a tuple (outputs follow).
         whole_batch: The forward function returns one scalar for the whole
             batch, so the batch is explained as a single example (as in Captum).

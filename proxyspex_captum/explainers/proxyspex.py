@@ -24,7 +24,8 @@ class ProxySPEXExplainer(InteractionExplainer):
         masker: Background data or any SHAP masker (``Independent``,
             ``Partition``, ``Text``, ``Image``).
         link: SHAP's link function (identity by default).
-        feature_names, output_names: As in ``shap.Explainer``.
+        feature_names: As in ``shap.Explainer``.
+        output_names: As in ``shap.Explainer``.
         max_order: Largest interaction order (default 4).
         index: The first-order index in ``.values`` (default ``"shapley"``).
         random_state: Seed or ``numpy.random.Generator``.
