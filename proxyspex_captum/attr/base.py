@@ -13,14 +13,13 @@ from captum.log import log_usage
 from torch import Tensor
 
 from ..core import Interactions
-from ..core.base import InteractionEstimator, check_int, make_estimator
-from ..core.interactions import check_index
+from ..core.base import EstimatorOwner, InteractionEstimator, check_int
 from .masking import CaptumProblem, MaskedForward, detect_whole_batch, prepare
 
 __all__ = ["InteractionAttribution"]
 
 
-class InteractionAttribution(PerturbationAttribution):
+class InteractionAttribution(EstimatorOwner, PerturbationAttribution):
     """Base of :class:`ProxySPEXAttribution` and :class:`SPEXAttribution`.
 
     Subclasses only name their estimator (``estimator_class``). The work is
@@ -42,13 +41,8 @@ class InteractionAttribution(PerturbationAttribution):
         **estimator_options: Any,
     ) -> None:
         PerturbationAttribution.__init__(self, forward_func)
-        self.index = check_index(index)
-        self.estimator = make_estimator(
-            self.estimator_class,
-            max_order=max_order,
-            random_state=random_state,
-            options=estimator_options,
-            owner=type(self).__name__,
+        self._init_estimator(
+            max_order=max_order, index=index, random_state=random_state, options=estimator_options
         )
 
     @property

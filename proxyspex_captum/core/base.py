@@ -185,6 +185,32 @@ class InteractionEstimator(ABC):
         return f"{type(self).__name__}({params})"
 
 
+class EstimatorOwner:
+    """Mixin of the adapters (Captum attributions, SHAP explainers) that run an estimator.
+
+    Subclasses set ``estimator_class`` and call :meth:`_init_estimator` from
+    their ``__init__`` with their own arguments.
+    """
+
+    estimator_class: type[InteractionEstimator]
+    estimator: InteractionEstimator
+    index: str
+
+    def _init_estimator(
+        self, *, max_order: int | None, index: str, random_state: Any, options: dict[str, Any]
+    ) -> None:
+        from .interactions import check_index
+
+        self.index = check_index(index)
+        self.estimator = make_estimator(
+            self.estimator_class,
+            max_order=max_order,
+            random_state=random_state,
+            options=options,
+            owner=type(self).__name__,
+        )
+
+
 def make_estimator(
     estimator_class: type[InteractionEstimator],
     *,

@@ -10,14 +10,13 @@ from shap.models import Model
 from shap.utils import MaskedModel
 
 from ..core import Interactions
-from ..core.base import InteractionEstimator, check_int, make_estimator
-from ..core.interactions import check_index
+from ..core.base import EstimatorOwner, InteractionEstimator, check_int
 from .explanation import InteractionExplanation
 
 __all__ = ["InteractionExplainer"]
 
 
-class InteractionExplainer(Explainer):
+class InteractionExplainer(EstimatorOwner, Explainer):
     """Base of :class:`ProxySPEXExplainer` and :class:`SPEXExplainer`.
 
     The model is queried through SHAP's own ``MaskedModel``, so every SHAP
@@ -44,13 +43,8 @@ class InteractionExplainer(Explainer):
         # shap.Explainer re-enters __init__ for transformers pipelines with its own
         # `algorithm` argument; it means nothing here.
         estimator_options.pop("algorithm", None)
-        self.index = check_index(index)
-        self.estimator = make_estimator(
-            self.estimator_class,
-            max_order=max_order,
-            random_state=random_state,
-            options=estimator_options,
-            owner=type(self).__name__,
+        self._init_estimator(
+            max_order=max_order, index=index, random_state=random_state, options=estimator_options
         )
         super().__init__(
             model,
