@@ -78,3 +78,20 @@ def test_other_methods_and_tasks(method, capsys):
     code, out, _ = _run([*argv, "--budget", "40", "--n-test", "10", "--quiet"], capsys)
     assert code == 0
     assert "log p(answer ' Ada')" in out
+
+
+@pytest.mark.llm
+def test_generated_answers_and_token_units(capsys, tmp_path):
+    code, out, _ = _run(
+        ["explain", "Name a red fruit.", "--task", "generate", "--n-test", "5", "--quiet"], capsys
+    )
+    assert code == 0
+    assert "log p(answer" in out and "4 words" in out
+    stdin_file = tmp_path / "text.txt"
+    stdin_file.write_text("Not bad at all.")
+    code, out, _ = _run(
+        ["explain", "--file", str(stdin_file), "--unit", "token", "--n-test", "5", "--quiet"],
+        capsys,
+    )
+    assert code == 0
+    assert "tokens, proxyspex" in out and "' bad'" in out
