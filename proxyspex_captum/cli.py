@@ -22,6 +22,7 @@ import numpy as np
 
 from .core import SPEX, Interactions, ProxySPEX
 from .examples import NEGATION_REVIEW
+from .metrics import _r2
 from .models import DEFAULT_MODEL
 from .text_tasks import TASKS, UNITS, TextTask, split_units
 
@@ -75,9 +76,11 @@ def _read_text(args: argparse.Namespace) -> str:
         return NEGATION_REVIEW
     if args.file is not None:
         try:
-            return args.file.read_text()
+            return args.file.read_text(encoding="utf-8")
         except OSError as err:
             raise CLIError(f"Cannot read {args.file}: {err.strerror}.") from err
+        except UnicodeDecodeError as err:
+            raise CLIError(f"{args.file} is not UTF-8 text ({err.reason}).") from err
     if args.text not in (None, "-"):
         return args.text
     if sys.stdin.isatty():
@@ -104,12 +107,17 @@ def _check_request(args: argparse.Namespace, units: list[str]) -> None:
     for name in ("budget", "top", "n_test", "batch_size"):
         if getattr(args, name) < 1:
             raise CLIError(f"--{name.replace('_', '-')} must be at least 1.")
-    estimator = _estimator(args)
+    try:
+        estimator = _estimator(args)
+    except ValueError as err:
+        raise CLIError(str(err)) from err
     if estimator is not None:
         try:
             estimator.check_budget(n, args.budget)
         except ValueError as err:
             raise CLIError(f"{err} (The text has {n} {args.unit}s.)") from err
+    elif args.max_order is not None:
+        raise CLIError(f"--max-order applies to proxyspex and spex; {args.method} is linear.")
     elif args.budget < n + 1:
         raise CLIError(
             f"{args.method} fits one weight per {args.unit} plus an intercept: it needs a budget "
@@ -128,7 +136,11 @@ def _explain(args: argparse.Namespace, values: Any, n: int, units: list[str]) ->
     from .core.value_function import ValueFunction
     from .metrics import _RUNNERS
 
-    surrogate, note = _RUNNERS[args.method](ValueFunction(values, n), n, args.budget, args.seed)
+    runner = _RUNNERS[args.method]
+    try:
+        surrogate, note = runner(ValueFunction(values, n), n, args.budget, args.seed)
+    except Exception as err:  # e.g. Captum's KernelShap cannot sample a single feature
+        raise CLIError(f"{args.method} failed on {n} {args.unit}(s): {err}") from err
     if surrogate is None:
         raise CLIError(note)
     return Interactions.from_mobius(
@@ -179,9 +191,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         bar.close()
     explain_seconds = time.perf_counter() - tic
     test = np.random.default_rng(args.seed + 1).random((args.n_test, n)) < 0.5
-    truth = values(test)
-    spread = float(np.sum((truth - truth.mean()) ** 2))
-    r2 = 1.0 - float(np.sum((truth - inter.predict(test)) ** 2)) / spread if spread else 1.0
+    r2 = _r2(values(test), inter.predict(test))
     return {
         "text": text,
         "units": units,

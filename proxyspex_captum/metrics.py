@@ -131,6 +131,10 @@ def removal_curve(
     if (interactions is None) == (attributions is None):
         raise ValueError("Pass one of interactions= (a surrogate) or attributions= (a ranking).")
     if interactions is not None:
+        if interactions.n_features != n_features:
+            raise ValueError(
+                f"The interactions have {interactions.n_features} features, not {n_features}."
+            )
         order = _greedy_removal_order(interactions, max_removed)
     else:
         values = np.asarray(attributions, dtype=float).reshape(-1)
@@ -373,8 +377,8 @@ def compare(
 
     Returns:
         A ``pandas.DataFrame``, one row per method: ``method``, ``budget``,
-        ``model_calls`` (distinct masks sent; repeats within a batch are
-        scored once, so sampling methods may use fewer), ``r2`` (held out),
+        ``model_calls`` (distinct masks sent; a repeated mask is scored
+        once, so sampling methods may use fewer), ``r2`` (held out),
         ``exact_r2`` and ``recovery_at_k`` (with ``truth``), ``seconds``
         (the method's own time, model excluded), ``note`` (why a method did
         not run) and ``surrogate`` (its :class:`~proxyspex_captum.Interactions`).
@@ -387,15 +391,20 @@ def compare(
     unknown = [m for m in methods if m not in _RUNNERS]
     if unknown:
         raise ValueError(f"Unknown method(s) {unknown}; choose from {', '.join(METHODS)}.")
+    n_test = check_int("n_test", n_test, 1)
     test = as_generator(random_state).random((n_test, n_features)) < 0.5
     truth_values = ValueFunction(value_function, n_features, cache=False)(test)
     if truth_values.ndim != 1:
         raise ValueError("compare needs a single-output value function.")
     rows = []
     for name in methods:
-        counted = ValueFunction(value_function, n_features, cache=False)
+        # Cached: a mask a method asks for twice is one model call, so none exceeds the budget.
+        counted = ValueFunction(value_function, n_features)
         tic = time.perf_counter()
-        surrogate, note = _RUNNERS[name](counted, n_features, budget, random_state)
+        try:
+            surrogate, note = _RUNNERS[name](counted, n_features, budget, random_state)
+        except Exception as err:  # one method failing must not lose the others' results
+            surrogate, note = None, f"failed: {type(err).__name__}: {err}"
         seconds = time.perf_counter() - tic - counted.seconds
         row: dict[str, Any] = {"method": name, "budget": budget, "model_calls": counted.n_queries}
         if surrogate is None:
@@ -410,7 +419,8 @@ def compare(
         if truth is not None:
             found = surrogate is not None
             row["exact_r2"] = fourier_r2(surrogate, truth) if found else np.nan
-            row["recovery_at_k"] = recovery_at_k(surrogate, truth, k) if found else np.nan
+            recoverable = found and bool(_nonempty_mobius(truth))
+            row["recovery_at_k"] = recovery_at_k(surrogate, truth, k) if recoverable else np.nan
         rows.append(row)
     columns = ["method", "budget", "model_calls", "r2"]
     columns += ["exact_r2", "recovery_at_k"] if truth is not None else []

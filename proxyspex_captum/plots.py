@@ -20,6 +20,7 @@ Examples:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -67,8 +68,13 @@ def _top(terms: dict, k: int) -> list[tuple[tuple[int, ...], float]]:
     return sorted(terms.items(), key=lambda kv: (-abs(kv[1]), kv[0]))[:k]
 
 
+def _plain(text: str) -> str:
+    """Matplotlib reads text between two ``$`` as maths; show feature names literally."""
+    return str(text).replace("$", r"\$")
+
+
 def _label(inter: Interactions, subset: Sequence[int]) -> str:
-    return " × ".join(inter.names_of(subset))
+    return _plain(" × ".join(inter.names_of(subset)))
 
 
 # ------------------------------------------------------------------------ bar
@@ -154,7 +160,7 @@ def heatmap(
     fig, ax = _axes(ax, (1.0 + 0.45 * len(features), 0.6 + 0.45 * len(features)))
     limit = float(np.abs(matrix).max()) or 1.0
     image_ = ax.imshow(matrix, cmap=_CMAP, norm=TwoSlopeNorm(0.0, -limit, limit))
-    names = list(interactions.names_of(features))
+    names = [_plain(name) for name in interactions.names_of(features)]
     ax.set_xticks(range(len(features)), names, rotation=60, ha="right")
     ax.set_yticks(range(len(features)), names)
     fig.colorbar(image_, ax=ax, label=f"{index.upper()} (diagonal: Shapley value)")
@@ -224,7 +230,7 @@ def network(
         )
         x, y = xy[node]
         ax.annotate(
-            interactions.names_of([node])[0],
+            _plain(interactions.names_of([node])[0]),
             (x, y),
             xytext=(1.18 * x, 1.18 * y),
             ha="center",
@@ -275,7 +281,7 @@ def text(
         ax.text(
             x,
             y,
-            word,
+            _plain(word),
             ha="center",
             va="center",
             fontsize=11,
@@ -350,8 +356,17 @@ def image(
         centres[int(i)] = (cols.mean(), rows.mean())
     top = _top({s: v for s, v in interactions.mobius.items() if len(s) >= 2}, k)
     strongest = max((abs(v) for _, v in top), default=1.0) or 1.0
+    missing = [s for s, _ in top if any(i not in centres for i in s)]
+    if missing:
+        warnings.warn(
+            f"{len(missing)} of the top interactions involve features with no patch in "
+            f"segments (e.g. {missing[0]}); they are not drawn.",
+            stacklevel=2,
+        )
     for subset, value in top:
-        points = np.array([centres[i] for i in subset if i in centres])
+        if subset in missing:
+            continue
+        points = np.array([centres[i] for i in subset])
         colour = _sign_colour(value)
         width = 1.5 + 4 * abs(value) / strongest
         if len(subset) == 2:
@@ -389,13 +404,11 @@ def comparison(
     width = 0.8 / len(present)
     x = np.arange(len(table))
     for j, metric in enumerate(present):
-        values = table[metric].to_numpy(dtype=float)
-        ax.bar(
-            x + (j - (len(present) - 1) / 2) * width,
-            np.nan_to_num(values),
-            width,
-            label=metric.replace("_", " "),
-        )
+        values = table[metric].to_numpy(dtype=float)  # a method that did not run is NaN: no bar
+        positions = x + (j - (len(present) - 1) / 2) * width
+        ax.bar(positions, values, width, label=metric.replace("_", " "))
+        for position in positions[np.isnan(values)]:
+            ax.text(position, 0, "n/a", ha="center", va="bottom", fontsize=8, rotation=90)
     ax.set_xticks(x, list(table["method"]), rotation=20)
     ax.axhline(0, color="#888888", linewidth=0.8)
     ax.set_ylabel("R²")

@@ -35,8 +35,9 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 def split_units(text: str, unit: str, tokenizer: Any = None) -> list[str]:
     """Cut ``text`` into features: whitespace words, sentences, or the tokenizer's tokens.
 
-    Token units are the decoded pieces of each token (leading spaces kept), so
-    joining them gives the text back.
+    Token units are the decoded pieces of each token (leading spaces kept; the
+    tokens of one multi-byte character form one unit), so joining them gives
+    the text back.
     """
     text = text.strip()
     if unit == "word":
@@ -46,8 +47,19 @@ def split_units(text: str, unit: str, tokenizer: Any = None) -> list[str]:
     if unit == "token":
         if tokenizer is None:
             raise ValueError("unit='token' needs the model's tokenizer.")
-        ids = tokenizer.encode(text, add_special_tokens=False)
-        return [tokenizer.decode([i]) for i in ids]
+        # A character can span several byte-level tokens: such tokens form one unit, so
+        # that every unit is readable text and the units join back into the text.
+        units: list[str] = []
+        group: list[int] = []
+        for token in tokenizer.encode(text, add_special_tokens=False):
+            group.append(token)
+            piece = tokenizer.decode(group)
+            if "\ufffd" not in piece:
+                units.append(piece)
+                group = []
+        if group:
+            units.append(tokenizer.decode(group))
+        return units
     raise ValueError(f"Unknown unit {unit!r}; choose one of {', '.join(UNITS)}.")
 
 

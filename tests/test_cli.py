@@ -95,3 +95,23 @@ def test_generated_answers_and_token_units(capsys, tmp_path):
     )
     assert code == 0
     assert "tokens, proxyspex" in out and "' bad'" in out
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--max-order", "0"], "max_order must be at least 1"),
+        (["--method", "lime", "--max-order", "2"], "applies to proxyspex and spex"),
+    ],
+)
+def test_option_errors_are_reported_without_traceback(extra, message, capsys, monkeypatch):
+    monkeypatch.setattr("proxyspex_captum.models.load_model", lambda *a, **k: 1 / 0)
+    code, _, err = _run(["explain", "not bad at all", *extra], capsys)
+    assert code == 2 and message in err
+
+
+def test_a_file_that_is_not_utf8_is_refused(tmp_path, capsys):
+    path = tmp_path / "latin1.txt"
+    path.write_bytes("caf\xe9 not bad".encode("latin-1"))
+    code, _, err = _run(["explain", "--file", str(path)], capsys)
+    assert code == 2 and "not UTF-8" in err

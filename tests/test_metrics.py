@@ -108,3 +108,28 @@ def test_interaction_aware_explanation_error_in_shaps_format():
     # Additive explanations are scored as SHAP's own benchmark scores them (other orderings).
     theirs = shap.benchmark.ExplanationError(masker, model, x)(expl, "ProxySPEX")
     assert additive.value == pytest.approx(theirs.value, rel=0.3)
+
+
+def test_compare_survives_a_failing_method_and_checks_its_input():
+    def one_feature(masks):
+        return 2.0 * masks[:, 0]
+
+    table = metrics.compare(one_feature, 1, budget=20, methods=("proxyspex", "kernelshap"))
+    assert table["r2"][0] == pytest.approx(1.0)
+    assert np.isnan(table["r2"][1]) and table["note"][1].startswith("failed")
+    with pytest.raises(ValueError, match="n_test"):
+        metrics.compare(one_feature, 1, budget=20, n_test=0)
+    constant = psx.Interactions({(): 1.0}, n_features=1)
+    table = metrics.compare(one_feature, 1, budget=20, methods=("banzhaf",), truth=constant)
+    assert np.isnan(table["recovery_at_k"][0])
+
+
+def test_shapley_sampling_stays_within_the_budget():
+    table = metrics.compare(pair_model, 4, budget=41, methods=("shapley_sampling",))
+    assert table["model_calls"][0] <= 41
+
+
+def test_removal_curve_checks_the_surrogates_size():
+    inter = psx.Interactions.from_mobius({(0,): 1.0}, n_features=2)
+    with pytest.raises(ValueError, match="2 features, not 5"):
+        metrics.removal_curve(pair_model, 5, interactions=inter)

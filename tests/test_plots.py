@@ -128,3 +128,18 @@ def test_comparison_plots_every_method():
     assert len(ax.patches) == 4  # two metrics per method
     heights = [p.get_height() for p in ax.patches]
     assert heights[0] == pytest.approx(table["r2"][0])
+
+
+def test_dollar_signs_are_shown_literally_and_unpatched_features_are_skipped(tmp_path):
+    inter = psx.Interactions.from_mobius(
+        {(0, 1): 1.0, (2, 3): 2.0, (0,): 0.5}, n_features=4, feature_names=["$5", "$_$", "a", "b"]
+    )
+    fig, ax = psx.plots.bar(inter)
+    fig.savefig(tmp_path / "bar.png")  # would raise a mathtext ParseException
+    assert "$5 × $_$" in [t.get_text().replace("\\$", "$") for t in ax.get_yticklabels()]
+    psx.plots.text(inter)[0].savefig(tmp_path / "text.png")
+    segments = np.zeros((4, 4), dtype=int)
+    segments[:, 2:] = 1  # features 2 and 3 have no patch
+    with pytest.warns(UserWarning, match="no patch"):
+        _, ax = psx.plots.image(inter, np.ones((4, 4)), segments)
+    assert len([a for a in ax.get_children() if a.get_gid() == "pair"]) == 1

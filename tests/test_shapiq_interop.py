@@ -82,3 +82,13 @@ def test_a_result_becomes_a_shap_explanation():
     assert expl[1].interactions is inter
     shap.plots.waterfall(expl[0], show=False)
     plt.close("all")
+
+
+def test_fbii_constant_of_zero_is_kept():
+    inter = psx.Interactions.from_mobius({(): 1.0, (0, 1): 4.0, (2,): 0.5}, n_features=3)
+    computer = shapiq.ExactComputer(lambda c: inter.predict(c.astype(bool)), n_players=3)
+    theirs = computer("FBII", order=1)
+    mine = inter.to_shapiq("fbii", 1)
+    assert mine.dict_values[()] == pytest.approx(theirs.dict_values.get((), 0.0), abs=1e-9)
+    assert mine.baseline_value == pytest.approx(theirs.baseline_value, abs=1e-9)
+    assert inter.to_shapiq("k-sii", 9).max_order == 3  # capped at n

@@ -427,6 +427,8 @@ class Interactions:
                 "to_shapiq needs shapiq: pip install 'proxyspex-captum[shapiq]'."
             ) from err
         name = index.lower() if isinstance(index, str) else index
+        if order is not None:
+            order = min(int(order), self.n_features)  # no set is larger than n
         if name == "mobius":
             values = dict(self.mobius)
             max_order = self.max_order if order is None else int(order)
@@ -440,6 +442,8 @@ class Interactions:
                 # indices the mean of v over all masks), not v(∅).
                 own = "bii" if name == "banzhaf" else name
                 values[()] = self._index_terms(own, int(max_order), keep_empty=True).get((), 0.0)
+        if name in _WITH_EMPTY_SET:  # the index's own constant (dropped above when it is 0)
+            values[()] = values.get((), 0.0)
         values.setdefault((), self.baseline_value)
         values = {(): values.pop(()), **values}
         lookup = {s: i for i, s in enumerate(values)}
