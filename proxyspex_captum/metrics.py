@@ -69,9 +69,7 @@ def faithfulness(
         if n_masks < 1:
             raise ValueError(f"n_masks must be at least 1, got {n_masks}.")
         masks = as_generator(random_state).random((n_masks, n)) < 0.5
-    # A fresh wrapper: scoring must not count towards, or read from, an estimator's cache.
-    func = value_function.func if isinstance(value_function, ValueFunction) else value_function
-    truth = ValueFunction(func, n, cache=False)(masks).reshape(len(masks), -1)
+    truth = _scoring(value_function, n)(masks).reshape(len(masks), -1)
     if truth.shape[1] != len(explanations):
         raise ValueError(
             f"The value function has {truth.shape[1]} outputs but {len(explanations)} "
@@ -79,6 +77,12 @@ def faithfulness(
         )
     scores = [_r2(y, inter.predict(masks)) for y, inter in zip(truth.T, explanations, strict=True)]
     return scores if several else scores[0]
+
+
+def _scoring(value_function: MaskFunction | ValueFunction, n_features: int) -> ValueFunction:
+    """A fresh wrapper: scoring must not count towards, or read from, an estimator's cache."""
+    func = value_function.func if isinstance(value_function, ValueFunction) else value_function
+    return ValueFunction(func, n_features, cache=False)
 
 
 def _r2(truth: np.ndarray, predicted: np.ndarray) -> float:
@@ -144,8 +148,7 @@ def removal_curve(
     masks = np.ones((max_removed + 1, n_features), dtype=bool)
     for r in range(1, max_removed + 1):
         masks[r:, order[r - 1]] = False
-    func = value_function.func if isinstance(value_function, ValueFunction) else value_function
-    values = ValueFunction(func, n_features, cache=False)(masks)
+    values = _scoring(value_function, n_features)(masks)
     if values.ndim != 1:
         raise ValueError("removal_curve needs a single-output value function.")
     if values[0] == 0:
