@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .core.base import check_int
+from .core.checks import check_int
 from .core.interactions import Interactions
 from .core.sampling import as_generator, uniform_masks
 from .core.value_function import MaskFunction, ValueFunction

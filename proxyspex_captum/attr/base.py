@@ -13,7 +13,8 @@ from captum.log import log_usage
 from torch import Tensor
 
 from ..core import Interactions
-from ..core.base import EstimatorOwner, InteractionEstimator, check_int
+from ..core.base import EstimatorOwner, InteractionEstimator
+from ..core.checks import check_int
 from .masking import CaptumProblem, MaskedForward, detect_whole_batch, prepare
 
 __all__ = ["InteractionAttribution"]

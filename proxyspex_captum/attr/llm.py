@@ -15,7 +15,7 @@ from captum.attr._utils.interpretable_input import InterpretableInput
 from torch import Tensor
 
 from ..core import Interactions
-from ..core.base import check_int
+from ..core.checks import check_int
 from .base import InteractionAttribution
 
 __all__ = ["LLMAttribution", "LLMInteractionAttributionResult"]

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from .checks import check_int
 from .interactions import Interactions
 from .sampling import all_masks, as_generator
 from .subsets import pad_sets
@@ -233,12 +234,3 @@ def make_estimator(
             f"{owner}: {err}. Estimator options are the keyword arguments of "
             f"{estimator_class.__name__}."
         ) from err
-
-
-def check_int(name: str, value: Any, minimum: int) -> int:
-    """Return ``value`` as an int if it is one and at least ``minimum``, else raise."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{name} must be an integer, got {value!r}.")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}.")
-    return int(value)

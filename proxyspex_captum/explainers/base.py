@@ -10,7 +10,8 @@ from shap.models import Model
 from shap.utils import MaskedModel
 
 from ..core import Interactions
-from ..core.base import EstimatorOwner, InteractionEstimator, check_int
+from ..core.base import EstimatorOwner, InteractionEstimator
+from ..core.checks import check_int
 from .explanation import InteractionExplanation
 
 __all__ = ["InteractionExplainer"]
