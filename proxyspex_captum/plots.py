@@ -28,7 +28,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import TwoSlopeNorm, to_rgba
 from matplotlib.lines import Line2D
-from matplotlib.patches import PathPatch, Polygon
+from matplotlib.patches import Patch, PathPatch, Polygon
 from matplotlib.path import Path
 
 from .core.interactions import Interactions
@@ -252,6 +252,7 @@ def text(
     *,
     k: int = 5,
     words_per_line: int = 15,
+    legend: bool = True,
     ax: Any = None,
     show: bool = False,
 ) -> tuple[Any, Any]:
@@ -263,6 +264,21 @@ def text(
             is red when the pair raises the output together, blue when it
             lowers it; ``gid="arc"``).
         words_per_line: Wrap after this many words.
+        legend: Explain the colours and the arcs in a legend under the text
+            (``ax.get_legend()``).
+
+    Examples:
+        >>> import proxyspex_captum as psx
+        >>> inter = psx.Interactions.from_mobius(
+        ...     {(0,): -1.0, (1,): -0.5, (0, 1): 2.5}, n_features=2, feature_names=["not", "bad"]
+        ... )
+        >>> fig, ax = psx.plots.text(inter)
+        >>> for label in ax.get_legend().get_texts():
+        ...     print(label.get_text())
+        word raises the output (Shapley value > 0)
+        word lowers the output (Shapley value < 0)
+        pair raises it together (Möbius > 0)
+        pair lowers it together (Möbius < 0)
     """
     n = interactions.n_features
     words = list(words) if words is not None else list(interactions.names_of(range(n)))
@@ -271,7 +287,9 @@ def text(
     shapley = interactions.first_order()
     peak = float(np.abs(shapley).max()) or 1.0
     lines = max(1, -(-n // words_per_line))
-    fig, ax = _axes(ax, (min(1.0 * min(n, words_per_line) + 1, 16), 1.6 * lines + 0.8))
+    band = 1.0 if legend else 0.0  # room under the text for the legend (data units ~ inches)
+    height = 1.6 * lines + 0.8 + band
+    fig, ax = _axes(ax, (min(1.0 * min(n, words_per_line) + 1, 16), height))
     positions = {}
     for i, word in enumerate(words):
         row, col = divmod(i, words_per_line)
@@ -312,9 +330,41 @@ def text(
             )
         )
     ax.set_xlim(0, min(n, words_per_line))
-    ax.set_ylim(-1.6 * (lines - 1) - 0.8, 1.6)
+    ax.set_ylim(-1.6 * (lines - 1) - 0.8 - band, 1.6)
     ax.axis("off")
+    if legend:
+        _text_legend(ax, arcs=bool(pairs))
     return _finish(fig, ax, show)
+
+
+def _text_legend(ax: Any, arcs: bool) -> None:
+    """Say what the shading and the arcs of :func:`text` mean, in the band under the text."""
+    handles = [
+        Patch(
+            facecolor=to_rgba(POSITIVE, 0.6), label="word raises the output (Shapley value > 0)"
+        ),
+        Patch(
+            facecolor=to_rgba(NEGATIVE, 0.6), label="word lowers the output (Shapley value < 0)"
+        ),
+    ]
+    if arcs:
+        handles += [
+            Line2D(
+                [], [], color=POSITIVE, linewidth=2, label="pair raises it together (Möbius > 0)"
+            ),
+            Line2D(
+                [], [], color=NEGATIVE, linewidth=2, label="pair lowers it together (Möbius < 0)"
+            ),
+        ]
+    ax.legend(
+        handles=handles,
+        loc="lower center",
+        ncol=2,
+        frameon=False,
+        fontsize=8,
+        title="deeper shade, wider arc: larger effect",
+        title_fontsize=8,
+    )
 
 
 # ---------------------------------------------------------------------- image

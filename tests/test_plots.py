@@ -100,6 +100,42 @@ def test_text_colours_words_by_sign_and_draws_arcs(result):
     assert len(arcs) == 1 and _same_colour(arcs[0].get_edgecolor(), RED)
 
 
+def test_text_legend_says_what_colours_and_arcs_mean(result):
+    fig, ax = psx.plots.text(result, k=2)
+    legend = ax.get_legend()
+    assert legend is not None
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert labels == [
+        "word raises the output (Shapley value > 0)",
+        "word lowers the output (Shapley value < 0)",
+        "pair raises it together (Möbius > 0)",
+        "pair lowers it together (Möbius < 0)",
+    ]
+    patches, lines = legend.get_patches(), legend.get_lines()
+    assert _same_colour(patches[0].get_facecolor(), RED)
+    assert _same_colour(patches[1].get_facecolor(), BLUE)
+    assert _same_colour(lines[0].get_color(), RED) and _same_colour(lines[1].get_color(), BLUE)
+    assert "larger effect" in legend.get_title().get_text()
+    # The legend lies inside the figure, so a plain savefig (no bbox_inches="tight") keeps it.
+    fig.canvas.draw()
+    box = legend.get_window_extent().transformed(fig.transFigure.inverted())
+    assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= 1 and box.y1 <= 1
+    # The legend's band is below every word.
+    words = [t for t in ax.texts if t.get_gid() == "word"]
+    lowest = min(w.get_window_extent().y0 for w in words)
+    assert legend.get_window_extent().y1 <= lowest
+
+
+def test_text_legend_lists_arcs_only_when_drawn_and_can_be_turned_off():
+    inter = psx.Interactions.from_mobius(
+        {(0,): 1.0, (1,): -0.5}, n_features=2, feature_names=["good", "film"]
+    )
+    _, ax = psx.plots.text(inter)
+    assert len(ax.get_legend().get_texts()) == 2  # no pair: no arc, no arc entries
+    _, ax = psx.plots.text(inter, legend=False)
+    assert ax.get_legend() is None
+
+
 def test_image_marks_interacting_patches():
     segments = np.repeat(np.repeat(np.arange(4).reshape(2, 2), 4, axis=0), 4, axis=1)
 
