@@ -44,7 +44,7 @@ class ProxySPEXAttribution(InteractionAttribution):
         >>> attr.attribute(torch.ones(1, 4))  # Shapley values: the pair's 2 split in halves
         tensor([[1., 1., 1., 0.]])
         >>> inter = attr.attribute_interactions(torch.ones(1, 4))[0]
-        >>> {s: round(v, 6) for s, v in inter.mobius.items()}
+        >>> {s: round(v, 6) for s, v in inter.mobius.items() if abs(v) > 1e-6}
         {(2,): 1.0, (0, 1): 2.0}
     """
 

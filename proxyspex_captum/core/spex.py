@@ -67,7 +67,7 @@ class SPEX(InteractionEstimator):
         >>> import proxyspex_captum as psx
         >>> game = psx.games.PlantedGame({(3,): 1.0, (7, 40): -2.0, (1, 2, 5): 0.5}, n_features=64)
         >>> inter = psx.SPEX(max_order=3, random_state=0).explain(game, n_features=64, budget=3000)
-        >>> {s: round(v, 6) for s, v in inter.mobius.items()}
+        >>> {s: round(v, 6) for s, v in inter.mobius.items() if abs(v) > 1e-6}
         {(3,): 1.0, (7, 40): -2.0, (1, 2, 5): 0.5}
     """
 

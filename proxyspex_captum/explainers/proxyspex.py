@@ -42,7 +42,7 @@ class ProxySPEXExplainer(InteractionExplainer):
         >>> expl = explainer(np.ones((2, 4)))
         >>> expl.values[0].round(6).tolist()  # Shapley values
         [1.0, 1.0, 1.0, 0.0]
-        >>> expl[0].interactions.top(2)
+        >>> [(s, round(v, 6)) for s, v in expl[0].interactions.top(2)]
         [((0, 1), 2.0), ((2,), 1.0)]
     """
 

@@ -22,7 +22,7 @@ class SPEXExplainer(InteractionExplainer):
         ...     return 4 * x[:, 3] * x[:, 7] * x[:, 9] - x[:, 0]
         >>> explainer = psx.SPEXExplainer(model, np.zeros((1, 40)), max_order=3, random_state=0)
         >>> expl = explainer(np.ones((1, 40)), max_evals=3000)
-        >>> {s: round(v, 6) for s, v in expl[0].interactions.mobius.items()}
+        >>> {s: round(v, 6) for s, v in expl[0].interactions.mobius.items() if abs(v) > 1e-6}
         {(0,): -1.0, (3, 7, 9): 4.0}
     """
 
