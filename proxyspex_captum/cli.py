@@ -14,25 +14,54 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .core import SPEX, Interactions, ProxySPEX
+from .baselines import METHODS, min_budget, run_method
+from .core import SPEX, Interactions, ProxySPEX, ValueFunction
 from .examples import NEGATION_REVIEW
-from .metrics import _r2
+from .metrics import r2_score
 from .models import DEFAULT_MODEL
 from .text_tasks import TASKS, UNITS, TextTask, split_units
 
-__all__ = ["main"]
+__all__ = ["POOR_FIT_R2", "main"]
 
-METHODS = ("proxyspex", "spex", "lime", "kernelshap")
+#: Below this held-out R² (or ProxySPEX's proxy validation R²) the command warns that
+#: the interactions reproduce the model poorly.
+POOR_FIT_R2 = 0.5
+# Model calls per unit suggested when --budget is below the number of units: on
+# planted sparse games (n = 60, 200) ProxySPEX reached R² 0.82 at one call per
+# feature, 0.98 at two and 0.99 at four; an LLM is less sparse, so four.
+CALLS_PER_UNIT = 4
+# torch's seeds are 64-bit and numpy's any size; 32 bits is the portable range.
+MAX_SEED = 2**32 - 1
 
 
 class CLIError(Exception):
     """A problem with the user's request: printed without a traceback."""
+
+
+def _integer(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type``: a whole number within the bounds, or a one-line error."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}, got {value}")
+        return value
+
+    return parse
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -57,18 +86,34 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--answer", help="answer to score (default: the model's own)")
     explain.add_argument("--unit", choices=UNITS, default="word", help="what a feature is")
     explain.add_argument("--method", choices=METHODS, default="proxyspex")
-    explain.add_argument("--budget", type=int, default=500, help="model calls (default 500)")
-    explain.add_argument("--max-order", type=int, default=None, help="largest interaction order")
-    explain.add_argument("--seed", type=int, default=0)
+    explain.add_argument(
+        "--budget", type=_integer(1), default=500, help="model calls (default 500)"
+    )
+    explain.add_argument(
+        "--max-order", type=_integer(1), default=None, help="largest interaction order"
+    )
+    explain.add_argument(
+        "--seed", type=_integer(0, MAX_SEED), default=0, help="seed of the sampling (default 0)"
+    )
     explain.add_argument(
         "--model", default=DEFAULT_MODEL, help="'smollm2' (embedded) or a HF name or folder"
     )
-    explain.add_argument("--top", type=int, default=10, help="interactions to print")
-    explain.add_argument("--n-test", type=int, default=100, help="held-out masks for R²")
-    explain.add_argument("--batch-size", type=int, default=16, help="masked prompts per pass")
+    explain.add_argument("--top", type=_integer(1), default=10, help="interactions to print")
+    explain.add_argument(
+        "--n-test", type=_integer(1), default=100, help="held-out masks for R² (default 100)"
+    )
+    explain.add_argument(
+        "--batch-size", type=_integer(1), default=16, help="masked prompts per forward pass"
+    )
     explain.add_argument("--out", type=Path, help="write result.json and PNG plots here")
     explain.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
+
+
+def _warn(message: str, warned: list[str]) -> None:
+    """One line on stderr, kept for ``result.json`` too."""
+    warned.append(message)
+    print(f"proxyspex-captum: warning: {message}", file=sys.stderr, flush=True)
 
 
 def _read_text(args: argparse.Namespace) -> str:
@@ -78,14 +123,50 @@ def _read_text(args: argparse.Namespace) -> str:
         try:
             return args.file.read_text(encoding="utf-8")
         except OSError as err:
-            raise CLIError(f"Cannot read {args.file}: {err.strerror}.") from err
+            raise CLIError(f"Cannot read {args.file}: {err.strerror or err}.") from err
         except UnicodeDecodeError as err:
             raise CLIError(f"{args.file} is not UTF-8 text ({err.reason}).") from err
     if args.text not in (None, "-"):
         return args.text
-    if sys.stdin.isatty():
-        raise CLIError("No text: pass it as an argument, with --file, on stdin, or --example.")
-    return sys.stdin.read()
+    return _read_stdin()
+
+
+def _read_stdin() -> str:
+    no_text = "No text: pass it as an argument, with --file, on stdin, or --example."
+    stdin = sys.stdin
+    if stdin is None:  # the process was started with its standard input closed
+        raise CLIError(f"{no_text} (Standard input is closed.)")
+    try:
+        if stdin.isatty():
+            raise CLIError(no_text)
+        # Bytes, decoded here: the locale's encoding may not be UTF-8.
+        buffer = getattr(stdin, "buffer", None)
+        raw = buffer.read() if buffer is not None else stdin.read()
+    except (OSError, ValueError) as err:  # a closed or unreadable descriptor
+        raise CLIError(f"{no_text} (Cannot read standard input: {err}.)") from err
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise CLIError(f"Standard input is not UTF-8 text ({err.reason}).") from err
+    if not raw.strip():
+        raise CLIError(f"{no_text} (Standard input was empty.)")
+    return raw
+
+
+def _check_out(out: Path) -> None:
+    """Create ``out`` and write a file in it now, so a bad folder fails before the model runs."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".proxyspex-write-test-"):
+            pass
+    except FileExistsError as err:
+        raise CLIError(f"--out {out} exists and is not a folder; choose a folder.") from err
+    except OSError as err:
+        reason = err.strerror or err
+        raise CLIError(
+            f"Cannot write to --out {out}: {reason}. Choose a writable folder."
+        ) from err
 
 
 def _estimator(args: argparse.Namespace) -> Any:
@@ -104,12 +185,9 @@ def _check_request(args: argparse.Namespace, units: list[str]) -> None:
     n = len(units)
     if n == 0:
         raise CLIError("The text is empty: there is nothing to explain.")
-    for name in ("budget", "top", "n_test", "batch_size"):
-        if getattr(args, name) < 1:
-            raise CLIError(f"--{name.replace('_', '-')} must be at least 1.")
     try:
         estimator = _estimator(args)
-    except ValueError as err:
+    except (TypeError, ValueError) as err:
         raise CLIError(str(err)) from err
     if estimator is not None:
         try:
@@ -118,7 +196,7 @@ def _check_request(args: argparse.Namespace, units: list[str]) -> None:
             raise CLIError(f"{err} (The text has {n} {args.unit}s.)") from err
     elif args.max_order is not None:
         raise CLIError(f"--max-order applies to proxyspex and spex; {args.method} is linear.")
-    elif args.budget < n + 1:
+    elif args.budget < min_budget(args.method, n):
         raise CLIError(
             f"{args.method} fits one weight per {args.unit} plus an intercept: it needs a budget "
             f"above {n} for {n} {args.unit}s; got {args.budget}."
@@ -127,18 +205,87 @@ def _check_request(args: argparse.Namespace, units: list[str]) -> None:
         raise CLIError("--task answer needs --question (and optionally --answer).")
 
 
+def budget_warning(args: argparse.Namespace, units: list[str], text: str) -> str | None:
+    """What to expect when ``--budget`` is below the number of units, or ``None``.
+
+    With fewer model calls than units, most units are never measured apart
+    from their neighbours: their attributions come out near zero and the
+    R² low, however long the run.
+    """
+    n = len(units)
+    if args.budget >= n:
+        return None
+    advice = f"use --budget {CALLS_PER_UNIT * n} or more (about {CALLS_PER_UNIT} per {args.unit})"
+    if args.unit != "sentence":
+        sentences = len(split_units(text, "sentence"))
+        if 1 < sentences < n:
+            advice += f", or --unit sentence ({sentences} sentences)"
+    return (
+        f"--budget {args.budget} is below the number of {args.unit}s ({n}): most {args.unit}s "
+        "will not be told apart, so expect attributions near zero and a low R². To explain "
+        f"every {args.unit}, {advice}."
+    )
+
+
+def fit_warning(r2: float, metadata: dict[str, Any], args: argparse.Namespace) -> str | None:
+    """A warning when the interactions reproduce the model poorly, or ``None``.
+
+    Args:
+        r2: The held-out R² of the interactions against the model.
+        metadata: The result's metadata (ProxySPEX's ``proxy_validation_r2``
+            is the R² of its tree proxy on masks it kept aside).
+        args: The command's options, for the advice.
+    """
+    proxy_r2 = metadata.get("proxy_validation_r2")
+    poor_proxy = proxy_r2 is not None and np.isfinite(proxy_r2) and proxy_r2 < POOR_FIT_R2
+    if not (r2 < POOR_FIT_R2 or poor_proxy):
+        return None
+    measured = f"R² = {r2:.2f} on {args.n_test} held-out masks"
+    if proxy_r2 is not None and np.isfinite(proxy_r2):
+        measured += f", the tree proxy's validation R² = {proxy_r2:.2f}"
+    coarser = {"token": "--unit word or sentence", "word": "--unit sentence"}.get(args.unit)
+    advice = f"a larger --budget (e.g. {4 * args.budget})"
+    advice += f" or coarser units ({coarser})" if coarser else ""
+    return (
+        f"the interactions reproduce the model poorly ({measured}; below {POOR_FIT_R2}): read "
+        f"them as rough. Try {advice}."
+    )
+
+
+class _Progress:
+    """One progress bar per stage, fed by the value function after each forward pass."""
+
+    def __init__(self, disable: bool) -> None:
+        self.disable = disable
+        self.bar: Any = None
+
+    @contextmanager
+    def stage(self, description: str, total: int) -> Iterator[None]:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(
+            total=total, desc=description, unit="prompt", disable=self.disable, file=sys.stderr
+        )
+        try:
+            yield
+        finally:
+            self.bar.close()
+            self.bar = None
+
+    def update(self, n_prompts: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n_prompts)
+
+
 def _explain(args: argparse.Namespace, values: Any, n: int, units: list[str]) -> Interactions:
     estimator = _estimator(args)
     if estimator is not None:
         result = estimator.explain(values, n, args.budget, feature_names=units)
         assert isinstance(result, Interactions)
         return result
-    from .core.value_function import ValueFunction
-    from .metrics import _RUNNERS
-
-    runner = _RUNNERS[args.method]
+    counted = ValueFunction(values, n)
     try:
-        surrogate, note = runner(ValueFunction(values, n), n, args.budget, args.seed)
+        surrogate, note = run_method(args.method, counted, n, args.budget, args.seed)
     except Exception as err:  # e.g. Captum's KernelShap cannot sample a single feature
         raise CLIError(f"{args.method} failed on {n} {args.unit}(s): {err}") from err
     if surrogate is None:
@@ -147,31 +294,44 @@ def _explain(args: argparse.Namespace, values: Any, n: int, units: list[str]) ->
         surrogate.mobius,
         n_features=n,
         feature_names=units,
-        n_queries=args.budget,
+        n_queries=counted.n_queries,
         metadata={"method": args.method, "budget": args.budget},
     )
 
 
+def _expected_calls(args: argparse.Namespace, n: int) -> int:
+    estimator = _estimator(args)
+    return args.budget if estimator is None else estimator.max_queries(n, args.budget)
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Do the work of ``explain``; returns what ``result.json`` holds."""
-    from tqdm.auto import tqdm
-
+    warned: list[str] = []
     text = _read_text(args)
-    tokenizer_needed = args.unit == "token"
-    units = split_units(text, args.unit) if not tokenizer_needed else None
-    if units is not None:
+    if args.out is not None:
+        _check_out(args.out)
+    if args.question and args.task == "sentiment":
+        _warn("--question is not used by --task sentiment (use --task answer).", warned)
+
+    def checked(units: list[str]) -> list[str]:
         _check_request(args, units)
+        message = budget_warning(args, units, text)
+        if message:
+            _warn(message, warned)
+        return units
+
+    tokenizer_needed = args.unit == "token"
+    units = None if tokenizer_needed else checked(split_units(text, args.unit))
     tic = time.perf_counter()
     try:
         from .models import load_model
 
         model, tokenizer = load_model(args.model)
-    except (OSError, ModuleNotFoundError, ImportError, FileNotFoundError) as err:
+    except (OSError, ImportError, ValueError) as err:
         raise CLIError(str(err)) from err
     load_seconds = time.perf_counter() - tic
     if units is None:
-        units = split_units(text, "token", tokenizer)
-        _check_request(args, units)
+        units = checked(split_units(text, "token", tokenizer))
     n = len(units)
 
     from .attr import LLMAttribution, ProxySPEXAttribution
@@ -180,18 +340,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     task = TextTask(
         units, task=args.task, unit=args.unit, question=args.question, answer=args.answer
     )
-    bar = tqdm(
-        total=args.budget, desc="model calls", unit="prompt", disable=args.quiet, file=sys.stderr
-    )
-    values = task.value_function(llm, batch_size=args.batch_size, on_batch=bar.update)
+    progress = _Progress(disable=args.quiet)
+    values = task.value_function(llm, batch_size=args.batch_size, on_batch=progress.update)
     tic = time.perf_counter()
-    try:
+    with progress.stage("model calls", _expected_calls(args, n)):
         inter = _explain(args, values, n, units)
-    finally:
-        bar.close()
     explain_seconds = time.perf_counter() - tic
+    # The full text first, then the held-out masks: one pass over the model.
     test = np.random.default_rng(args.seed + 1).random((args.n_test, n)) < 0.5
-    r2 = _r2(values(test), inter.predict(test))
+    with progress.stage("held-out masks (R²)", args.n_test + 1):
+        scored = values(np.vstack([np.ones((1, n), dtype=bool), test]))
+    r2 = r2_score(scored[1:], inter.predict(test))
+    message = fit_warning(r2, inter.metadata, args)
+    if message:
+        _warn(message, warned)
     return {
         "text": text,
         "units": units,
@@ -205,7 +367,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "seconds": {"load": load_seconds, "explain": explain_seconds},
         "faithfulness_r2": r2,
         "n_test": args.n_test,
-        "full_value": float(values(np.ones((1, n), dtype=bool))[0]),
+        "full_value": float(scored[0]),
+        "warnings": warned,
         "interactions": inter.to_dict(),
         "_result": inter,
     }
@@ -268,17 +431,46 @@ def write_outputs(summary: dict[str, Any], out: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``proxyspex-captum`` command."""
-    args = _parser().parse_args(argv)
+    """Entry point of the ``proxyspex-captum`` command; returns the exit status.
+
+    0: done; 1: the outputs could not be written; 2: a request that cannot
+    work (one line on stderr, no traceback), or bad options (argparse's
+    usage line); 130: interrupted (Ctrl-C).
+    """
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as stop:  # --help, or an option argparse refused (already printed)
+        return stop.code if isinstance(stop.code, int) else 2
     try:
         summary = run(args)
     except CLIError as err:
         print(f"proxyspex-captum: error: {err}", file=sys.stderr)
         return 2
+    except (MemoryError, RuntimeError) as err:
+        # torch reports running out of (GPU) memory as a RuntimeError subclass.
+        if isinstance(err, RuntimeError) and "out of memory" not in str(err).lower():
+            raise
+        print(
+            "proxyspex-captum: error: out of memory: lower --batch-size (masked prompts per "
+            "forward pass), --budget or --n-test.",
+            file=sys.stderr,
+        )
+        return 2
+    except KeyboardInterrupt:
+        print("proxyspex-captum: interrupted.", file=sys.stderr)
+        return 130
     print(report(summary, args.top))
     if args.out is not None:
-        for path in write_outputs(summary, args.out):
-            print(f"wrote {path}")
+        try:
+            for path in write_outputs(summary, args.out):
+                print(f"wrote {path}")
+        except OSError as err:
+            print(
+                f"proxyspex-captum: error: cannot write the outputs to {args.out}: "
+                f"{err.strerror or err}.",
+                file=sys.stderr,
+            )
+            return 1
     return 0
 
 

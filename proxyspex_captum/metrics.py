@@ -8,14 +8,15 @@ plain-numpy uses alike.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from .baselines import METHODS, run_method
 from .core.checks import check_int
 from .core.interactions import Interactions
-from .core.sampling import as_generator, uniform_masks
+from .core.sampling import as_generator
 from .core.value_function import MaskFunction, ValueFunction
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "compare",
     "faithfulness",
     "fourier_r2",
+    "r2_score",
     "recovery_at_k",
     "removal_curve",
 ]
@@ -75,7 +77,9 @@ def faithfulness(
             f"The value function has {truth.shape[1]} outputs but {len(explanations)} "
             "explanation(s) were given: pass one Interactions per output."
         )
-    scores = [_r2(y, inter.predict(masks)) for y, inter in zip(truth.T, explanations, strict=True)]
+    scores = [
+        r2_score(y, inter.predict(masks)) for y, inter in zip(truth.T, explanations, strict=True)
+    ]
     return scores if several else scores[0]
 
 
@@ -85,7 +89,36 @@ def _scoring(value_function: MaskFunction | ValueFunction, n_features: int) -> V
     return ValueFunction(func, n_features, cache=False)
 
 
-def _r2(truth: np.ndarray, predicted: np.ndarray) -> float:
+def r2_score(
+    truth: np.ndarray | Sequence[float], predicted: np.ndarray | Sequence[float]
+) -> float:
+    """Coefficient of determination ``1 − Σ (y − ŷ)² / Σ (y − mean y)²`` of one output.
+
+    A constant truth has no spread to explain: the score is then 1 when the
+    prediction matches it (to ``numpy.allclose``) and 0 otherwise, instead of
+    a division by zero.
+
+    Args:
+        truth: The model's values ``(k,)``.
+        predicted: The surrogate's predictions ``(k,)``.
+
+    Returns:
+        The R² (1 is perfect; 0 is no better than the mean; it can be negative).
+
+    Examples:
+        >>> from proxyspex_captum.metrics import r2_score
+        >>> r2_score([1.0, 2.0, 3.0], [1.0, 2.0, 4.0])
+        0.5
+        >>> r2_score([2.0, 2.0], [2.0, 2.0])
+        1.0
+    """
+    truth = np.asarray(truth, dtype=float).reshape(-1)
+    predicted = np.asarray(predicted, dtype=float).reshape(-1)
+    if truth.shape != predicted.shape:
+        raise ValueError(
+            f"truth has {truth.size} values but predicted has {predicted.size}: pass one "
+            "prediction per value."
+        )
     spread = float(np.sum((truth - truth.mean()) ** 2))
     if spread == 0.0:
         return 1.0 if np.allclose(truth, predicted) else 0.0
@@ -340,8 +373,6 @@ def _row_interactions(interactions: Any, i: int) -> Interactions | None:
 
 
 # ----------------------------------------------------------------- compare
-#: Methods :func:`compare` knows, in its default order.
-METHODS = ("proxyspex", "spex", "lime", "kernelshap", "shapley_sampling", "banzhaf")
 
 
 def compare(
@@ -370,7 +401,7 @@ def compare(
         value_function: The model as boolean masks ``(k, n)`` -> ``(k,)`` values.
         n_features: Number of features.
         budget: Model calls per method.
-        methods: Any of :data:`METHODS`.
+        methods: Any of :data:`METHODS` (``proxyspex_captum.baselines.METHODS``).
         truth: Known interactions (a planted game): adds the exact R² over all
             masks (by Parseval) and recovery@k.
         k: For recovery@k.
@@ -391,10 +422,11 @@ def compare(
 
     n_features = check_int("n_features", n_features, 1)
     budget = check_int("budget", budget, 1)
-    unknown = [m for m in methods if m not in _RUNNERS]
+    unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f"Unknown method(s) {unknown}; choose from {', '.join(METHODS)}.")
     n_test = check_int("n_test", n_test, 1)
+    random_state = check_int("random_state", random_state, 0)
     test = as_generator(random_state).random((n_test, n_features)) < 0.5
     truth_values = ValueFunction(value_function, n_features, cache=False)(test)
     if truth_values.ndim != 1:
@@ -405,7 +437,7 @@ def compare(
         counted = ValueFunction(value_function, n_features)
         tic = time.perf_counter()
         try:
-            surrogate, note = _RUNNERS[name](counted, n_features, budget, random_state)
+            surrogate, note = run_method(name, counted, n_features, budget, random_state)
         except Exception as err:  # one method failing must not lose the others' results
             surrogate, note = None, f"failed: {type(err).__name__}: {err}"
         seconds = time.perf_counter() - tic - counted.seconds
@@ -414,7 +446,7 @@ def compare(
             row.update(r2=np.nan, seconds=np.nan, note=note, surrogate=None)
         else:
             row.update(
-                r2=_r2(truth_values, surrogate.predict(test)),
+                r2=r2_score(truth_values, surrogate.predict(test)),
                 seconds=seconds,
                 note=note,
                 surrogate=surrogate,
@@ -429,92 +461,3 @@ def compare(
     columns += ["exact_r2", "recovery_at_k"] if truth is not None else []
     columns += ["seconds", "note", "surrogate"]
     return pd.DataFrame(rows)[columns]
-
-
-Runner = Callable[[ValueFunction, int, int, int], "tuple[Interactions | None, str]"]
-
-
-def _linear_surrogate(bias: float, coefficients: np.ndarray, method: str) -> Interactions:
-    mobius = {(): float(bias)}
-    mobius.update({(i,): float(c) for i, c in enumerate(coefficients) if c != 0})
-    return Interactions.from_mobius(
-        mobius, n_features=len(coefficients), metadata={"method": method}
-    )
-
-
-def _run_ours(estimator_class: Any) -> Runner:
-    def run(vf: ValueFunction, n: int, budget: int, seed: int):
-        estimator = estimator_class(random_state=seed)
-        need = estimator.min_budget(n)
-        if budget < need:
-            return None, f"needs at least {need} calls for {n} features"
-        return estimator.explain(vf, n, budget), ""
-
-    return run
-
-
-def _run_captum(kind: str) -> Runner:
-    def run(vf: ValueFunction, n: int, budget: int, seed: int):
-        import torch
-
-        # Captum samples from torch's global generator, and its fits can touch numpy's:
-        # run on a forked torch generator and put numpy's state back afterwards.
-        numpy_state = np.random.get_state()  # noqa: NPY002
-        try:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                return _captum_surrogate(kind, vf, n, budget)
-        finally:
-            np.random.set_state(numpy_state)  # noqa: NPY002
-
-    return run
-
-
-def _captum_surrogate(kind: str, vf: ValueFunction, n: int, budget: int):
-    """Captum's LIME / KernelSHAP / Shapley value sampling on the binary interpretable input."""
-    import torch
-    from captum.attr import KernelShap, Lime, ShapleyValueSampling
-
-    def forward(x: Any) -> Any:
-        return torch.as_tensor(vf(x.detach().cpu().numpy() > 0.5), dtype=torch.float64)
-
-    ones = torch.ones(1, n, dtype=torch.float64)
-    if kind == "shapley_sampling":
-        permutations = (budget - 1) // n
-        if permutations < 1:
-            return None, f"needs at least {n + 1} calls (one permutation)"
-        phi = ShapleyValueSampling(forward).attribute(
-            ones, baselines=0, n_samples=permutations, perturbations_per_eval=n
-        )
-        empty = float(vf(np.zeros((1, n), dtype=bool))[0])
-        return _linear_surrogate(empty, phi.reshape(-1).numpy(), kind), ""
-    method = (Lime if kind == "lime" else KernelShap)(forward)
-    coefficients = method.attribute(
-        ones, baselines=0, n_samples=budget, perturbations_per_eval=min(budget, 256)
-    )
-    bias = float(method.interpretable_model.bias())
-    return _linear_surrogate(bias, coefficients.reshape(-1).numpy(), kind), ""
-
-
-def _run_banzhaf(vf: ValueFunction, n: int, budget: int, seed: int):
-    """Linear Banzhaf regression: least squares of v on uniformly random masks."""
-    masks = uniform_masks(n, budget, as_generator(seed))
-    design = np.hstack([np.ones((len(masks), 1)), masks.astype(float)])
-    solution = np.linalg.lstsq(design, vf(masks), rcond=None)[0]
-    return _linear_surrogate(solution[0], solution[1:], "banzhaf"), ""
-
-
-def _build_runners() -> dict[str, Runner]:
-    from .core import SPEX, ProxySPEX
-
-    return {
-        "proxyspex": _run_ours(ProxySPEX),
-        "spex": _run_ours(SPEX),
-        "lime": _run_captum("lime"),
-        "kernelshap": _run_captum("kernelshap"),
-        "shapley_sampling": _run_captum("shapley_sampling"),
-        "banzhaf": _run_banzhaf,
-    }
-
-
-_RUNNERS = _build_runners()

@@ -18,10 +18,12 @@ Examples:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import regex
 
 from .examples import SENTIMENT_LABELS, chat_prompt, sentiment_gap_template
 
@@ -30,14 +32,28 @@ __all__ = ["TASKS", "UNITS", "TextTask", "split_units"]
 UNITS = ("word", "sentence", "token")
 TASKS = ("sentiment", "answer", "generate")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+# One extended grapheme cluster (Unicode UAX #29): what a reader sees as one character,
+# e.g. a family emoji joined by ZWJs, a flag, a heart with its variation selector.
+_GRAPHEME = regex.compile(r"\X")
 
 
 def split_units(text: str, unit: str, tokenizer: Any = None) -> list[str]:
     """Cut ``text`` into features: whitespace words, sentences, or the tokenizer's tokens.
 
-    Token units are the decoded pieces of each token (leading spaces kept; the
-    tokens of one multi-byte character form one unit), so joining them gives
-    the text back.
+    Token units are the decoded pieces of each token (leading spaces kept), so
+    joining them gives the text back. Tokens never split a character a reader
+    sees as one: the tokens of one grapheme cluster (a multi-byte character,
+    an emoji with its skin tone, variation selector or zero-width joiners, a
+    flag, a letter with its combining accent) form one unit.
+
+    Args:
+        text: The text (leading and trailing whitespace is dropped).
+        unit: ``"word"`` (split on whitespace), ``"sentence"`` (after ``.``,
+            ``!`` or ``?`` followed by whitespace) or ``"token"``.
+        tokenizer: The model's tokenizer (``unit="token"`` only).
+
+    Returns:
+        The units, in order.
     """
     text = text.strip()
     if unit == "word":
@@ -47,20 +63,41 @@ def split_units(text: str, unit: str, tokenizer: Any = None) -> list[str]:
     if unit == "token":
         if tokenizer is None:
             raise ValueError("unit='token' needs the model's tokenizer.")
-        # A character can span several byte-level tokens: such tokens form one unit, so
-        # that every unit is readable text and the units join back into the text.
-        units: list[str] = []
+        # A character can span several byte-level tokens: such tokens form one piece, so
+        # that every piece is readable text and the pieces join back into the text.
+        pieces: list[str] = []
         group: list[int] = []
         for token in tokenizer.encode(text, add_special_tokens=False):
             group.append(token)
             piece = tokenizer.decode(group)
             if "\ufffd" not in piece:
-                units.append(piece)
+                pieces.append(piece)
                 group = []
         if group:
-            units.append(tokenizer.decode(group))
-        return units
+            pieces.append(tokenizer.decode(group))
+        return _whole_graphemes(pieces)
     raise ValueError(f"Unknown unit {unit!r}; choose one of {', '.join(UNITS)}.")
+
+
+def _whole_graphemes(pieces: list[str]) -> list[str]:
+    """Merge consecutive pieces so that no grapheme cluster is split between two of them.
+
+    A tokenizer cuts ``"👨‍👩‍👧"`` into the three people and the two zero-width
+    joiners, and ``"❤️"`` into the heart and its variation selector: as
+    features, the halves would be masked apart and shown as invisible units.
+    """
+    boundaries = {match.end() for match in _GRAPHEME.finditer("".join(pieces))}
+    units: list[str] = []
+    current, offset = "", 0
+    for piece in pieces:
+        current += piece
+        offset += len(piece)
+        if offset in boundaries:
+            units.append(current)
+            current = ""
+    if current:
+        units.append(current)
+    return units
 
 
 def _escape(text: str) -> str:
@@ -123,11 +160,23 @@ class TextTask:
 
         return TextTemplateInput(self.template, values=list(self.units))
 
-    def value_function(self, llm: Any, *, batch_size: int = 16, on_batch: Any = None):
+    def value_function(
+        self,
+        llm: Any,
+        *,
+        batch_size: int = 16,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> Callable[[np.ndarray], np.ndarray]:
         """Masks ``(k, n)`` -> values ``(k,)`` through ``llm`` (a ``psx.LLMAttribution``).
 
         For answers, the target is fixed here (generated once from the full
         prompt when no answer was given) and kept in ``target_tokens``.
+
+        Args:
+            llm: The ``psx.LLMAttribution`` wrapping the model and its tokenizer.
+            batch_size: Masked prompts per forward pass.
+            on_batch: Called with the number of prompts after each forward
+                pass (a progress bar's ``update``), so a long request shows progress.
         """
         inp = self.interpretable_input()
         if self.task == "sentiment":
@@ -135,13 +184,13 @@ class TextTask:
             ids = [tokenizer.encode(label, add_special_tokens=False)[0] for label in self.labels]
 
             def sentiment(masks: np.ndarray) -> np.ndarray:
-                lp = llm.next_token_log_probs(masks, inp, ids, batch_size=batch_size)
-                if on_batch is not None:
-                    on_batch(len(masks))
+                lp = llm.next_token_log_probs(
+                    masks, inp, ids, batch_size=batch_size, on_batch=on_batch
+                )
                 return lp[:, 0] - lp[:, 1]
 
             return sentiment
-        self.target_tokens = llm._get_target_tokens(
+        self.target_tokens = llm.target_tokens(
             inp,
             self.answer,
             gen_args=None if self.answer else {"max_new_tokens": 20, "do_sample": False},
@@ -149,10 +198,7 @@ class TextTask:
         target = self.target_tokens
 
         def answer(masks: np.ndarray) -> np.ndarray:
-            values = llm._batched_log_probs(masks, inp, target, batch_size, None)[:, 0]
-            if on_batch is not None:
-                on_batch(len(masks))
-            return values.numpy()
+            return llm.log_probs(masks, inp, target, batch_size=batch_size, on_batch=on_batch)
 
         return answer
 

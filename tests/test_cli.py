@@ -2,19 +2,40 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import subprocess
 import sys
+from argparse import Namespace
 
 import pytest
+from tiny_lm import tiny_lm
 
-from proxyspex_captum.cli import main
+from proxyspex_captum import baselines
+from proxyspex_captum.cli import budget_warning, fit_warning, main
+
+WORDS_30 = " ".join(f"w{i}" for i in range(30))
 
 
 def _run(argv, capsys):
     code = main(argv)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+@pytest.fixture()
+def no_model(monkeypatch):
+    """Fails the test if the command loads the model."""
+
+    def load(*args, **kwargs):
+        raise AssertionError("the model must not be loaded")
+
+    monkeypatch.setattr("proxyspex_captum.models.load_model", load)
+
+
+def _use_model(monkeypatch, model_and_tokenizer):
+    monkeypatch.setattr("proxyspex_captum.models.load_model", lambda *a, **k: model_and_tokenizer)
 
 
 @pytest.mark.parametrize(
@@ -25,17 +46,138 @@ def _run(argv, capsys):
         (["explain", "one two three", "--method", "lime", "--budget", "3"], "above 3"),
         (["explain", "one two", "--task", "answer"], "--question"),
         (["explain", "--file", "/nonexistent/review.txt"], "Cannot read"),
-        (["explain", "one two", "--top", "0"], "--top must be at least 1"),
+        (["explain", "one two", "--top", "0"], "argument --top: must be at least 1"),
     ],
 )
-def test_bad_requests_are_refused_before_loading_the_model(argv, message, capsys, monkeypatch):
-    def no_model(*args, **kwargs):
-        raise AssertionError("the model must not be loaded")
-
-    monkeypatch.setattr("proxyspex_captum.models.load_model", no_model)
+def test_bad_requests_are_refused_before_loading_the_model(argv, message, capsys, no_model):
     code, _, err = _run(argv, capsys)
     assert code == 2
     assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--seed", "-1", "must be at least 0, got -1"),
+        ("--seed", str(2**32), "must be at most 4294967295"),
+        ("--budget", "0", "must be at least 1"),
+        ("--budget", "-5", "must be at least 1"),
+        ("--budget", "2.5", "expected a whole number, got '2.5'"),
+        ("--max-order", "0", "must be at least 1"),
+        ("--top", "-3", "must be at least 1"),
+        ("--n-test", "0", "must be at least 1"),
+        ("--batch-size", "0", "must be at least 1"),
+        ("--batch-size", "many", "expected a whole number"),
+    ],
+)
+def test_numeric_options_are_checked_by_the_parser(option, value, message, capsys, no_model):
+    code, _, err = _run(["explain", "not bad at all", f"{option}={value}"], capsys)
+    assert code == 2
+    assert f"argument {option}: {message}" in err and "Traceback" not in err
+
+
+def test_closed_or_empty_stdin_is_a_one_line_error(capsys, monkeypatch, no_model):
+    monkeypatch.setattr(sys, "stdin", None)  # what Python sets when descriptor 0 is closed
+    code, _, err = _run(["explain"], capsys)
+    assert code == 2 and "Standard input is closed" in err
+    with open(os.devnull) as devnull:
+        monkeypatch.setattr(sys, "stdin", devnull)
+        code, _, err = _run(["explain", "-"], capsys)
+    assert code == 2 and "Standard input was empty" in err
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"caf\xe9 not bad")))
+    code, _, err = _run(["explain"], capsys)
+    assert code == 2 and "not UTF-8" in err
+
+
+def test_closed_stdin_in_a_real_process():
+    # `0<&-`: the shell starts the command with descriptor 0 closed.
+    command = f'exec "{sys.executable}" -m proxyspex_captum explain 0<&-'
+    done = subprocess.run(["sh", "-c", command], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "proxyspex-captum: error: No text: pass it as an argument, with --file, on stdin, "
+        "or --example. (Standard input is closed.)"
+    ]
+
+
+def test_an_unwritable_out_folder_is_refused_before_the_model_loads(tmp_path, capsys, no_model):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    code, _, err = _run(["explain", "not bad", "--out", str(blocker / "results")], capsys)
+    assert code == 2 and "Cannot write to --out" in err and "Traceback" not in err
+    code, _, err = _run(["explain", "not bad", "--out", str(blocker)], capsys)
+    assert code == 2 and "exists and is not a folder" in err
+
+
+def test_a_writable_out_folder_is_created_up_front(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("proxyspex_captum.models.load_model", lambda *a, **k: 1 / 0)
+    out = tmp_path / "new" / "results"
+    with pytest.raises(ZeroDivisionError):  # the model "loads" after the folder was checked
+        main(["explain", "not bad", "--out", str(out)])
+    assert out.is_dir() and list(out.iterdir()) == []  # the probe file is gone
+
+
+def test_a_budget_below_the_number_of_units_is_announced_first(capsys, monkeypatch):
+    def unavailable(*args, **kwargs):
+        raise OSError("Could not load the model (test)")
+
+    monkeypatch.setattr("proxyspex_captum.models.load_model", unavailable)
+    text = ". ".join(" ".join(f"w{i}" for i in range(j, j + 10)) for j in range(0, 150, 10))
+    code, _, err = _run(["explain", text, "--budget", "100"], capsys)
+    assert code == 2  # the model failed to load: the warning came before it
+    warning, error = err.strip().splitlines()
+    assert warning.startswith("proxyspex-captum: warning: --budget 100 is below the number of ")
+    assert "words (150)" in warning and "--budget 600" in warning
+    assert "--unit sentence (15 sentences)" in warning
+    assert error.startswith("proxyspex-captum: error: Could not load the model")
+
+
+def test_budget_warning_only_below_the_number_of_units():
+    args = Namespace(budget=40, unit="sentence")
+    assert budget_warning(args, ["a."] * 40, "a. " * 40) is None
+    message = budget_warning(args, ["a."] * 41, "a. " * 41)
+    assert "sentences (41)" in message and "--budget 164" in message
+    assert "--unit sentence" not in message  # no coarser unit to offer
+
+
+def test_fit_warning_reads_the_held_out_and_the_proxy_r2():
+    args = Namespace(n_test=100, unit="token", budget=300)
+    assert fit_warning(0.9, {"proxy_validation_r2": 0.8}, args) is None
+    assert fit_warning(0.9, {}, args) is None
+    held_out = fit_warning(0.31, {}, args)
+    assert "R² = 0.31 on 100 held-out masks" in held_out
+    assert "--budget (e.g. 1200)" in held_out and "--unit word or sentence" in held_out
+    proxy = fit_warning(0.7, {"proxy_validation_r2": 0.42}, args)
+    assert "validation R² = 0.42" in proxy
+
+
+def test_a_noisy_model_gets_a_warning(tmp_path, capsys, monkeypatch):
+    _use_model(monkeypatch, tiny_lm(chaotic=True))
+    argv = ["explain", WORDS_30, "--budget", "100", "--n-test", "40", "--quiet"]
+    code, _, err = _run([*argv, "--out", str(tmp_path)], capsys)
+    assert code == 0
+    assert "warning: the interactions reproduce the model poorly" in err
+    assert "Try a larger --budget (e.g. 400) or coarser units (--unit sentence)." in err
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["faithfulness_r2"] < 0.5
+    assert any("reproduce the model poorly" in w for w in result["warnings"])
+
+
+def test_a_smooth_model_gets_no_warning(capsys, monkeypatch):
+    _use_model(monkeypatch, tiny_lm())
+    argv = ["explain", "one two three four five", "--n-test", "20", "--quiet"]
+    code, out, err = _run(argv, capsys)
+    assert code == 0 and "warning" not in err
+    assert "R² = 1.000" in out  # 2**5 masks within the budget: exact
+
+
+@pytest.mark.parametrize("method", baselines.LINEAR_METHODS)
+def test_every_baseline_runs_from_the_command_line(method, capsys, monkeypatch):
+    _use_model(monkeypatch, tiny_lm())
+    argv = ["explain", "one two three four", "--method", method, "--budget", "30"]
+    code, out, _ = _run([*argv, "--n-test", "10", "--quiet"], capsys)
+    assert code == 0, method
+    assert f"4 words, {method}" in out
 
 
 def test_a_missing_model_is_reported_clearly(capsys):
@@ -53,6 +195,8 @@ def test_module_entry_point_shows_help():
     ).stdout
     for option in ("--task", "--unit", "--method", "--budget", "--max-order", "--seed", "--out"):
         assert option in out
+    for method in baselines.METHODS:  # one list of methods for compare and the command
+        assert method in out
 
 
 @pytest.mark.llm
@@ -100,7 +244,7 @@ def test_generated_answers_and_token_units(capsys, tmp_path):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--max-order", "0"], "max_order must be at least 1"),
+        (["--max-order", "0"], "argument --max-order: must be at least 1"),
         (["--method", "lime", "--max-order", "2"], "applies to proxyspex and spex"),
     ],
 )

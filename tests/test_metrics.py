@@ -133,3 +133,34 @@ def test_removal_curve_checks_the_surrogates_size():
     inter = psx.Interactions.from_mobius({(0,): 1.0}, n_features=2)
     with pytest.raises(ValueError, match="2 features, not 5"):
         metrics.removal_curve(pair_model, 5, interactions=inter)
+
+
+def test_r2_score_is_public_and_checks_its_input():
+    assert metrics.r2_score([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]) == 1.0
+    assert metrics.r2_score([1.0, 2.0, 3.0], [2.0, 2.0, 2.0]) == pytest.approx(0.0)
+    assert metrics.r2_score([5.0, 5.0], [5.0, 5.0]) == 1.0  # no spread: exact or not
+    assert metrics.r2_score([5.0, 5.0], [5.0, 6.0]) == 0.0
+    with pytest.raises(ValueError, match="one prediction per value"):
+        metrics.r2_score([1.0, 2.0], [1.0])
+
+
+def test_one_list_of_methods_for_compare_and_the_baselines():
+    from proxyspex_captum import baselines
+
+    assert metrics.METHODS is baselines.METHODS
+    assert set(baselines.LINEAR_METHODS) < set(baselines.METHODS)
+    with pytest.raises(ValueError, match="choose from proxyspex, spex"):
+        baselines.run_method("gradcam", pair_model, 5, 40)
+    assert baselines.min_budget("banzhaf", 5) == 6
+    assert baselines.min_budget("proxyspex", 5) == psx.ProxySPEX().min_budget(5)
+    surrogate, note = baselines.run_method("banzhaf", pair_model, 3, 64)
+    assert note == "" and surrogate.mobius[(2,)] == pytest.approx(1.5)
+    # Every method runs by name, at one budget, on one value function.
+    for method in baselines.METHODS:
+        surrogate, note = baselines.run_method(method, pair_model, 5, 40, random_state=1)
+        assert surrogate is not None or "at least" in note, method
+
+
+def test_compare_wants_an_integer_seed():
+    with pytest.raises(TypeError, match="random_state must be an integer"):
+        metrics.compare(pair_model, 5, budget=40, methods=("banzhaf",), random_state=1.5)

@@ -199,7 +199,8 @@ class LLMAttribution(CaptumLLMAttribution):
                 return self._one_prompt_at_a_time(
                     masks, inp, target_tokens, use_cached_outputs, _inspect_forward, bar
                 )
-            values = self._batched_log_probs(masks, inp, target_tokens, batch_size, bar)
+            on_batch = None if bar is None else bar.update
+            values = self._batched_log_probs(masks, inp, target_tokens, batch_size, on_batch)
             if not per_token:
                 values = values[:, :1]
             return values.exp() if self.attr_target == "prob" else values
@@ -247,18 +248,77 @@ class LLMAttribution(CaptumLLMAttribution):
             for row in masks
         ]
 
+    def target_tokens(
+        self,
+        inp: InterpretableInput,
+        target: str | Tensor | None = None,
+        *,
+        gen_args: dict[str, Any] | None = None,
+    ) -> Tensor:
+        """Token ids ``(T,)`` of the response to score, as :meth:`attribute` fixes them.
+
+        Args:
+            inp: The prompt (with every feature kept, for generation).
+            target: The response as text (encoded without special tokens) or
+                token ids; ``None``: what the model generates from the full prompt.
+            gen_args: Generation options when ``target`` is ``None`` (Captum's
+                defaults when not given); must be ``None`` otherwise.
+
+        Returns:
+            The target's token ids, on the CPU or the model's device.
+        """
+        if target is not None and gen_args is not None:
+            raise ValueError("gen_args applies to generation only: pass target=None with it.")
+        return self._get_target_tokens(inp, target, gen_args=gen_args)
+
+    def log_probs(
+        self,
+        masks: np.ndarray,
+        inp: InterpretableInput,
+        target_tokens: Tensor | Sequence[int],
+        *,
+        batch_size: int = DEFAULT_PROMPTS_PER_EVAL,
+        per_token: bool = False,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
+        """Log-probability of the target after each masked prompt, a batch per forward pass.
+
+        The value function :meth:`attribute` explains with ProxySPEX and SPEX
+        (the same left-padded batches), for callers that run an estimator,
+        a metric or a baseline on it themselves.
+
+        Args:
+            masks: Boolean ``(k, n)``; ``True`` keeps a feature of ``inp``.
+            inp: A ``TextTemplateInput`` or ``TextTokenInput``.
+            target_tokens: The response's token ids (see :meth:`target_tokens`).
+            batch_size: Masked prompts per forward pass.
+            per_token: Also return each target token's log-probability.
+            on_batch: Called with the number of prompts after each forward
+                pass (a progress bar's ``update``).
+
+        Returns:
+            ``(k,)`` total log-probabilities of the target, or ``(k, 1 + T)``
+            with ``per_token=True``: the total, then each token's.
+        """
+        batch_size = check_int("batch_size", batch_size, 1)
+        target = torch.as_tensor(target_tokens, dtype=torch.long).reshape(-1)
+        if target.numel() == 0:
+            raise ValueError("The target is empty (no tokens): give a non-empty target.")
+        values = self._batched_log_probs(masks, inp, target, batch_size, on_batch).numpy()
+        return values if per_token else values[:, 0]
+
     def _batched_log_probs(
         self,
         masks: np.ndarray,
         inp: InterpretableInput,
         target_tokens: Tensor,
         batch_size: int,
-        bar: Any,
+        on_batch: Callable[[int], None] | None,
     ) -> Tensor:
         """``(k, 1 + T)``: the target's total log-probability, then each token's, per mask."""
         target = target_tokens.to(self.device)
         out = []
-        for log_probs in self._log_prob_batches(masks, inp, target, batch_size, bar):
+        for log_probs in self._log_prob_batches(masks, inp, target, batch_size, on_batch):
             at_target = log_probs[:, : target.shape[0]]
             per_token = at_target.gather(2, target.expand(len(log_probs), -1)[..., None])[..., 0]
             out.append(torch.cat([per_token.sum(dim=1, keepdim=True), per_token], dim=1).cpu())
@@ -271,17 +331,19 @@ class LLMAttribution(CaptumLLMAttribution):
         token_ids: Sequence[int],
         *,
         batch_size: int = DEFAULT_PROMPTS_PER_EVAL,
+        on_batch: Callable[[int], None] | None = None,
     ) -> np.ndarray:
         """``(k, len(token_ids))``: log-probabilities of candidate next tokens per masked prompt.
 
         A value function for classification by prompting, e.g. the gap
         between ``" positive"`` and ``" negative"`` after a sentiment question.
+        ``on_batch`` is called with the number of prompts after each forward pass.
         """
+        batch_size = check_int("batch_size", batch_size, 1)
         empty = torch.zeros(0, dtype=torch.long, device=self.device)
         ids = list(token_ids)
-        return torch.cat(
-            [lp[:, 0, ids].cpu() for lp in self._log_prob_batches(masks, inp, empty, batch_size)]
-        ).numpy()
+        batches = self._log_prob_batches(masks, inp, empty, batch_size, on_batch)
+        return torch.cat([lp[:, 0, ids].cpu() for lp in batches]).numpy()
 
     def _log_prob_batches(
         self,
@@ -289,7 +351,7 @@ class LLMAttribution(CaptumLLMAttribution):
         inp: InterpretableInput,
         target: Tensor,
         batch_size: int,
-        bar: Any = None,
+        on_batch: Callable[[int], None] | None = None,
     ) -> Iterator[Tensor]:
         """Per batch of masked prompts (+ ``target``): log-probabilities ``(c, T + 1, vocab)``.
 
@@ -315,8 +377,8 @@ class LLMAttribution(CaptumLLMAttribution):
             ids, attention = ids.to(self.device), attention.to(self.device)
             logits = self._target_logits(ids, attention, n_target)
             yield torch.log_softmax(logits.float(), dim=-1)
-            if bar is not None:
-                bar.update(len(prompts))
+            if on_batch is not None:
+                on_batch(len(prompts))
 
     def _target_logits(self, ids: Tensor, attention: Tensor, n_target: int) -> Tensor:
         """Logits of the last ``n_target + 1`` positions of ``ids``: ``(c, n_target + 1, vocab)``.
