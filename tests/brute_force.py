@@ -167,3 +167,21 @@ def fsii(table, n, order):
     k = sizes[inner]
     weights[inner] = (n - 1) / (np.array([comb(n, int(j)) for j in k]) * k * (n - k))
     return _faithful(table, n, order, weights, constrained=True)
+
+
+def table_from_fourier(fourier: dict, n: int) -> np.ndarray:
+    """v(m) = Σ_S F(S)·(−1)^{|S ∩ m|} at every mask, straight from the definition."""
+    masks = all_masks(n)
+    table = np.zeros(2**n)
+    for s, value in fourier.items():
+        table += value * (-1.0) ** masks[:, list(s)].sum(axis=1)
+    return table
+
+
+def table_from_mobius(mobius: dict, n: int) -> np.ndarray:
+    """v(m) = Σ_{S ⊆ m} a(S) at every mask, straight from the definition."""
+    masks = all_masks(n)
+    table = np.zeros(2**n)
+    for s, value in mobius.items():
+        table += value * masks[:, list(s)].all(axis=1)
+    return table

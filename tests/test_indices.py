@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from proxyspex_captum import Interactions
+from proxyspex_captum.core.subsets import pad_sets, set_sizes, spread_to_subsets, superset_sums
 
 
 def random_mobius(n, density, seed, max_order=None):
@@ -121,3 +122,70 @@ def test_predict_agrees_in_both_bases(mobius, code):
     mask = np.array([(code >> i) & 1 for i in range(12)], dtype=bool)
     direct = sum(v for s, v in mobius.items() if all(mask[i] for i in s))
     assert inter.predict(mask) == pytest.approx(direct, abs=1e-8)
+
+
+def test_dense_conversions_match_brute_force():
+    """Every subset of 10 features carries a term: the sums overlap as much as they can."""
+    n = 10
+    rng = np.random.default_rng(5)
+    fourier = {s: float(rng.normal()) for s in bf.sets_up_to(n, n)}
+    inter = Interactions(fourier, n_features=n)
+    table = bf.table_from_fourier(fourier, n)
+    assert_same(bf.mobius(table, n), inter.mobius, tol=1e-9)
+    assert_same(bf.sii(table, n, 2), inter.to_index("sii", 2), tol=1e-9)
+    mobius = {s: float(rng.normal()) for s in bf.sets_up_to(n, n)}
+    table = bf.table_from_mobius(mobius, n)
+    assert_same(bf.fourier(table, n), Interactions.from_mobius(mobius, n_features=n).fourier)
+
+
+def small_sets(n, max_size):
+    return st.lists(st.integers(0, n - 1), max_size=max_size, unique=True).map(
+        lambda s: tuple(sorted(s))
+    )
+
+
+coefficients = st.floats(-10, 10, allow_nan=False).filter(lambda v: abs(v) > 1e-6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(small_sets(7, 7), coefficients, max_size=20))
+def test_fourier_to_mobius_matches_brute_force(fourier):
+    inter = Interactions(fourier, n_features=7)
+    expected = bf.mobius(bf.table_from_fourier(fourier, 7), 7)
+    # Terms below 1e-9 of the largest are dropped as rounding noise.
+    assert_same(expected, inter.mobius, tol=1e-8 * (1 + max(map(abs, expected.values()))))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(small_sets(7, 7), coefficients, max_size=20))
+def test_mobius_to_fourier_matches_brute_force(mobius):
+    inter = Interactions.from_mobius(mobius, n_features=7)
+    expected = bf.fourier(bf.table_from_mobius(mobius, 7), 7)
+    assert_same(expected, inter.fourier, tol=1e-10 * (1 + max(map(abs, expected.values()))))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(small_sets(12, 5), coefficients, max_size=25))
+def test_fourier_mobius_round_trip(fourier):
+    inter = Interactions(fourier, n_features=12)
+    again = Interactions.from_mobius(inter.mobius, n_features=12)
+    assert_same(inter.fourier, again.fourier, tol=1e-9)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.tuples(small_sets(9, 5), coefficients), max_size=15),
+    st.integers(0, 2**31 - 1),
+    st.integers(0, 6),
+)
+def test_superset_sums_equal_spreading_each_set(terms, seed, max_size):
+    """The level-by-level sums agree with spreading every set over its subsets one by one."""
+    rows = pad_sets([s for s, _ in terms])
+    values = np.array([v for _, v in terms])
+    width = rows.shape[1]
+    size_weights = np.random.default_rng(seed).normal(size=(width + 1, width + 1))
+    ours = superset_sums(rows, values, size_weights, max_size=max_size)
+    per_set = values[:, None] * size_weights[set_sizes(rows)]
+    reference = spread_to_subsets(rows, per_set, max_size=max_size)
+    np.testing.assert_array_equal(ours[0], reference[0])  # the same sets, in the same order
+    np.testing.assert_allclose(ours[1], reference[1], rtol=1e-9, atol=1e-9)

@@ -7,35 +7,39 @@ A value function ``v: {0,1}^n -> R`` is stored by its sparse Fourier
 
 and read out in the Möbius (AND) basis, ``v(m) = Σ_{S ⊆ m} a(S)``, or as any of
 the usual interaction indices (Shapley, Banzhaf, SII, k-SII, STII, FSII, FBII,
-BII). Every conversion goes through :func:`~proxyspex_captum.core.subsets.spread_to_subsets`,
-so the cost is proportional to the number of stored terms times ``2**order``,
-never to ``2**n``.
+BII). Every conversion goes through :func:`~proxyspex_captum.core.subsets.superset_sums`,
+so the cost is proportional to the number of subsets of the stored terms (at
+most the number of terms times ``2**order``), never to ``2**n``; expansions
+beyond :data:`MAX_EXPANSION_SETS` sets are refused rather than attempted.
 """
 
 from __future__ import annotations
 
 import json
-import operator
 import os
 from collections.abc import Mapping, Sequence
+from itertools import pairwise
 from math import comb
+from numbers import Real
 from typing import Any
 
 import numpy as np
 from scipy.special import bernoulli
 
+from .checks import check_int, check_optional_int
 from .subsets import (
     PAD,
+    ExpansionTooLarge,
     aggregate,
     fourier_features,
     pad_sets,
     set_sizes,
-    spread_to_subsets,
+    superset_sums,
     unpad_sets,
 )
 from .value_function import validate_masks
 
-__all__ = ["INDICES", "Interactions"]
+__all__ = ["INDICES", "MAX_EXPANSION_SETS", "ExpansionTooLarge", "Interactions"]
 
 #: Index names accepted by :meth:`Interactions.to_index`.
 INDICES = ("shapley", "banzhaf", "sii", "bii", "k-sii", "stii", "fsii", "fbii")
@@ -44,6 +48,8 @@ _FIRST_ORDER = ("shapley", "banzhaf")
 # for the empty set (their constant term), as in shapiq.
 _WITH_EMPTY_SET = ("k-sii", "stii", "fsii", "fbii")
 _JSON_FORMAT = "proxyspex-captum/interactions"
+_JSON_VERSION = 1  # written by to_dict
+_JSON_VERSIONS = (1,)  # read by from_dict
 # Our index names -> shapiq's.
 _SHAPIQ_INDEX = {
     "mobius": "Moebius",
@@ -56,9 +62,21 @@ _SHAPIQ_INDEX = {
     "fsii": "FSII",
     "fbii": "FBII",
 }
-# Coefficients smaller than this share of the largest non-constant one are
-# rounding noise (a ridge refit's shrinkage alone leaves ~1e-10).
+# Coefficients smaller than this share of the largest non-constant one are the
+# rounding noise of the conversions (a sum of up to 2**order terms leaves
+# ~1e-12 of it). The constant is left out of the scale because it never enters
+# another term's sum. This is not a filter for an estimator's shrinkage: the
+# estimators must not leave such artefacts (issue 11).
 _ZERO_TOL = 1e-9
+#: Largest number of sets a basis conversion (Fourier <-> Möbius) may produce.
+#: A Fourier term of order k has 2**k Möbius terms (and a Möbius term 2**k
+#: Fourier terms), so this admits any result on up to 18 features, e.g. every
+#: exact fit a sampler would sensibly run. Measured on a 2-core machine: 2**16
+#: sets take ~0.5 s and ~40 MB, 2**18 ~2 s and ~200 MB, 2**20 ~10 s and
+#: ~0.9 GB (a dict of a million Möbius terms, besides, is no longer something
+#: to read). Beyond the limit a conversion is refused at once with a
+#: ValueError instead of exhausting memory; raise it here to go further.
+MAX_EXPANSION_SETS = 2**18
 
 SetFunction = dict[tuple[int, ...], float]
 
@@ -67,9 +85,27 @@ def _as_rows_and_values(
     coefficients: Mapping[Sequence[int], float],
 ) -> tuple[np.ndarray, np.ndarray]:
     sets = list(coefficients.keys())
-    values = np.array([float(coefficients[s]) for s in sets], dtype=float)
+    values = np.array([_coefficient(coefficients[s], s) for s in sets], dtype=float)
     # Keys naming the same set in another order are one set: sum them.
     return aggregate(pad_sets(sets), values)
+
+
+def _coefficient(value: Any, subset: Any) -> float:
+    if not isinstance(value, Real):  # refuses strings, complex numbers, None
+        raise TypeError(
+            f"The coefficient of {subset!r} must be a real number, got {value!r} "
+            f"({type(value).__name__})."
+        )
+    return float(value)
+
+
+def _check_finite(values: np.ndarray, what: str) -> None:
+    """Refuse a conversion whose sums overflowed rather than drop or return infinities."""
+    if not np.isfinite(values).all():
+        raise ValueError(
+            f"The {what} overflow float64 (coefficients near 1e300 are multiplied by up to "
+            "2**order); rescale the value function's outputs."
+        )
 
 
 def _drop_zeros(rows: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -140,12 +176,11 @@ def _index_weight(index: str, u: int, s: int, order: int) -> float:
     raise ValueError(index)  # pragma: no cover - guarded by the caller
 
 
-def _index_weights(index: str, sizes: np.ndarray, width: int, order: int) -> np.ndarray:
-    """``(len(sizes), width + 1)`` weights ``w(|T|, s)`` for each term ``T``."""
-    table = np.array(
+def _index_weight_table(index: str, width: int, order: int) -> np.ndarray:
+    """``(width + 1, width + 1)`` weights ``w(|T|, |S|)``, row ``|T|``, column ``|S|``."""
+    return np.array(
         [[_index_weight(index, u, s, order) for s in range(width + 1)] for u in range(width + 1)]
     )
-    return table[sizes]
 
 
 def check_index(index: Any) -> str:
@@ -153,6 +188,90 @@ def check_index(index: Any) -> str:
     if not isinstance(index, str) or index.lower() not in INDICES:
         raise ValueError(f"Unknown index {index!r}; choose one of {', '.join(INDICES)}.")
     return index.lower()
+
+
+def _json_type(value: Any) -> str:
+    """The JSON name of a parsed value's type, for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list | tuple):
+        return "an array"
+    if isinstance(value, Mapping):
+        return "an object"
+    return type(value).__name__
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_document(data: Any) -> None:
+    """Raise a ValueError naming the field if ``data`` is not a valid Interactions document."""
+    if not isinstance(data, Mapping):
+        raise ValueError(
+            "Not a proxyspex-captum Interactions document: expected a JSON object, "
+            f"got {_json_type(data)}."
+        )
+    if data.get("format") != _JSON_FORMAT:
+        raise ValueError(
+            f"Not a proxyspex-captum Interactions document: 'format' is "
+            f"{data.get('format')!r}, expected {_JSON_FORMAT!r}."
+        )
+    known = ", ".join(map(str, _JSON_VERSIONS))
+    if "version" not in data:
+        raise ValueError(f"The document has no 'version'; this release reads version {known}.")
+    version = data["version"]
+    if not _is_int(version) or version not in _JSON_VERSIONS:
+        raise ValueError(
+            f"Unsupported document version {version!r}; this release reads version {known} "
+            "(a document from a newer release needs that release)."
+        )
+    for name in ("n_features", "fourier"):
+        if name not in data:
+            raise ValueError(f"The document has no {name!r} field.")
+    n_features = data["n_features"]
+    if not _is_int(n_features) or n_features < 1:
+        raise ValueError(f"'n_features' must be a positive integer, got {n_features!r}.")
+    names = data.get("feature_names")
+    if names is not None and (
+        not isinstance(names, list) or not all(isinstance(x, str) for x in names)
+    ):
+        raise ValueError("'feature_names' must be null or an array of strings.")
+    n_queries = data.get("n_queries", 0)
+    if not _is_int(n_queries) or n_queries < 0:
+        raise ValueError(f"'n_queries' must be a non-negative integer, got {n_queries!r}.")
+    if not isinstance(data.get("metadata") or {}, Mapping):
+        raise ValueError(
+            f"'metadata' must be null or an object, got {_json_type(data['metadata'])}."
+        )
+    terms = data["fourier"]
+    if not isinstance(terms, list):
+        raise ValueError(
+            f"'fourier' must be an array of [ids, value] pairs, got {_json_type(terms)}."
+        )
+    seen: set[tuple[int, ...]] = set()
+    for i, term in enumerate(terms):
+        where = f"'fourier'[{i}]"
+        if not isinstance(term, list) or len(term) != 2 or not isinstance(term[0], list):
+            raise ValueError(f"{where} must be a pair [feature ids, value], got {term!r}.")
+        ids, value = term
+        if not all(_is_int(j) and 0 <= j < n_features for j in ids):
+            raise ValueError(
+                f"{where}: feature ids must be integers in [0, {n_features}), got {ids}."
+            )
+        if any(a >= b for a, b in pairwise(ids)):
+            raise ValueError(f"{where}: feature ids must be strictly increasing, got {ids}.")
+        if tuple(ids) in seen:
+            raise ValueError(f"{where}: the set {ids} is listed twice.")
+        seen.add(tuple(ids))
+        if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+            raise ValueError(f"{where}: the coefficient must be a finite number, got {value!r}.")
 
 
 class Interactions:
@@ -186,9 +305,7 @@ class Interactions:
         n_queries: int = 0,
         metadata: Mapping[str, Any] | None = None,
     ) -> None:
-        n_features = int(n_features)
-        if n_features < 1:
-            raise ValueError(f"n_features must be at least 1, got {n_features}.")
+        n_features = check_int("n_features", n_features, 1)
         rows, values = _as_rows_and_values(fourier)
         self._init_from_rows(rows, values, n_features, feature_names, n_queries, metadata)
 
@@ -204,6 +321,7 @@ class Interactions:
         metadata: Mapping[str, Any] | None = None,
     ) -> Interactions:
         self = cls.__new__(cls)
+        n_features = check_int("n_features", n_features, 1)
         self._init_from_rows(
             np.asarray(rows, dtype=np.int64),
             values,
@@ -230,20 +348,36 @@ class Interactions:
         self._rows, self._values = _drop_zeros(rows, np.asarray(values, dtype=float))
         self.n_features = n_features
         self.feature_names = feature_names
-        self.n_queries = int(n_queries)
+        self.n_queries = check_int("n_queries", n_queries, 0)
         self.metadata = dict(metadata or {})
         self._mobius: tuple[np.ndarray, np.ndarray] | None = None
+        # (limit, message) of a refused Möbius expansion: not attempted again under that limit
+        self._mobius_refusal: tuple[int, str] | None = None
 
     @classmethod
     def from_mobius(
         cls, mobius: Mapping[Sequence[int], float], *, n_features: int, **kwargs: Any
     ) -> Interactions:
-        """Build from Möbius coefficients ``{S: a(S)}`` with ``v(m) = Σ_{S ⊆ m} a(S)``."""
+        """Build from Möbius coefficients ``{S: a(S)}`` with ``v(m) = Σ_{S ⊆ m} a(S)``.
+
+        Raises:
+            ExpansionTooLarge: the Fourier expansion (every subset of every
+                term) would hold more than :data:`MAX_EXPANSION_SETS` sets,
+                e.g. a term of more than 18 features.
+        """
+        n_features = check_int("n_features", n_features, 1)
         rows, values = _as_rows_and_values(mobius)
-        sizes = set_sizes(rows)
-        weights = np.repeat((values / 2.0**sizes)[:, None], rows.shape[1] + 1, axis=1)
-        f_rows, f_sums = spread_to_subsets(rows, weights)
-        f_vals = (-1.0) ** set_sizes(f_rows) * f_sums
+        # F(S) = (−1)^{|S|} Σ_{T ⊇ S} a(T) / 2^{|T|}
+        sizes = np.arange(rows.shape[1] + 1)
+        weights = (-1.0) ** sizes[None, :] / 2.0 ** sizes[:, None]
+        try:
+            f_rows, f_vals = superset_sums(rows, values, weights, max_sets=MAX_EXPANSION_SETS)
+        except ExpansionTooLarge as err:
+            raise ExpansionTooLarge(
+                f"These Möbius coefficients have too large a Fourier expansion to store: {err} "
+                "Pass fewer or lower-order terms, or raise "
+                "proxyspex_captum.core.interactions.MAX_EXPANSION_SETS."
+            ) from None
         return cls._from_rows(f_rows, f_vals, n_features=n_features, **kwargs)
 
     # ------------------------------------------------------------------ bases
@@ -253,15 +387,41 @@ class Interactions:
         return _to_dict(self._rows, self._values)
 
     def _mobius_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        refused = self._mobius_refusal
+        if refused is not None and refused[0] == MAX_EXPANSION_SETS:
+            raise ExpansionTooLarge(refused[1])
         if self._mobius is None:
-            weights = np.repeat(self._values[:, None], self._rows.shape[1] + 1, axis=1)
-            rows, sums = spread_to_subsets(self._rows, weights)
-            self._mobius = _drop_zeros(rows, (-2.0) ** set_sizes(rows) * sums)
+            # a(S) = (−2)^{|S|} Σ_{T ⊇ S} F(T)
+            sizes = np.arange(self._rows.shape[1] + 1)
+            weights = np.broadcast_to((-2.0) ** sizes[None, :], (len(sizes), len(sizes)))
+            try:
+                with np.errstate(over="ignore", invalid="ignore"):  # checked below
+                    rows, sums = superset_sums(
+                        self._rows, self._values, weights, max_sets=MAX_EXPANSION_SETS
+                    )
+            except ExpansionTooLarge as err:
+                message = (
+                    f"The Möbius expansion of this result is too large to compute: {err} "
+                    "Use the Fourier coefficients instead (`.fourier`, "
+                    "`top(k, basis='fourier')`, `predict`), which need no expansion, "
+                    "explain with a lower max_order, or raise "
+                    "proxyspex_captum.core.interactions.MAX_EXPANSION_SETS."
+                )
+                self._mobius_refusal = (MAX_EXPANSION_SETS, message)
+                raise ExpansionTooLarge(message) from None
+            _check_finite(sums, "Möbius coefficients")
+            self._mobius = _drop_zeros(rows, sums)
         return self._mobius
 
     @property
     def mobius(self) -> SetFunction:
-        """Möbius coefficients ``{S: a(S)}``, ``v(m) = Σ_{S ⊆ m} a(S)``."""
+        """Möbius coefficients ``{S: a(S)}``, ``v(m) = Σ_{S ⊆ m} a(S)``.
+
+        Raises:
+            ExpansionTooLarge: the expansion would hold more than
+                :data:`MAX_EXPANSION_SETS` sets (a Fourier term of order ``k``
+                has ``2**k`` Möbius terms).
+        """
         return _to_dict(*self._mobius_rows())
 
     @property
@@ -314,21 +474,20 @@ class Interactions:
             value is zero are left out.
         """
         index = check_index(index)
-        order = None if order is None else operator.index(order)
+        order = check_optional_int("order", order, 1)
         if order is None:
             order = 1 if index in _FIRST_ORDER else 2
         if index in _FIRST_ORDER and order != 1:
             raise ValueError(f"{index} is a first-order index; use order=1 (or 'sii'/'bii').")
-        if order < 1:
-            raise ValueError(f"order must be at least 1, got {order}.")
         return self._index_terms(index, order, keep_empty=index in _WITH_EMPTY_SET)
 
     def _index_terms(self, index: str, order: int, *, keep_empty: bool) -> SetFunction:
         """``{S: I(S)}`` for ``|S| <= order``, the empty set's term too if ``keep_empty``."""
         rows, values = self._mobius_rows()
-        width = rows.shape[1]
-        weights = _index_weights(index, set_sizes(rows), width, order) * values[:, None]
-        out_rows, sums = spread_to_subsets(rows, weights, max_size=order)
+        weights = _index_weight_table(index, rows.shape[1], order)
+        with np.errstate(over="ignore", invalid="ignore"):  # checked below
+            out_rows, sums = superset_sums(rows, values, weights, max_size=order)
+        _check_finite(sums, f"{index} values")
         if not keep_empty:
             nonempty = set_sizes(out_rows) > 0
             out_rows, sums = out_rows[nonempty], sums[nonempty]
@@ -350,9 +509,12 @@ class Interactions:
             k: How many to return.
             basis: ``"mobius"`` (what a term adds when all its features are
                 present; the default) or ``"fourier"``.
+
+        Raises:
+            ExpansionTooLarge: for ``basis="mobius"``, when the Möbius
+                expansion is refused (see :attr:`mobius`); ``"fourier"`` always works.
         """
-        if k < 0:
-            raise ValueError(f"k must be non-negative, got {k}.")
+        k = check_int("k", k, 0)
         if basis not in ("mobius", "fourier"):
             raise ValueError(f"basis must be 'mobius' or 'fourier', got {basis!r}.")
         rows, values = self._mobius_rows() if basis == "mobius" else (self._rows, self._values)
@@ -385,7 +547,11 @@ class Interactions:
             >>> inter.embed([1, 4], n_features=5).mobius
             {(1, 4): 2.0}
         """
-        positions = np.asarray(positions, dtype=np.int64)
+        n_features = check_int("n_features", n_features, 1)
+        positions = np.array(
+            [check_int(f"positions[{i}]", p, 0) for i, p in enumerate(np.atleast_1d(positions))],
+            dtype=np.int64,
+        )
         if positions.shape != (self.n_features,):
             raise ValueError(f"Need {self.n_features} positions, got {positions.shape[0]}.")
         if (np.diff(positions) <= 0).any() or positions[0] < 0 or positions[-1] >= n_features:
@@ -427,11 +593,12 @@ class Interactions:
                 "to_shapiq needs shapiq: pip install 'proxyspex-captum[shapiq]'."
             ) from err
         name = index.lower() if isinstance(index, str) else index
+        order = check_optional_int("order", order, 1)
         if order is not None:
-            order = min(int(order), self.n_features)  # no set is larger than n
+            order = min(order, self.n_features)  # no set is larger than n
         if name == "mobius":
             values = dict(self.mobius)
-            max_order = self.max_order if order is None else int(order)
+            max_order = self.max_order if order is None else order
             values = {s: v for s, v in values.items() if len(s) <= max_order}
         else:
             name = check_index(name)
@@ -491,7 +658,7 @@ class Interactions:
         """A JSON-serialisable dict (see :meth:`from_dict`)."""
         return {
             "format": _JSON_FORMAT,
-            "version": 1,
+            "version": _JSON_VERSION,
             "n_features": self.n_features,
             "feature_names": self.feature_names,
             "n_queries": self.n_queries,
@@ -501,11 +668,19 @@ class Interactions:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Interactions:
-        """Inverse of :meth:`to_dict`."""
-        if data.get("format") != _JSON_FORMAT:
-            raise ValueError("Not a proxyspex-captum Interactions document.")
+        """Inverse of :meth:`to_dict`; the document is checked field by field.
+
+        Raises:
+            ValueError: ``data`` is not an Interactions document, its format
+                version is missing or not one this release reads, or a field
+                is missing, of the wrong type or inconsistent (feature ids
+                outside ``[0, n_features)``, unsorted or repeated; a set listed
+                twice; a coefficient that is not a finite number). The message
+                names the field.
+        """
+        _check_document(data)
         return cls(
-            {tuple(s): v for s, v in data["fourier"]},
+            {tuple(s): float(v) for s, v in data["fourier"]},
             n_features=data["n_features"],
             feature_names=data.get("feature_names"),
             n_queries=data.get("n_queries", 0),
@@ -513,7 +688,7 @@ class Interactions:
         )
 
     def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
-        """Serialise to JSON (floats kept exactly); also write to ``path`` if given."""
+        """Serialise to JSON text (floats kept exactly); also write it to ``path`` if given."""
         text = json.dumps(self.to_dict())
         if path is not None:
             with open(path, "w", encoding="utf-8") as fh:
@@ -521,13 +696,61 @@ class Interactions:
         return text
 
     @classmethod
-    def from_json(cls, text_or_path: str | os.PathLike[str]) -> Interactions:
-        """Load from a JSON string or a path written by :meth:`to_json`."""
-        text = str(text_or_path)
-        if not text.lstrip().startswith("{"):
-            with open(text_or_path, encoding="utf-8") as fh:
-                text = fh.read()
-        return cls.from_dict(json.loads(text))
+    def from_json(cls, text: str | bytes | os.PathLike[str]) -> Interactions:
+        """Load from JSON text written by :meth:`to_json`.
+
+        A string is always read as JSON text, never as a file name (use
+        :meth:`load` for a file). A ``pathlib.Path`` (any ``os.PathLike``) is
+        unambiguous, so it is read as a file, as :meth:`load` does.
+
+        Raises:
+            TypeError: ``text`` is neither text nor a path.
+            ValueError: ``text`` is not valid JSON, or not a valid document
+                (see :meth:`from_dict`).
+
+        Examples:
+            >>> import proxyspex_captum as psx
+            >>> inter = psx.Interactions({(): 1.0, (0, 2): 0.5}, n_features=3)
+            >>> psx.Interactions.from_json(inter.to_json()) == inter
+            True
+        """
+        if isinstance(text, os.PathLike):
+            return cls.load(text)
+        if not isinstance(text, str | bytes | bytearray):
+            raise TypeError(
+                f"from_json takes JSON text (str or bytes), got {type(text).__name__}; "
+                "to read a file, use Interactions.load(path)."
+            )
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(
+                f"Not valid JSON ({err}). from_json takes JSON text; "
+                "to read a file, use Interactions.load(path)."
+            ) from None
+        return cls.from_dict(data)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the result to the file ``path`` as JSON (read it back with :meth:`load`)."""
+        self.to_json(path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Interactions:
+        """Read a file written by :meth:`save` (or ``to_json(path)``).
+
+        Raises:
+            OSError: the file cannot be read.
+            ValueError: its content is not a valid document; the message
+                names the file.
+        """
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+        try:
+            return cls.from_dict(json.loads(text))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{os.fspath(path)!s} is not valid JSON ({err}).") from None
+        except ValueError as err:
+            raise ValueError(f"{os.fspath(path)!s}: {err}") from None
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Interactions):
@@ -547,9 +770,18 @@ class Interactions:
             f"baseline_value={self.baseline_value:.4g}, full_value={self.full_value:.4g})"
         )
         lines = [head]
-        top = self.top(10)
+        # repr must never raise: when the Möbius terms cannot be had, show the Fourier ones.
+        try:
+            top, basis = self.top(10), "Möbius"
+        except ExpansionTooLarge:
+            top, basis = (
+                self.top(10, basis="fourier"),
+                "Fourier; the Möbius expansion is too large",
+            )
+        except ValueError:
+            top, basis = self.top(10, basis="fourier"), "Fourier; the Möbius terms overflow"
         if top:
-            lines.append("  top interactions (Möbius):")
+            lines.append(f"  top interactions ({basis}):")
             width = max(len(" × ".join(self.names_of(s))) for s, _ in top)
             lines += [f"    {' × '.join(self.names_of(s)):<{width}}  {v:+.4g}" for s, v in top]
         return "\n".join(lines)
