@@ -168,6 +168,8 @@ def test_integer_arguments_must_be_integers():
         inter.embed([0, 1, 2], n_features=4.5)
     with pytest.raises(TypeError, match="must be a real number"):
         Interactions({(0,): "3"}, n_features=2)
+    with pytest.raises(TypeError, match="single string 'abc'"):
+        Interactions({(0,): 1.0}, n_features=3, feature_names="abc")
 
 
 def test_to_shapiq_order_must_be_an_integer():

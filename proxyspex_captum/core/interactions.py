@@ -339,6 +339,11 @@ class Interactions:
         values = np.asarray(values, dtype=float)
         if not np.isfinite(values).all():
             raise ValueError("Interaction coefficients must be finite (got NaN or inf).")
+        if isinstance(feature_names, str | bytes):  # a string would become one name per character
+            raise TypeError(
+                "feature_names must be a sequence of names, got the single string "
+                f"{feature_names!r}."
+            )
         if feature_names is not None:
             feature_names = [str(name) for name in feature_names]
             if len(feature_names) != n_features:
