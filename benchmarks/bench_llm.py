@@ -59,8 +59,8 @@ class MemoScorer:
             m for m in {m.tobytes(): m for m in masks}.values() if m.tobytes() not in self.memo
         ]
         if todo:
-            values = self.llm._batched_log_probs(np.array(todo), self.inp, self.target, 64, None)
-            self.memo.update(zip((m.tobytes() for m in todo), values[:, 0].tolist(), strict=True))
+            values = self.llm.log_probs(np.array(todo), self.inp, self.target, batch_size=64)
+            self.memo.update(zip((m.tobytes() for m in todo), values.tolist(), strict=True))
         return np.array([self.memo[m.tobytes()] for m in masks])
 
 
@@ -92,7 +92,7 @@ def part_faithfulness(model, tokenizer, budgets, seeds, n_test):
     n = len(words)
     inp = TextTemplateInput(sentiment_template(n), values=words)
     llm = psx.LLMAttribution(psx.ProxySPEXAttribution(model), tokenizer)
-    target = llm._get_target_tokens(inp, TARGET)
+    target = llm.target_tokens(inp, TARGET)
     scorer = MemoScorer(llm, inp, target)
     test = np.random.default_rng(10**6).random((n_test, n)) < 0.5
     truth = scorer(test)

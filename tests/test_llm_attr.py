@@ -44,7 +44,7 @@ def test_batched_prompts_give_captums_one_prompt_values(smollm2, review):
     token_input = TextTokenInput("The plot was not dull.", tokenizer)
     token_masks = np.random.default_rng(1).random((4, token_input.n_itp_features)) < 0.5
     for inp, mask_rows in ((review, masks), (token_input, token_masks)):
-        batched = llm._batched_log_probs(mask_rows, inp, target, 4, None)[:, 0]
+        batched = torch.as_tensor(llm.log_probs(mask_rows, inp, target, batch_size=4))
         one_by_one = torch.stack(
             [
                 llm._forward_func_by_seq(torch.as_tensor(m[None]).long(), inp, target)
@@ -73,11 +73,9 @@ def test_proxyspex_explains_a_negated_review(smollm2, review):
 
     # The interactions reproduce masked outputs they were not fitted on.
     held_out = np.random.default_rng(12345).random((200, len(WORDS))) < 0.5
-    target = llm._get_target_tokens(review, " positive")
-    truth = llm._batched_log_probs(held_out, review, target, 32, None)[:, 0].numpy()
-    predicted = result.interactions.predict(held_out)
-    r2 = 1 - np.sum((truth - predicted) ** 2) / np.sum((truth - truth.mean()) ** 2)
-    assert r2 >= 0.5
+    target = llm.target_tokens(review, " positive")
+    truth = llm.log_probs(held_out, review, target, batch_size=32)
+    assert psx.metrics.r2_score(truth, result.interactions.predict(held_out)) >= 0.5
 
 
 def test_generated_target_token_input_and_per_token_results(smollm2):
