@@ -15,7 +15,15 @@ import importlib
 from typing import Any
 
 from . import examples, games, models
-from .core import INDICES, SPEX, Interactions, ProxySPEX, ValueFunction
+from .core import (
+    INDICES,
+    SPEX,
+    ExpansionTooLarge,
+    Interactions,
+    PoorFitWarning,
+    ProxySPEX,
+    ValueFunction,
+)
 from .metrics import faithfulness
 
 __version__ = "0.1.0"
@@ -35,7 +43,9 @@ _LAZY = {
 __all__ = [
     "INDICES",
     "SPEX",
+    "ExpansionTooLarge",
     "Interactions",
+    "PoorFitWarning",
     "ProxySPEX",
     "ValueFunction",
     "__version__",

@@ -145,9 +145,11 @@ def test_single_feature():
 
 
 def test_nearly_constant_model_gives_an_intercept_only_result():
-    inter = psx.ProxySPEX(max_order=2, random_state=0).explain(
-        lambda m: 1 + 1e-9 * m[:, 0], n_features=25, budget=100
-    )
+    # The proxy finds no split in a variation of 1e-9: the result says it fits poorly.
+    with pytest.warns(psx.PoorFitWarning):
+        inter = psx.ProxySPEX(max_order=2, random_state=0).explain(
+            lambda m: 1 + 1e-9 * m[:, 0], n_features=25, budget=100
+        )
     assert list(inter.fourier) == [()]
 
 

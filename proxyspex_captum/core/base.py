@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
@@ -11,18 +12,35 @@ import numpy as np
 
 from .checks import check_int
 from .interactions import Interactions
-from .sampling import all_masks, as_generator
+from .sampling import MAX_ENUMERATED_FEATURES, all_masks, as_generator
 from .subsets import pad_sets
-from .value_function import MaskFunction, ValueFunction
+from .value_function import MaskFunction, ValueFunction, check_batch_size
 from .walsh import fwht
 
-__all__ = ["InteractionEstimator"]
+__all__ = ["InteractionEstimator", "PoorFitWarning", "power_of_two_scale"]
 
 
-# Enumerate every mask instead of sampling when 2**n fits in the budget and n is this small.
-EXACT_MAX_FEATURES = 20
-# The budget used when the caller gives none: "a few thousand model calls" (DESIGN §1) at most.
+# Enumerate every mask instead of sampling when 2**n fits in the budget and n is this
+# small (the table and its transform then take at most 32 MB per output).
+EXACT_MAX_FEATURES = MAX_ENUMERATED_FEATURES
+# The budget used when the caller gives none: "a few thousand model calls"
+# (docs/design.md, "What the library does") at most.
 DEFAULT_BUDGET = 1000
+# The masks of one explanation are held in memory (budget × n_features booleans,
+# and their bit-packed copy): refuse a budget whose masks would exceed this.
+MAX_MASK_BYTES = 2**30
+# Warn when the estimator's own cross-validated R² is below this.
+POOR_FIT_R2 = 0.5
+
+
+class PoorFitWarning(UserWarning):
+    """The interactions reproduce the model poorly (cross-validated R² below 0.5).
+
+    Raised as a warning, never an error: the result is still the best the
+    budget allows. Raise the budget, lower ``max_order``, use coarser features,
+    or check whether the model is noisy (e.g. sampling at a temperature).
+    """
+
 
 PerOutput = list[tuple[np.ndarray, np.ndarray, dict[str, Any]]]
 
@@ -45,15 +63,15 @@ class InteractionEstimator(ABC):
         *,
         max_order: int,
         random_state: int | np.random.Generator | None = None,
-        batch_size: int | None = None,
+        batch_size: int | str | None = "auto",
         show_progress: bool = False,
     ) -> None:
-        if int(max_order) < 1:
-            raise ValueError(f"max_order must be at least 1, got {max_order}.")
-        self.max_order = int(max_order)
+        self.max_order = check_int("max_order", max_order, 1)
+        if random_state is not None and not isinstance(random_state, np.random.Generator):
+            check_int("random_state", random_state, 0)
         self.random_state = random_state
-        self.batch_size = batch_size
-        self.show_progress = show_progress
+        self.batch_size = check_batch_size(batch_size)
+        self.show_progress = bool(show_progress)
 
     def min_budget(self, n_features: int) -> int:
         """Fewest model calls this estimator can work with for ``n_features`` features."""
@@ -84,12 +102,29 @@ class InteractionEstimator(ABC):
         Adapters call this before their first model call, so a budget that
         cannot work is refused before any model time is spent.
         """
+        n_features = check_int("n_features", n_features, 1)
         budget = check_int("budget", budget, 1)
         need = self.min_budget(n_features)
         if budget < need:
             raise ValueError(
                 f"{type(self).__name__} needs a budget of at least {need} model calls for "
                 f"{n_features} features, got {budget}. Raise the budget{self._budget_hint}."
+            )
+        if n_features < 63 and budget >= 2**n_features:  # "every mask"
+            if n_features > EXACT_MAX_FEATURES:
+                raise ValueError(
+                    f"A budget of {budget} covers all 2**{n_features} masks, more than the "
+                    f"{2**EXACT_MAX_FEATURES} (2**{EXACT_MAX_FEATURES}) that fit in memory "
+                    "at once; pass a smaller budget to sample masks instead."
+                )
+            return 2**n_features
+        if budget * n_features > MAX_MASK_BYTES:
+            raise ValueError(
+                f"A budget of {budget} masks of {n_features} features needs "
+                f"{budget * n_features / 2**30:.1f} GiB for the masks alone; at most "
+                f"{MAX_MASK_BYTES // n_features} calls fit the {MAX_MASK_BYTES // 2**30} GiB "
+                "limit. Use a smaller budget (a few thousand calls is typical), or group "
+                "features."
             )
         return budget
 
@@ -151,7 +186,8 @@ class InteractionEstimator(ABC):
             show_progress=self.show_progress,
             description=f"{type(self).__name__} model calls",
         )
-        queries_before, model_seconds_before = vf.n_queries, vf.seconds
+        queries_before, requested_before = vf.n_queries, vf.n_requested
+        model_seconds_before = vf.seconds
         tic = time.perf_counter()
         if n_features <= EXACT_MAX_FEATURES and budget >= 2**n_features:
             per_output = self._exact(vf, n_features)
@@ -159,23 +195,30 @@ class InteractionEstimator(ABC):
             per_output = self._explain(vf, n_features, budget, as_generator(self.random_state))
         model_seconds = vf.seconds - model_seconds_before
         own_seconds = time.perf_counter() - tic - model_seconds
+        n_masks = vf.n_requested - requested_before
+        new_calls = vf.n_queries - queries_before
         results = []
-        for rows, values, metadata in per_output:
+        for j, (rows, values, metadata) in enumerate(per_output):
             metadata = {
                 "method": self.name,
                 "budget": budget,
                 "max_order": self.max_order,
                 "algorithm_seconds": own_seconds,
                 "model_seconds": model_seconds,
+                # n_queries counts the masks the result is built on; these, the
+                # ones that cost a model call now (the rest came from the cache).
+                "new_model_calls": new_calls,
+                "cached_masks": n_masks - new_calls,
                 **metadata,
             }
+            _warn_if_poor(metadata, None if vf.n_outputs is None else j)
             results.append(
                 Interactions._from_rows(
                     rows,
                     values,
                     n_features=n_features,
                     feature_names=feature_names,
-                    n_queries=vf.n_queries - queries_before,
+                    n_queries=n_masks,
                     metadata=metadata,
                 )
             )
@@ -184,6 +227,38 @@ class InteractionEstimator(ABC):
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
         return f"{type(self).__name__}({params})"
+
+
+def _warn_if_poor(metadata: dict[str, Any], output: int | None) -> None:
+    r2 = metadata.get("cv_r2")
+    if r2 is None or not np.isfinite(r2) or r2 >= POOR_FIT_R2:
+        return
+    where = "" if output is None else f" (output {output})"
+    warnings.warn(
+        PoorFitWarning(
+            f"The interactions reproduce the model poorly{where}: cross-validated R² "
+            f"{r2:.2f} on the calls made (1 = exact). Raise the budget, lower max_order, "
+            "use coarser features, or check whether the model's output is noisy."
+        ),
+        stacklevel=3,
+    )
+
+
+def power_of_two_scale(values: np.ndarray) -> float:
+    """A power of two near the largest ``|value|`` (1.0 for zeros).
+
+    The estimators fit ``values / scale`` and multiply the coefficients back:
+    dividing by a power of two is exact, and the fit's sums of squares then
+    neither overflow (outputs near 1e300) nor underflow (near 1e-300).
+
+    Examples:
+        >>> power_of_two_scale(np.array([3.0, -1e300])) == 2.0**997
+        True
+    """
+    peak = float(np.max(np.abs(values), initial=0.0))
+    if peak == 0.0 or not np.isfinite(peak):
+        return 1.0
+    return float(2.0 ** np.frexp(peak)[1])
 
 
 class EstimatorOwner:

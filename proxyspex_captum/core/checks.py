@@ -8,10 +8,12 @@ a count either).
 
 from __future__ import annotations
 
+import math
+import numbers
 import operator
 from typing import Any
 
-__all__ = ["check_int", "check_optional_int"]
+__all__ = ["check_int", "check_optional_int", "check_real"]
 
 
 def check_int(
@@ -57,3 +59,38 @@ def check_optional_int(
 ) -> int | None:
     """:func:`check_int`, with ``None`` passed through."""
     return None if value is None else check_int(name, value, minimum, maximum)
+
+
+def check_real(
+    name: str,
+    value: Any,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """Return ``value`` as a finite ``float`` within ``[low, high]`` (or open ends), else raise.
+
+    Examples:
+        >>> check_real("energy", 0.95, 0.0, 1.0, low_open=True)
+        0.95
+        >>> check_real("energy", 0.0, 0.0, 1.0, low_open=True)
+        Traceback (most recent call last):
+        ...
+        ValueError: energy must lie in (0.0, 1.0], got 0.0.
+    """
+    if isinstance(value, bool | str) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__}).")
+    number = float(value)
+    interval = (
+        f"{'(' if low_open else '['}{'-inf' if low is None else low}, "
+        f"{'inf' if high is None else high}{')' if high_open else ']'}"
+    )
+    if (
+        not math.isfinite(number)
+        or (low is not None and (number < low or (low_open and number == low)))
+        or (high is not None and (number > high or (high_open and number == high)))
+    ):
+        raise ValueError(f"{name} must lie in {interval}, got {value!r}.")
+    return number

@@ -23,7 +23,8 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
-from .base import InteractionEstimator
+from .base import InteractionEstimator, power_of_two_scale
+from .checks import check_int, check_optional_int, check_real
 from .ridge import ridge_gcv
 from .sampling import uniform_masks
 from .subsets import PAD, fourier_features, set_sizes
@@ -36,6 +37,11 @@ __all__ = ["ProxySPEX"]
 _SUPPORT_SIZES = (25, 50, 100, 200, 400, 800)
 # Below this many samples the proxy's trees are at most 3 deep (measured: see max_depth).
 _DEEP_TREES_FROM = 1000
+# A leaf at depth d adds 2**d Fourier terms, so reading the transform off the trees
+# grows as 2**depth: depth 8 (256 terms a leaf) is the most accepted, and without an
+# explicit max_depth a larger max_order builds trees of depth 6 at most.
+MAX_TREE_DEPTH = 8
+_DEFAULT_DEPTH_CAP = 6
 
 
 class ProxySPEX(InteractionEstimator):
@@ -43,11 +49,14 @@ class ProxySPEX(InteractionEstimator):
 
     Args:
         max_order: Largest interaction order (bounds the proxy's tree depth).
-        max_depth: Depth of the proxy's trees; ``None`` picks ``max_order``, or
-            ``min(max_order, 3)`` below 1,000 samples, where shallower trees fit
-            better (R² at budget 500, mean of 2 seeds, depth 3 vs 4: SOUM n=512
-            0.54 vs 0.43, hierarchical n=512 0.946 vs 0.935; at 1,000 depth 4 wins
-            on hierarchical games).
+        max_depth: Depth of the proxy's trees, at most ``max_order`` and 8;
+            ``None`` picks ``min(max_order, 6)``, or ``min(max_order, 3)`` below
+            1,000 samples, where shallower trees fit better (R² at budget 500,
+            mean of 2 seeds, depth 3 vs 4: SOUM n=512 0.54 vs 0.43, hierarchical
+            n=512 0.946 vs 0.935; at 1,000 depth 4 wins on hierarchical games).
+            A tree of depth ``d`` carries interactions of order ``d`` at most, and
+            reading its Fourier transform costs ``2**d`` terms per leaf: orders
+            above 5 are rarely worth their cost.
         energy: Fraction of the proxy's non-constant Fourier energy to keep
             before the ridge refit.
         learning_rate: LightGBM learning rate.
@@ -55,7 +64,10 @@ class ProxySPEX(InteractionEstimator):
         min_child_samples: LightGBM's smallest leaf.
         validation_fraction: Share of the samples held out for early stopping.
         early_stopping_rounds: Rounds without validation improvement before stopping.
-        n_jobs: LightGBM threads (``None``: LightGBM's default).
+        n_jobs: LightGBM threads; default 1: the proxy's fits are small, and
+            LightGBM's default (every core) was up to 75x slower on a busy
+            machine and no faster on an idle one (``benchmarks/bench_threads.py``).
+            ``None``: LightGBM's default.
         random_state: Seed or ``numpy.random.Generator``; the same seed gives
             the same masks and the same result.
         batch_size: Largest number of masks per model call.
@@ -88,9 +100,9 @@ class ProxySPEX(InteractionEstimator):
         min_child_samples: int = 5,
         validation_fraction: float = 0.2,
         early_stopping_rounds: int = 50,
-        n_jobs: int | None = None,
+        n_jobs: int | None = 1,
         random_state: int | np.random.Generator | None = None,
-        batch_size: int | None = None,
+        batch_size: int | str | None = "auto",
         show_progress: bool = False,
     ) -> None:
         super().__init__(
@@ -99,22 +111,18 @@ class ProxySPEX(InteractionEstimator):
             batch_size=batch_size,
             show_progress=show_progress,
         )
-        if not 0.0 < energy <= 1.0:
-            raise ValueError(f"energy must lie in (0, 1], got {energy}.")
-        if not 0.0 < validation_fraction < 1.0:
-            raise ValueError(f"validation_fraction must lie in (0, 1), got {validation_fraction}.")
-        if max_depth is not None and not 1 <= max_depth <= self.max_order:
-            raise ValueError(
-                f"max_depth must lie in [1, max_order={self.max_order}], got {max_depth}."
-            )
-        self.max_depth = max_depth
-        self.energy = energy
-        self.learning_rate = learning_rate
-        self.max_trees = max_trees
-        self.min_child_samples = min_child_samples
-        self.validation_fraction = validation_fraction
-        self.early_stopping_rounds = early_stopping_rounds
-        self.n_jobs = n_jobs
+        self.max_depth = check_optional_int(
+            "max_depth", max_depth, 1, min(self.max_order, MAX_TREE_DEPTH)
+        )
+        self.energy = check_real("energy", energy, 0.0, 1.0, low_open=True)
+        self.learning_rate = check_real("learning_rate", learning_rate, 0.0, 1.0, low_open=True)
+        self.max_trees = check_int("max_trees", max_trees, 1)
+        self.min_child_samples = check_int("min_child_samples", min_child_samples, 1)
+        self.validation_fraction = check_real(
+            "validation_fraction", validation_fraction, 0.0, 1.0, low_open=True, high_open=True
+        )
+        self.early_stopping_rounds = check_int("early_stopping_rounds", early_stopping_rounds, 1)
+        self.n_jobs = check_optional_int("n_jobs", n_jobs, 1)
 
     def _min_sampled_budget(self, n_features: int) -> int:
         return self.MIN_BUDGET
@@ -133,7 +141,8 @@ class ProxySPEX(InteractionEstimator):
         x = masks.astype(np.float32)
         depth = self.max_depth
         if depth is None:
-            depth = self.max_order if len(y) >= _DEEP_TREES_FROM else min(self.max_order, 3)
+            cap = _DEFAULT_DEPTH_CAP if len(y) >= _DEEP_TREES_FROM else 3
+            depth = min(self.max_order, cap)
         params = {
             "objective": "regression",
             "max_depth": depth,
@@ -171,12 +180,20 @@ class ProxySPEX(InteractionEstimator):
         self, masks: np.ndarray, y: np.ndarray, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         if np.ptp(y) == 0:  # a constant model: nothing to fit
-            return np.zeros((1, 0), np.int64), np.array([y[0]]), {"n_trees": 0}
+            return np.zeros((1, 0), np.int64), np.array([y[0]]), {"n_trees": 0, "cv_r2": 1.0}
+        # Fit y / scale (exact: a power of two), so outputs near 1e±300 work too.
+        scale = power_of_two_scale(y)
+        rows, coef, info = self._fit_scaled(masks, y / scale, rng)
+        return rows, coef * scale, info
+
+    def _fit_scaled(
+        self, masks: np.ndarray, y: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         proxy, info = self._fit_proxy(masks, y, rng)
         rows, coef = tree_ensemble_fourier(proxy)
         nonempty = set_sizes(rows) > 0
         if not nonempty.any():  # the proxy found no split: the model looks constant
-            info.update(n_proxy_terms=0, n_terms=0)
+            info.update(n_proxy_terms=0, n_terms=0, cv_r2=0.0)
             return np.zeros((1, 0), np.int64), np.array([float(np.mean(y))]), info
         rows, coef = rows[nonempty], coef[nonempty]
 
@@ -203,5 +220,7 @@ class ProxySPEX(InteractionEstimator):
             n_energy_terms=n_energy,
             n_terms=k,
             ridge_alpha=fits[k].alpha,
+            # GCV approximates the refit's leave-one-out error: no extra model calls.
+            cv_r2=1.0 - fits[k].gcv / float(np.var(y)),
         )
         return out_rows, out_coef, info

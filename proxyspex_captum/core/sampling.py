@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["all_masks", "as_generator", "uniform_masks"]
+from .checks import check_int
 
-# Below this many features, sampling without replacement is done on mask codes.
-_SMALL_N = 20
+__all__ = ["MAX_ENUMERATED_FEATURES", "all_masks", "as_generator", "uniform_masks"]
+
+# Up to this many features, all 2**n masks may be enumerated (2**22 masks of 22
+# features: 92 MB of booleans) and sampling without replacement is done on mask
+# codes, which cannot loop however close the sample comes to all 2**n masks.
+MAX_ENUMERATED_FEATURES = 22
 
 
 def as_generator(random_state: int | np.random.Generator | None) -> np.random.Generator:
@@ -25,8 +29,11 @@ def as_generator(random_state: int | np.random.Generator | None) -> np.random.Ge
 
 def all_masks(n_features: int) -> np.ndarray:
     """All ``2**n`` masks; row ``r`` holds the bits of the integer ``r`` (feature 0 lowest)."""
-    if n_features > _SMALL_N:
-        raise ValueError(f"Refusing to enumerate 2**{n_features} masks.")
+    if n_features > MAX_ENUMERATED_FEATURES:
+        raise ValueError(
+            f"Refusing to enumerate 2**{n_features} masks (at most "
+            f"2**{MAX_ENUMERATED_FEATURES} fit in memory at once); sample fewer masks."
+        )
     return _codes_to_masks(np.arange(2**n_features, dtype=np.int64), n_features)
 
 
@@ -57,16 +64,14 @@ def uniform_masks(
     Returns:
         A ``(min(n_samples, 2**n), n)`` boolean array with no repeated row.
     """
-    if n_features < 1:
-        raise ValueError(f"n_features must be at least 1, got {n_features}.")
-    if n_samples < 1:
-        raise ValueError(f"n_samples must be at least 1, got {n_samples}.")
-    if n_features <= _SMALL_N and n_samples >= 2**n_features:
-        return all_masks(n_features)
+    n_features = check_int("n_features", n_features, 1)
+    n_samples = check_int("n_samples", n_samples, 1)
+    if n_features < 63 and n_samples >= 2**n_features:
+        return all_masks(n_features)  # refuses when 2**n masks do not fit in memory
     fixed = []
     if include_extremes:
         fixed = [np.zeros(n_features, bool), np.ones(n_features, bool)][: min(2, n_samples)]
-    if n_features <= _SMALL_N:
+    if n_features <= MAX_ENUMERATED_FEATURES:
         return _small_n_masks(n_features, n_samples, rng, fixed, antithetic)
     # Large n: collisions are astronomically rare, but check anyway.
     out = np.array(fixed, dtype=bool).reshape(-1, n_features)

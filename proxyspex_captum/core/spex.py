@@ -28,8 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from .base import InteractionEstimator, PerOutput
+from .base import InteractionEstimator, PerOutput, power_of_two_scale
 from .bch import BCHCode
+from .checks import check_int, check_optional_int, check_real
 from .ridge import ridge_gcv
 from .sampling import coded_masks
 from .subsets import PAD, fourier_features, pad_sets
@@ -88,7 +89,7 @@ class SPEX(InteractionEstimator):
         residual_cutoff: float = 0.5,
         max_iterations: int = 50,
         random_state: int | np.random.Generator | None = None,
-        batch_size: int | None = None,
+        batch_size: int | str | None = "auto",
         show_progress: bool = False,
     ) -> None:
         super().__init__(
@@ -99,18 +100,17 @@ class SPEX(InteractionEstimator):
         )
         if decoder not in ("soft", "hard"):
             raise ValueError(f"decoder must be 'soft' or 'hard', got {decoder!r}.")
-        if n_groups < 1:
-            raise ValueError(f"n_groups must be at least 1, got {n_groups}.")
         if refit not in (None, "support", "support+main"):
             raise ValueError(f"refit must be None, 'support' or 'support+main', got {refit!r}.")
-        if not 0.0 < residual_cutoff < 1.0:
-            raise ValueError(f"residual_cutoff must lie in (0, 1), got {residual_cutoff}.")
         self.decoder = decoder
-        self.chase_depth = chase_depth
-        self.n_groups = n_groups
+        # 2**chase_depth candidate patterns per bin: 16 flips already mean 65,536.
+        self.chase_depth = check_optional_int("chase_depth", chase_depth, 0, 16)
+        self.n_groups = check_int("n_groups", n_groups, 1)
         self.refit = refit
-        self.residual_cutoff = residual_cutoff
-        self.max_iterations = max_iterations
+        self.residual_cutoff = check_real(
+            "residual_cutoff", residual_cutoff, 0.0, 1.0, low_open=True, high_open=True
+        )
+        self.max_iterations = check_int("max_iterations", max_iterations, 1)
 
     def _queries_per_bin(self, n_features: int) -> int:
         return self.n_groups * (BCHCode(n_features, self.max_order).n_parity + 1)
@@ -137,18 +137,22 @@ class SPEX(InteractionEstimator):
         _, distinct, _ = unique_masks(flat)
         out = []
         for y in values.T:
+            # Decode y / scale (exact: a power of two), so outputs near 1e±300 neither
+            # overflow nor underflow in the bins' energies.
+            scale = power_of_two_scale(y)
+            y = y / scale
             bins = fwht(y.reshape(masks.shape[:3]).transpose(2, 0, 1)).transpose(1, 2, 0) / 2**b
             peeled = _Peeler(self, code, subsampling, bins).run()
             rows, coef = peeled.rows_and_values()
             info = {"b": b, "n_peeled": len(peeled.found), **peeled.diagnostics}
             if self.refit is not None:
-                rows, coef = self._refit(flat[distinct], y[distinct], rows)
-            out.append((rows, coef, info))
+                rows, coef, info["cv_r2"] = self._refit(flat[distinct], y[distinct], rows)
+            out.append((rows, coef * scale, info))
         return out
 
     def _refit(
         self, masks: np.ndarray, y: np.ndarray, rows: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, float]:
         """Ridge refit of the peeled support (and main effects) on distinct ``masks``."""
         n = masks.shape[1]
         extra = [(i,) for i in range(n)] if self.refit == "support+main" else []
@@ -168,7 +172,9 @@ class SPEX(InteractionEstimator):
             support = support[keep]
             fit = ridge_gcv(features[:, keep], y)
         out_rows = np.vstack([np.full((1, support.shape[1]), PAD), support])
-        return out_rows, np.concatenate([[fit.intercept], fit.coef])
+        spread = float(np.var(y))
+        cv_r2 = 1.0 - fit.gcv / spread if spread > 0 else 1.0  # GCV: no extra model calls
+        return out_rows, np.concatenate([[fit.intercept], fit.coef]), cv_r2
 
 
 class _Peeler:

@@ -15,9 +15,25 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-__all__ = ["ValueFunction", "unique_masks", "validate_masks"]
+from .checks import check_int
+
+__all__ = ["AUTO_BATCHES", "ValueFunction", "check_batch_size", "unique_masks", "validate_masks"]
 
 MaskFunction = Callable[[np.ndarray], Any]
+# ``batch_size="auto"`` splits a request into this many model calls: a progress
+# bar moves in 5 % steps, and 20 calls cost a vectorised model next to nothing.
+AUTO_BATCHES = 20
+
+
+def check_batch_size(batch_size: Any) -> int | str | None:
+    """``batch_size`` as given if it is a positive integer, ``None`` or ``"auto"``, else raise."""
+    if batch_size is None or batch_size == "auto":
+        return batch_size
+    if isinstance(batch_size, str):
+        raise ValueError(
+            f"batch_size must be a positive integer, None or 'auto', got {batch_size!r}."
+        )
+    return check_int("batch_size", batch_size, 1)
 
 
 def validate_masks(masks: Any, n_features: int) -> np.ndarray:
@@ -58,14 +74,18 @@ class ValueFunction:
             works, CPU torch tensors included.
         n_features: Number of features ``n``.
         batch_size: Largest number of masks passed to ``func`` in one call;
-            ``None`` passes everything at once.
+            ``None`` passes everything at once; ``"auto"`` splits each request
+            into about 20 calls (at least one mask each), so that a progress bar
+            moves and an interrupted run keeps most of what it paid for.
         show_progress: Show a tqdm bar over the masks evaluated.
         cache: Remember the value of every mask already evaluated, so that a
             mask asked for again (by a later call) costs no model call.
         description: Label of the progress bar.
 
     Attributes:
-        n_queries: Number of distinct masks sent to ``func`` so far.
+        n_queries: Number of distinct masks sent to ``func`` so far (model calls paid).
+        n_requested: Number of distinct masks asked for, request by request, cached
+            ones included (what the estimators' results are built on).
         n_calls: Number of times ``func`` was called (batches).
         n_outputs: ``None`` for a scalar model, else the output width.
         seconds: Wall time spent inside ``func`` (the model's share of the work).
@@ -85,21 +105,20 @@ class ValueFunction:
         func: MaskFunction,
         n_features: int,
         *,
-        batch_size: int | None = None,
+        batch_size: int | str | None = None,
         show_progress: bool = False,
         cache: bool = True,
         description: str = "model calls",
     ) -> None:
         if not callable(func):
             raise TypeError(f"value_function must be callable, got {type(func).__name__}.")
-        if batch_size is not None and int(batch_size) < 1:
-            raise ValueError(f"batch_size must be a positive integer or None, got {batch_size}.")
         self.func = func
-        self.n_features = int(n_features)
-        self.batch_size = None if batch_size is None else int(batch_size)
+        self.n_features = check_int("n_features", n_features, 1)
+        self.batch_size = check_batch_size(batch_size)
         self.show_progress = show_progress
         self.description = description
         self.n_queries = 0
+        self.n_requested = 0
         self.n_calls = 0
         self.n_outputs: int | None = None
         self.seconds = 0.0
@@ -125,6 +144,7 @@ class ValueFunction:
             shape = (0,) if self.n_outputs is None else (0, self.n_outputs)
             return np.zeros(shape)
         unique, first, inverse = unique_masks(masks)
+        self.n_requested += len(unique)
         keys = [row.tobytes() for row in unique]
         known = [self._cache is not None and key in self._cache for key in keys]
         todo = np.flatnonzero(~np.asarray(known, dtype=bool))
@@ -144,7 +164,10 @@ class ValueFunction:
         out of memory) keeps what it has paid for: calling again resumes.
         """
         k = masks.shape[0]
-        step = max(k, 1) if self.batch_size is None else self.batch_size
+        if self.batch_size == "auto":
+            step = max(1, -(-k // AUTO_BATCHES))
+        else:
+            step = max(k, 1) if self.batch_size is None else self.batch_size
         values: list = []
         with tqdm(
             total=k, desc=self.description, disable=not self.show_progress or k == 0, leave=False
@@ -169,11 +192,21 @@ class ValueFunction:
             if str(out.dtype) in ("torch.bfloat16", "torch.float16"):
                 out = out.float()  # numpy cannot read bf16; float64 outputs stay float64
         try:
-            values = np.asarray(out, dtype=float)
+            values = np.asarray(out)
+            if not np.iscomplexobj(values):
+                values = values.astype(float)  # strings and objects fail here
         except (TypeError, ValueError) as err:
             raise TypeError(
                 f"The value function must return numbers, got {type(out).__name__}."
             ) from err
+        if np.iscomplexobj(values):
+            if np.any(values.imag != 0):
+                raise ValueError(
+                    "The value function returned complex values with non-zero imaginary "
+                    "parts; explain a real number (e.g. the real part, the modulus or a "
+                    "log-probability), or each part as its own output."
+                )
+            values = values.real.astype(float)
         k = batch.shape[0]
         if values.ndim == 0 and k == 1:  # e.g. model(x).squeeze() on a batch of one
             values = values.reshape(1)
@@ -183,6 +216,11 @@ class ValueFunction:
             raise ValueError(
                 f"The value function returned shape {values.shape} for {k} masks; "
                 f"expected ({k},) or ({k}, n_outputs)."
+            )
+        if values.ndim == 2 and values.shape[1] == 0:
+            raise ValueError(
+                f"The value function returned shape {values.shape}: no outputs for {k} masks. "
+                "It must return at least one number per mask."
             )
         n_outputs = None if values.ndim == 1 else values.shape[1]
         if self.n_calls and n_outputs != self.n_outputs:

@@ -1,0 +1,235 @@
+"""Bad input and edge cases of the estimators: refused clearly before any model call, or working.
+
+Each test names the behaviour it guards (issue 11 §2); the model functions
+here raise if called when the input must be refused first.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import proxyspex_captum as psx
+from proxyspex_captum.core.sampling import uniform_masks
+from proxyspex_captum.games import PlantedGame, hierarchical_game
+
+ESTIMATORS = [psx.ProxySPEX, psx.SPEX]
+
+
+def never(masks):
+    raise AssertionError("the model must not be called")
+
+
+class Counting:
+    """A planted game that counts its calls and the masks it was sent."""
+
+    def __init__(self, game):
+        self.game, self.calls, self.masks = game, 0, 0
+
+    def __call__(self, masks):
+        self.calls += 1
+        self.masks += len(masks)
+        return self.game(masks)
+
+
+# ---------------------------------------------------------------- budgets
+def test_budget_beyond_all_masks_means_every_mask():
+    # 21 <= n <= 62 used to loop forever looking for more distinct masks than exist.
+    est = psx.ProxySPEX()
+    assert est.check_budget(21, 2**21 + 5) == 2**21
+    assert est.check_budget(5, 10**9) == 32
+    masks = uniform_masks(21, 2**21 + 5, np.random.default_rng(0))
+    assert masks.shape == (2**21, 21)
+    assert len(np.unique(np.packbits(masks, axis=1), axis=0)) == 2**21
+
+
+@pytest.mark.parametrize("n, budget", [(30, 10**12), (23, 2**23)])
+def test_all_masks_beyond_memory_are_refused(n, budget):
+    for estimator in ESTIMATORS:
+        with pytest.raises(ValueError, match=f"all 2\\*\\*{n} masks"):
+            estimator(max_order=2).explain(never, n_features=n, budget=budget)
+
+
+def test_budget_whose_masks_exceed_memory_is_refused():
+    # 10**7 masks of 1,000 features used to die in a raw MemoryError.
+    with pytest.raises(ValueError, match=r"9\.3 GiB .* at most 1073741 calls"):
+        psx.ProxySPEX().explain(never, n_features=1000, budget=10**7)
+
+
+# ---------------------------------------------------------------- options
+@pytest.mark.parametrize(
+    "options, error, message",
+    [
+        ({"max_order": 2.7}, TypeError, "max_order must be an integer, got 2.7"),
+        ({"max_order": "3"}, TypeError, "max_order must be an integer, got '3'"),
+        ({"max_order": True}, TypeError, "max_order must be an integer"),
+        ({"max_order": 0}, ValueError, "max_order must be at least 1"),
+        ({"batch_size": 2.5}, TypeError, "batch_size must be an integer"),
+        ({"batch_size": "all"}, ValueError, "batch_size must be a positive integer, None or"),
+        ({"batch_size": 0}, ValueError, "batch_size must be at least 1"),
+        ({"random_state": 1.5}, TypeError, "random_state must be an integer"),
+        ({"random_state": -1}, ValueError, "random_state must be at least 0"),
+    ],
+)
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+def test_shared_options_are_checked(estimator, options, error, message):
+    with pytest.raises(error, match=message):
+        estimator(**options)
+
+
+@pytest.mark.parametrize(
+    "options, error, message",
+    [
+        ({"max_depth": 2.0}, TypeError, "max_depth must be an integer"),
+        ({"max_order": 9, "max_depth": 9}, ValueError, "max_depth must be at most 8"),
+        ({"max_trees": 10.5}, TypeError, "max_trees must be an integer"),
+        ({"min_child_samples": 0}, ValueError, "min_child_samples must be at least 1"),
+        ({"early_stopping_rounds": "50"}, TypeError, "early_stopping_rounds"),
+        ({"n_jobs": 0}, ValueError, "n_jobs must be at least 1"),
+        ({"learning_rate": "0.1"}, TypeError, "learning_rate must be a real number"),
+        ({"learning_rate": float("nan")}, ValueError, r"learning_rate must lie in \(0.0, 1.0\]"),
+        ({"energy": 0.0}, ValueError, r"energy must lie in \(0.0, 1.0\]"),
+        ({"validation_fraction": 1.0}, ValueError, "validation_fraction must lie in"),
+    ],
+)
+def test_proxyspex_options_are_checked(options, error, message):
+    with pytest.raises(error, match=message):
+        psx.ProxySPEX(**options)
+
+
+@pytest.mark.parametrize(
+    "options, error, message",
+    [
+        ({"n_groups": 2.5}, TypeError, "n_groups must be an integer"),
+        ({"chase_depth": 17}, ValueError, "chase_depth must be at most 16"),
+        ({"max_iterations": 0}, ValueError, "max_iterations must be at least 1"),
+        ({"residual_cutoff": 1}, ValueError, "residual_cutoff must lie in"),
+    ],
+)
+def test_spex_options_are_checked(options, error, message):
+    with pytest.raises(error, match=message):
+        psx.SPEX(**options)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        ({"n_features": 30.0, "budget": 500}, TypeError),
+        ({"n_features": 0, "budget": 500}, ValueError),
+        ({"n_features": 30, "budget": 500.0}, TypeError),
+        ({"n_features": 30, "budget": "500"}, TypeError),
+    ],
+)
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+def test_explain_arguments_are_integers(estimator, kwargs, error):
+    with pytest.raises(error):
+        estimator(max_order=2).explain(never, **kwargs)
+
+
+def test_high_max_order_builds_bounded_trees_quickly():
+    # max_order=20 used to fail in LightGBM (2**20 leaves) after the whole budget was spent,
+    # and max_order=17 took minutes; the default depth is now at most 6.
+    game = hierarchical_game(30, n_terms=20, random_state=0)
+    inter = psx.ProxySPEX(max_order=20, random_state=0).explain(game, n_features=30, budget=1000)
+    assert inter.metadata["tree_depth"] == 6
+    assert psx.faithfulness(inter, game, random_state=1) > 0.9
+
+
+def test_spex_with_a_code_too_long_for_the_budget_is_refused_first():
+    with pytest.raises(ValueError, match="needs a budget of at least"):
+        psx.SPEX(max_order=20).explain(never, n_features=1000, budget=2000)
+
+
+# ---------------------------------------------------------------- outputs
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+def test_outputs_with_no_columns_are_refused(estimator):
+    with pytest.raises(ValueError, match=r"shape \(\d+, 0\): no outputs"):
+        estimator(max_order=2, random_state=0).explain(
+            lambda m: np.zeros((len(m), 0)), n_features=30, budget=3000
+        )
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+def test_complex_outputs_are_refused_unless_real(estimator):
+    game = PlantedGame({(0,): 1.0, (1, 2): 2.0}, n_features=30)
+    with pytest.raises(ValueError, match="complex values with non-zero imaginary parts"):
+        estimator(max_order=2, random_state=0).explain(
+            lambda m: game(m) * (1 + 1j), n_features=30, budget=3000
+        )
+    inter = estimator(max_order=2, random_state=0).explain(
+        lambda m: game(m) + 0j, n_features=30, budget=3000
+    )
+    assert inter.mobius == pytest.approx({(0,): 1.0, (1, 2): 2.0}, abs=1e-6)
+
+
+@pytest.mark.parametrize("scale", [1e300, 1e-300])
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+def test_huge_and_tiny_outputs_work(estimator, scale):
+    # Near 1e300, SPEX used to return an empty result with overflow warnings.
+    planted = {(3,): 1.0, (7, 40): -2.0, (1, 2, 5): 0.5}
+    game = PlantedGame(planted, n_features=64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow, underflow or poor-fit warning
+        inter = estimator(max_order=3, random_state=0).explain(
+            lambda m: scale * game(m), n_features=64, budget=3000
+        )
+    found = {s: v / scale for s, v in inter.mobius.items()}
+    assert found == pytest.approx(planted, rel=1e-9)
+
+
+# ---------------------------------------------------------------- exact fits
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+def test_noiseless_sparse_function_leaves_no_shrinkage_artefacts(estimator):
+    # The ridge refit used to leave ~6e-9 pair terms next to a recovered triple,
+    # and which penalty it chose depended on the BLAS kernel.
+    planted = {(0,): -1.0, (3, 7, 9): 4.0}
+    game = PlantedGame(planted, n_features=40)
+    inter = estimator(max_order=3, random_state=0).explain(game, n_features=40, budget=3000)
+    assert set(inter.mobius) == set(planted)
+    assert inter.mobius == pytest.approx(planted, rel=1e-9)
+    assert inter.metadata["cv_r2"] == pytest.approx(1.0, abs=1e-9)
+
+
+# ---------------------------------------------------------------- reuse and reporting
+def test_reused_value_function_reports_masks_used_and_new_calls():
+    game = Counting(hierarchical_game(40, n_terms=20, random_state=2))
+    vf = psx.ValueFunction(game, 40)
+    first = psx.ProxySPEX(random_state=0).explain(vf, n_features=40, budget=500)
+    again = psx.ProxySPEX(random_state=0).explain(vf, n_features=40, budget=500)
+    assert first.n_queries == again.n_queries == 500  # used to be 500, then 0
+    assert (first.metadata["new_model_calls"], first.metadata["cached_masks"]) == (500, 0)
+    assert (again.metadata["new_model_calls"], again.metadata["cached_masks"]) == (0, 500)
+    assert game.masks == 500
+    other = psx.ProxySPEX(random_state=1).explain(vf, n_features=40, budget=500)
+    assert other.metadata["new_model_calls"] + other.metadata["cached_masks"] == 500
+    assert game.masks == 500 + other.metadata["new_model_calls"]
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+def test_model_calls_are_batched_by_default(estimator):
+    # The whole budget used to go to the model in one call: a progress bar went 0 -> 100 %.
+    game = Counting(hierarchical_game(40, n_terms=20, random_state=2))
+    inter = estimator(max_order=2, random_state=0).explain(game, n_features=40, budget=2000)
+    assert 15 <= game.calls <= 21 and game.masks == inter.n_queries
+    whole = Counting(game.game)
+    estimator(max_order=2, batch_size=None, random_state=0).explain(
+        whole, n_features=40, budget=2000
+    )
+    assert whole.calls == 1
+
+
+def test_poor_fit_warns_and_good_fit_does_not():
+    game = hierarchical_game(64, n_terms=20, random_state=1)
+    rng = np.random.default_rng(0)
+    spread = float(np.std(game(rng.random((500, 64)) < 0.5)))
+
+    def noisy(masks):
+        return game(masks) + rng.normal(0.0, 3 * spread, len(masks))
+
+    with pytest.warns(psx.PoorFitWarning, match="cross-validated R²"):
+        inter = psx.ProxySPEX(random_state=0).explain(noisy, n_features=64, budget=500)
+    assert inter.metadata["cv_r2"] < 0.5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", psx.PoorFitWarning)
+        inter = psx.ProxySPEX(random_state=0).explain(game, n_features=64, budget=500)
+    assert inter.metadata["cv_r2"] > 0.9
