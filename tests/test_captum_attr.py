@@ -372,3 +372,30 @@ def test_small_integer_feature_masks_mean_the_same_ids(dtype):
         torch.ones(1, 6), feature_mask=mask.to(dtype)
     )
     torch.testing.assert_close(got, expected)
+
+
+@pytest.mark.parametrize("target", [3, [0, 5], torch.tensor([7])])
+def test_target_out_of_range_is_reported_after_one_forward_at_most(target):
+    # Used to be a raw IndexError from inside Captum's target selection.
+    model = CountingModel(BasicModel_MultiLayer())  # three outputs per example
+    x = torch.ones(2 if isinstance(target, list) else 1, 3)
+    with pytest.raises(ValueError, match=r"target=.* does not fit the model's output of shape"):
+        psx.ProxySPEXAttribution(model).attribute(x, target=target, perturbations_per_eval=4)
+    assert model.calls <= 1
+
+
+def test_examples_finished_before_a_model_error_are_kept():
+    def model(x):  # fails on the perturbations of the third example (not on the whole batch)
+        if len(x) != 3 and (x == 7).any():
+            raise RuntimeError("model crashed")
+        return interacting(x)
+
+    x = torch.tensor([[1.0, 1, 1, 1, 1, 1], [2, 1, 1, 1, 1, 1], [7, 7, 7, 7, 7, 7]])
+    attr = psx.ProxySPEXAttribution(model, random_state=0)
+    with pytest.raises(RuntimeError, match="model crashed") as info:
+        attr.attribute_interactions(x, perturbations_per_eval=16)
+    done = info.value.partial_results
+    assert len(done) == 2 and all(isinstance(r, psx.Interactions) for r in done)
+    expected = attr.attribute_interactions(x[:2], perturbations_per_eval=16)
+    for got, want in zip(done, expected, strict=True):
+        assert got.fourier == pytest.approx(want.fourier, abs=1e-9)

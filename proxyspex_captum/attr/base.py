@@ -15,6 +15,7 @@ from torch import Tensor
 from ..core import Interactions
 from ..core.base import EstimatorOwner, InteractionEstimator
 from ..core.checks import check_int
+from ..core.value_function import AUTO_BATCHES, ValueFunction
 from .masking import CaptumProblem, MaskedForward, detect_whole_batch, prepare
 
 __all__ = ["InteractionAttribution"]
@@ -199,18 +200,37 @@ class InteractionAttribution(EstimatorOwner, PerturbationAttribution):
                 total=self.estimator.max_queries(n, budget) * problem.n_examples,
                 unit="masks",
             )
+        # About AUTO_BATCHES calls to the model per example, each of whole forward passes: the
+        # cache keeps every finished call, so an interrupted run loses little.
+        per_eval = 1 if problem.whole_batch else perturbations_per_eval
+        batch_size = per_eval * max(1, -(-budget // (AUTO_BATCHES * per_eval)))
         results = []
         try:
             for example in problem.examples():
-                value_function = MaskedForward(
-                    self.forward_func,
-                    example,
-                    perturbations_per_eval=perturbations_per_eval,
-                    on_batch=None if bar is None else bar.update,
+                value_function = ValueFunction(
+                    MaskedForward(
+                        self.forward_func,
+                        example,
+                        perturbations_per_eval=perturbations_per_eval,
+                        on_batch=None if bar is None else bar.update,
+                    ),
+                    n,
+                    batch_size=batch_size,
                 )
-                inter = self.estimator.explain(
-                    value_function, n, budget, feature_names=feature_names
-                )
+                try:
+                    inter = self.estimator.explain(
+                        value_function, n, budget, feature_names=feature_names
+                    )
+                except Exception as err:
+                    # What the finished examples paid for stays with the error.
+                    err.partial_results = results  # type: ignore[attr-defined]
+                    if results and hasattr(err, "add_note"):  # Python >= 3.11
+                        err.add_note(
+                            f"{type(self).__name__}: example {len(results)} failed; the "
+                            f"results of the {len(results)} example(s) before it are in "
+                            "this exception's `partial_results`."
+                        )
+                    raise
                 assert isinstance(inter, Interactions)  # MaskedForward returns one value per mask
                 results.append(inter)
         finally:

@@ -23,13 +23,14 @@ from captum._utils.common import (
     _format_tensor_into_tuples,
     _is_tuple,
     _run_forward,
+    _select_targets,
 )
 from captum._utils.typing import BaselineType, TargetType
 from captum.attr._utils.batching import _select_example
 from captum.attr._utils.common import _construct_default_feature_mask, _format_input_baseline
 from torch import Tensor
 
-__all__ = ["CaptumProblem", "MaskedForward", "prepare"]
+__all__ = ["CaptumProblem", "MaskedForward", "prepare", "select_target"]
 
 
 @dataclass
@@ -281,8 +282,10 @@ class MaskedForward:
                 else:
                     target = _expand_target(p.target, c)
                     args = _expand_additional_forward_args(p.additional_forward_args, c)
-                out = _run_forward(self.forward_func, self._perturbed(keep), target, args)
-                values.append(self._check(out, c))
+                # The model's output first, then the target: a target that does not fit
+                # the output is reported as such, not as an IndexError from deep in Captum.
+                out = _run_forward(self.forward_func, self._perturbed(keep), None, args)
+                values.append(self._check(select_target(out, target), c))
                 if self.on_batch is not None:
                     self.on_batch(c)
         return torch.cat(values)
@@ -298,6 +301,27 @@ class MaskedForward:
         return out.detach().reshape(c)
 
 
+def select_target(output: Any, target: TargetType) -> Tensor:
+    """Captum's target selection, with a clear error when the target does not fit the output.
+
+    Raises:
+        ValueError: ``target`` indexes past the output (or has the wrong form for it).
+    """
+    output = torch.as_tensor(output)
+    if target is None:
+        return output
+    try:
+        return _select_targets(output, target)
+    except (IndexError, RuntimeError, AssertionError) as err:
+        shown = target.tolist() if isinstance(target, Tensor) else target
+        raise ValueError(
+            f"target={shown!r} does not fit the model's output of shape "
+            f"{tuple(output.shape)} (batch first): an int selects along the last "
+            f"dimension (0 .. {output.shape[-1] - 1 if output.dim() else 0}), a list or "
+            f"tensor gives one index per example. ({type(err).__name__}: {err})"
+        ) from err
+
+
 def detect_whole_batch(forward_func: Callable[..., Any], problem: CaptumProblem) -> bool:
     """Whether ``forward_func`` returns one scalar for the whole batch (Captum's test call).
 
@@ -307,8 +331,9 @@ def detect_whole_batch(forward_func: Callable[..., Any], problem: CaptumProblem)
     """
     if problem.batch_size == 1:
         return False
-    out = torch.as_tensor(
-        _run_forward(forward_func, problem.inputs, problem.target, problem.additional_forward_args)
+    out = select_target(
+        _run_forward(forward_func, problem.inputs, None, problem.additional_forward_args),
+        problem.target,
     )
     if out.numel() == problem.batch_size:
         return False
