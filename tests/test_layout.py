@@ -1,4 +1,4 @@
-"""The core stays free of torch, Captum and SHAP (DESIGN §3)."""
+"""The core stays free of torch, Captum and SHAP (docs/design.md, "Layout")."""
 
 import subprocess
 import sys

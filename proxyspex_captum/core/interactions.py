@@ -128,7 +128,7 @@ def _to_dict(rows: np.ndarray, values: np.ndarray) -> SetFunction:
 def _index_weight(index: str, u: int, s: int, order: int) -> float:
     """Weight ``w`` of a Möbius term ``a(T)``, ``|T| = u``, in ``I(S)``, ``|S| = s``.
 
-    Every index here is ``I(S) = Σ_{T ⊇ S} w(|T|, |S|) · a(T)`` (DESIGN §1).
+    Every index here is ``I(S) = Σ_{T ⊇ S} w(|T|, |S|) · a(T)`` (docs/design.md, "The maths").
     """
     if s > u:
         return 0.0
