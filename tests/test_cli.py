@@ -7,11 +7,13 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from argparse import Namespace
 
 import pytest
 from tiny_lm import tiny_lm
 
+import proxyspex_captum as psx
 from proxyspex_captum import baselines
 from proxyspex_captum.cli import budget_warning, fit_warning, main
 
@@ -140,22 +142,26 @@ def test_budget_warning_only_below_the_number_of_units():
     assert "--unit sentence" not in message  # no coarser unit to offer
 
 
-def test_fit_warning_reads_the_held_out_and_the_proxy_r2():
+def test_fit_warning_reads_the_held_out_and_the_cross_validated_r2():
     args = Namespace(n_test=100, unit="token", budget=300)
-    assert fit_warning(0.9, {"proxy_validation_r2": 0.8}, args) is None
-    assert fit_warning(0.9, {}, args) is None
+    assert fit_warning(0.9, {"cv_r2": 0.8}, args) is None
+    assert fit_warning(0.9, {"proxy_validation_r2": 0.1}, args) is None  # not a trigger
     held_out = fit_warning(0.31, {}, args)
     assert "R² = 0.31 on 100 held-out masks" in held_out
     assert "--budget (e.g. 1200)" in held_out and "--unit word or sentence" in held_out
-    proxy = fit_warning(0.7, {"proxy_validation_r2": 0.42}, args)
-    assert "validation R² = 0.42" in proxy
+    cross_validated = fit_warning(0.7, {"cv_r2": 0.42}, args)
+    assert "cross-validated R² = 0.42" in cross_validated
 
 
 def test_a_noisy_model_gets_a_warning(tmp_path, capsys, monkeypatch):
     _use_model(monkeypatch, tiny_lm(chaotic=True))
     argv = ["explain", WORDS_30, "--budget", "100", "--n-test", "40", "--quiet"]
-    code, _, err = _run([*argv, "--out", str(tmp_path)], capsys)
+    with warnings.catch_warnings():
+        # The estimator's own PoorFitWarning is folded into the command's one line.
+        warnings.simplefilter("error", psx.PoorFitWarning)
+        code, _, err = _run([*argv, "--out", str(tmp_path)], capsys)
     assert code == 0
+    assert err.count("reproduce the model poorly") == 1
     assert "warning: the interactions reproduce the model poorly" in err
     assert "Try a larger --budget (e.g. 400) or coarser units (--unit sentence)." in err
     result = json.loads((tmp_path / "result.json").read_text())
@@ -259,3 +265,17 @@ def test_a_file_that_is_not_utf8_is_refused(tmp_path, capsys):
     path.write_bytes("caf\xe9 not bad".encode("latin-1"))
     code, _, err = _run(["explain", "--file", str(path)], capsys)
     assert code == 2 and "not UTF-8" in err
+
+
+def test_model_calls_fill_the_batch_size(capsys, monkeypatch):
+    model, tokenizer = tiny_lm()
+    sizes: list[int] = []
+    model.register_forward_hook(
+        lambda module, args, kwargs, out: sizes.append(len(kwargs["input_ids"])), with_kwargs=True
+    )
+    _use_model(monkeypatch, (model, tokenizer))
+    argv = ["explain", "one two three four five six seven", "--budget", "100"]
+    code, _, _ = _run([*argv, "--batch-size", "10", "--n-test", "20", "--quiet"], capsys)
+    assert code == 0
+    # 100 masks (2**7 > 100: sampled) in passes of 10, then the full text + 20 held out.
+    assert sizes == [10] * 10 + [10, 10, 1]
