@@ -95,3 +95,20 @@ def test_attribute_shows_progress_per_forward_pass(tiny_llm, capsys):
     )
     assert result.interactions.n_queries == 8  # 2**3 masks: exact
     assert "8/8" in capsys.readouterr().err
+
+
+def test_attribute_fills_every_forward_pass():
+    from captum.attr import TextTemplateInput
+
+    model, tokenizer = tiny_lm()
+    sizes: list[int] = []
+    hook = model.register_forward_hook(
+        lambda module, args, kwargs, out: sizes.append(len(kwargs["input_ids"])), with_kwargs=True
+    )
+    llm = psx.LLMAttribution(psx.ProxySPEXAttribution(model, random_state=0), tokenizer)
+    inp = TextTemplateInput("Review: {} {} {} {} {} {} {}.", values="a b c d e f g".split())
+    try:
+        llm.attribute(inp, target=" good", n_samples=100, perturbations_per_eval=10)
+    finally:
+        hook.remove()
+    assert sizes == [10] * 10  # 2**7 > 100: sampled, ten full passes

@@ -14,7 +14,7 @@ from captum.attr._core.llm_attr import _convert_ids_to_pretty_tokens
 from captum.attr._utils.interpretable_input import InterpretableInput
 from torch import Tensor
 
-from ..core import Interactions
+from ..core import Interactions, ValueFunction
 from ..core.checks import check_int
 from .base import InteractionAttribution
 
@@ -205,9 +205,20 @@ class LLMAttribution(CaptumLLMAttribution):
                 values = values[:, :1]
             return values.exp() if self.attr_target == "prob" else values
 
+        model_calls: Any = value_function
+        if estimator.batch_size == "auto" and not one_at_a_time:
+            # One model call per batch of prompts: every forward pass is full, instead of
+            # the estimator's ~20 calls that leave a partial pass at the end of each.
+            model_calls = ValueFunction(
+                value_function,
+                n,
+                batch_size=batch_size,
+                show_progress=estimator.show_progress,
+                description=f"{type(estimator).__name__} model calls",
+            )
         try:
             result = estimator.explain(
-                value_function, n, budget, feature_names=self._feature_names(inp)
+                model_calls, n, budget, feature_names=self._feature_names(inp)
             )
         finally:
             if bar is not None:
