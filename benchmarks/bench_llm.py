@@ -208,7 +208,8 @@ def write(faith_rows, n_distinct, speed_rows, args) -> None:
         "(Captum gives both infinite weight) and the Shapley kernel spends most samples on "
         "nearly empty or nearly full prompts; uniform masks keep about half the words, where "
         "that line is far from the model. Its attributions are still Shapley estimates; the "
-        "table measures them as a surrogate of the model, the papers' protocol (docs/design.md, "How results are judged").",
+        "table measures them as a surrogate of the model, the papers' protocol "
+        "(docs/design.md, 'How results are judged').",
     ]
     (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
