@@ -301,8 +301,8 @@ def _explain(args: argparse.Namespace, values: Any, n: int, units: list[str]) ->
         raise CLIError(f"{args.method} failed on {n} {args.unit}(s): {err}") from err
     if surrogate is None:
         raise CLIError(note)
-    return Interactions.from_mobius(
-        surrogate.mobius,
+    return Interactions(
+        surrogate.fourier,  # the stored basis: no conversion there and back
         n_features=n,
         feature_names=units,
         n_queries=counted.n_queries,
