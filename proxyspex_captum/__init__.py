@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from . import examples, games, models
+from . import baselines, examples, games, metrics, models
 from .core import (
     INDICES,
     SPEX,
@@ -49,8 +49,10 @@ __all__ = [
     "ProxySPEX",
     "ValueFunction",
     "__version__",
+    "baselines",
     "faithfulness",
     "examples",
+    "metrics",
     "games",
     "models",
     "plots",
