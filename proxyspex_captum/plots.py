@@ -103,6 +103,9 @@ def bar(
     ax.barh(positions, values, color=[_sign_colour(v) for v in values])
     ax.set_yticks(positions, labels)
     ax.axvline(0, color="#888888", linewidth=0.8)
+    # Room beyond the longest bars for their value labels, which would otherwise run
+    # over the tick labels (negative side) or out of the axes (positive side).
+    ax.margins(x=0.15)
     for y, v in zip(positions, values, strict=True):
         ax.annotate(
             f"{v:+.3g}",

@@ -55,6 +55,17 @@ def test_bar_labels_values_and_signs(result):
     assert all(_same_colour(b.get_facecolor(), BLUE) for b in bars[1:])
 
 
+def test_bar_value_labels_stay_inside_the_axes(result):
+    fig, ax = psx.plots.bar(result, k=4)
+    fig.canvas.draw()
+    axes_box = ax.get_window_extent()
+    labels = [t for t in ax.texts if t.get_text().startswith(("+", "-"))]
+    assert [t.get_text() for t in labels] == ["+3", "-1.2", "-1", "-0.8"]
+    for label in labels:  # the negative ones used to cover the tick labels
+        box = label.get_window_extent()
+        assert axes_box.x0 <= box.x0 and box.x1 <= axes_box.x1, label.get_text()
+
+
 def test_bar_of_an_index(result):
     _, ax = psx.plots.bar(result, k=3, index="fsii", order=2)
     assert ax.get_yticklabels()[0].get_text() == "not × bad"
