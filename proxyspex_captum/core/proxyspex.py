@@ -42,6 +42,8 @@ _DEEP_TREES_FROM = 1000
 # explicit max_depth a larger max_order builds trees of depth 6 at most.
 MAX_TREE_DEPTH = 8
 _DEFAULT_DEPTH_CAP = 6
+# n_jobs="auto": one LightGBM thread for fits of fewer mask entries than this (see n_jobs).
+_ONE_THREAD_BELOW = 1_000_000
 
 
 class ProxySPEX(InteractionEstimator):
@@ -64,10 +66,14 @@ class ProxySPEX(InteractionEstimator):
         min_child_samples: LightGBM's smallest leaf.
         validation_fraction: Share of the samples held out for early stopping.
         early_stopping_rounds: Rounds without validation improvement before stopping.
-        n_jobs: LightGBM threads; default 1: the proxy's fits are small, and
-            LightGBM's default (every core) was up to 75x slower on a busy
-            machine and no faster on an idle one (``benchmarks/bench_threads.py``).
-            ``None``: LightGBM's default.
+        n_jobs: LightGBM threads. ``"auto"`` (default): one thread for fits of
+            fewer than a million mask entries (samples × features), LightGBM's
+            default (every core) above. Measured on 2 cores
+            (``benchmarks/results/lightgbm_threads.md``): on an idle machine
+            every core was 10–20 % faster on small fits and 1.7x faster at
+            n = 512, budget 2,000; with the cores busy it was 4.8–6.8x slower
+            on small fits and 2.3x slower at n = 512. ``None``: LightGBM's
+            default; an int: that many threads.
         random_state: Seed or ``numpy.random.Generator``; the same seed gives
             the same masks and the same result.
         batch_size: Largest number of masks per model call.
@@ -100,7 +106,7 @@ class ProxySPEX(InteractionEstimator):
         min_child_samples: int = 5,
         validation_fraction: float = 0.2,
         early_stopping_rounds: int = 50,
-        n_jobs: int | None = 1,
+        n_jobs: int | str | None = "auto",
         random_state: int | np.random.Generator | None = None,
         batch_size: int | str | None = "auto",
         show_progress: bool = False,
@@ -122,7 +128,9 @@ class ProxySPEX(InteractionEstimator):
             "validation_fraction", validation_fraction, 0.0, 1.0, low_open=True, high_open=True
         )
         self.early_stopping_rounds = check_int("early_stopping_rounds", early_stopping_rounds, 1)
-        self.n_jobs = check_optional_int("n_jobs", n_jobs, 1)
+        if n_jobs != "auto":
+            check_optional_int("n_jobs", n_jobs, 1)
+        self.n_jobs = n_jobs
 
     def _min_sampled_budget(self, n_features: int) -> int:
         return self.MIN_BUDGET
@@ -155,8 +163,11 @@ class ProxySPEX(InteractionEstimator):
             "feature_pre_filter": False,
             "verbosity": -1,
         }
-        if self.n_jobs is not None:
-            params["num_threads"] = self.n_jobs
+        threads = self.n_jobs
+        if threads == "auto":
+            threads = 1 if x.size < _ONE_THREAD_BELOW else None
+        if threads is not None:
+            params["num_threads"] = threads
         order = rng.permutation(len(y))
         n_val = max(1, round(self.validation_fraction * len(y)))
         val, train = order[:n_val], order[n_val:]
