@@ -26,6 +26,7 @@ import numpy as np
 
 from .baselines import METHODS, min_budget, run_method
 from .core import SPEX, Interactions, PoorFitWarning, ProxySPEX, ValueFunction
+from .core.base import POOR_FIT_R2
 from .examples import NEGATION_REVIEW
 from .metrics import r2_score
 from .models import DEFAULT_MODEL
@@ -33,9 +34,8 @@ from .text_tasks import TASKS, UNITS, TextTask, split_units
 
 __all__ = ["POOR_FIT_R2", "main"]
 
-#: Below this held-out R² (or the estimator's cross-validated R²) the command warns
-#: that the interactions reproduce the model poorly.
-POOR_FIT_R2 = 0.5
+# Below POOR_FIT_R2 (the library's threshold) of held-out or cross-validated R², the
+# command warns that the interactions reproduce the model poorly.
 # Model calls per unit suggested when --budget is below the number of units: on
 # planted sparse games (n = 60, 200) ProxySPEX reached R² 0.82 at one call per
 # feature, 0.98 at two and 0.99 at four; an LLM is less sparse, so four.

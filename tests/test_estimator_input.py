@@ -36,14 +36,18 @@ class Counting:
 def test_budget_beyond_all_masks_means_every_mask():
     # 21 <= n <= 62 used to loop forever looking for more distinct masks than exist.
     est = psx.ProxySPEX()
-    assert est.check_budget(21, 2**21 + 5) == 2**21
+    assert est.check_budget(20, 2**20 + 5) == 2**20
     assert est.check_budget(5, 10**9) == 32
     masks = uniform_masks(21, 2**21 + 5, np.random.default_rng(0))
     assert masks.shape == (2**21, 21)
     assert len(np.unique(np.packbits(masks, axis=1), axis=0)) == 2**21
+    inter = psx.ProxySPEX(max_order=2).explain(
+        lambda m: m[:, 0] * m[:, 1] + 0.5 * m[:, 2], n_features=10, budget=10**6
+    )
+    assert inter.n_queries == 2**10 and inter.metadata["exact"]
 
 
-@pytest.mark.parametrize("n, budget", [(30, 10**12), (23, 2**23)])
+@pytest.mark.parametrize("n, budget", [(30, 10**12), (21, 2**21 + 5), (23, 2**23)])
 def test_all_masks_beyond_memory_are_refused(n, budget):
     for estimator in ESTIMATORS:
         with pytest.raises(ValueError, match=f"all 2\\*\\*{n} masks"):
@@ -85,7 +89,8 @@ def test_shared_options_are_checked(estimator, options, error, message):
         ({"max_trees": 10.5}, TypeError, "max_trees must be an integer"),
         ({"min_child_samples": 0}, ValueError, "min_child_samples must be at least 1"),
         ({"early_stopping_rounds": "50"}, TypeError, "early_stopping_rounds"),
-        ({"n_jobs": 0}, ValueError, "n_jobs must be at least 1"),
+        ({"n_jobs": 2.0}, TypeError, "n_jobs must be an integer"),
+        ({"n_jobs": "all"}, ValueError, "n_jobs must be 'auto', None or an integer"),
         ({"learning_rate": "0.1"}, TypeError, "learning_rate must be a real number"),
         ({"learning_rate": float("nan")}, ValueError, r"learning_rate must lie in \(0.0, 1.0\]"),
         ({"energy": 0.0}, ValueError, r"energy must lie in \(0.0, 1.0\]"),
@@ -162,6 +167,25 @@ def test_complex_outputs_are_refused_unless_real(estimator):
     assert inter.mobius == pytest.approx({(0,): 1.0, (1, 2): 2.0}, abs=1e-6)
 
 
+def test_exact_fit_whose_terms_could_not_be_read_is_refused_first():
+    # max_order=19 at n = 19 paid 2**19 calls, then first_order() refused the expansion.
+    with pytest.raises(ValueError, match="use max_order <= 18"):
+        psx.ProxySPEX(max_order=19).explain(never, n_features=19, budget=2**19)
+
+
+@pytest.mark.parametrize("n, budget", [(40, 3000), (3, 8)], ids=["sampled", "exact"])
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+def test_outputs_near_the_float_limit_work(estimator, n, budget):
+    planted = {(0,): 1.5, (1, 2): -1.0}
+    game = PlantedGame(planted, n_features=n)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        inter = estimator(max_order=2, random_state=0).explain(
+            lambda m: 1e308 * game(m), n_features=n, budget=budget
+        )
+    assert {s: v / 1e308 for s, v in inter.mobius.items()} == pytest.approx(planted, rel=1e-9)
+
+
 @pytest.mark.parametrize("scale", [1e300, 1e-300])
 @pytest.mark.parametrize("estimator", ESTIMATORS)
 def test_huge_and_tiny_outputs_work(estimator, scale):
@@ -233,3 +257,22 @@ def test_poor_fit_warns_and_good_fit_does_not():
         warnings.simplefilter("error", psx.PoorFitWarning)
         inter = psx.ProxySPEX(random_state=0).explain(game, n_features=64, budget=500)
     assert inter.metadata["cv_r2"] > 0.9
+
+
+def test_lightgbm_threads_follow_the_fit_size(monkeypatch):
+    import lightgbm
+
+    seen = []
+    train = lightgbm.train
+
+    def spy(params, *args, **kwargs):
+        seen.append(params.get("num_threads"))
+        return train(params, *args, **kwargs)
+
+    monkeypatch.setattr(lightgbm, "train", spy)
+    game = hierarchical_game(40, n_terms=10, random_state=3)
+    psx.ProxySPEX(random_state=0).explain(game, n_features=40, budget=500)  # 20,000 entries
+    assert set(seen) == {1}
+    seen.clear()
+    psx.ProxySPEX(n_jobs=-1, random_state=0).explain(game, n_features=40, budget=500)
+    assert set(seen) == {-1}  # LightGBM's own meaning: every core

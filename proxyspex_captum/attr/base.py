@@ -203,7 +203,9 @@ class InteractionAttribution(EstimatorOwner, PerturbationAttribution):
         # About AUTO_BATCHES calls to the model per example, each of whole forward passes: the
         # cache keeps every finished call, so an interrupted run loses little.
         per_eval = 1 if problem.whole_batch else perturbations_per_eval
-        batch_size = per_eval * max(1, -(-budget // (AUTO_BATCHES * per_eval)))
+        batch_size = self.estimator.batch_size  # an explicit choice of the user's stands
+        if batch_size == "auto":
+            batch_size = per_eval * max(1, -(-budget // (AUTO_BATCHES * per_eval)))
         results = []
         try:
             for example in problem.examples():

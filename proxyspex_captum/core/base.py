@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from abc import ABC, abstractmethod
@@ -12,7 +13,7 @@ import numpy as np
 
 from .checks import check_int
 from .interactions import Interactions
-from .sampling import MAX_ENUMERATED_FEATURES, all_masks, as_generator
+from .sampling import all_masks, as_generator
 from .subsets import pad_sets
 from .value_function import MaskFunction, ValueFunction, check_batch_size
 from .walsh import fwht
@@ -21,8 +22,12 @@ __all__ = ["InteractionEstimator", "PoorFitWarning", "power_of_two_scale"]
 
 
 # Enumerate every mask instead of sampling when 2**n fits in the budget and n is this
-# small (the table and its transform then take at most 32 MB per output).
-EXACT_MAX_FEATURES = MAX_ENUMERATED_FEATURES
+# small. Measured: a budget of 2**20 peaks at 0.7 GB (the value cache dominates), 2**22
+# at 2.3 GB, more than the 1 GiB allowed to the masks of a sampled budget.
+EXACT_MAX_FEATURES = 20
+# An exact fit holds terms up to min(max_order, n); the Möbius expansion of an order-k
+# term has 2**k sets, and Interactions refuses more than 2**18 (MAX_EXPANSION_SETS).
+_EXACT_MAX_ORDER = 18
 # The budget used when the caller gives none: "a few thousand model calls"
 # (docs/design.md, "What the library does") at most.
 DEFAULT_BUDGET = 1000
@@ -117,6 +122,13 @@ class InteractionEstimator(ABC):
                     f"{2**EXACT_MAX_FEATURES} (2**{EXACT_MAX_FEATURES}) that fit in memory "
                     "at once; pass a smaller budget to sample masks instead."
                 )
+            if min(self.max_order, n_features) > _EXACT_MAX_ORDER:
+                raise ValueError(
+                    f"An exact fit of all 2**{n_features} masks with max_order="
+                    f"{self.max_order} may hold terms of order {min(self.max_order, n_features)}"
+                    f", whose Möbius expansions (2**order sets each) are too large to read; "
+                    f"use max_order <= {_EXACT_MAX_ORDER}."
+                )
             return 2**n_features
         if budget * n_features > MAX_MASK_BYTES:
             raise ValueError(
@@ -142,14 +154,18 @@ class InteractionEstimator(ABC):
         """The exact transform from all ``2**n`` masks, truncated to ``max_order``."""
         masks = all_masks(n_features)
         table = value_function(masks).reshape(len(masks), -1)
-        coefficients = fwht(table) / 2**n_features
         # Row r of the table is the mask whose bits are r, so coefficient r belongs to that set.
         within = masks.sum(axis=1) <= self.max_order
         rows = pad_sets(np.flatnonzero(m) for m in masks[within])
         out = []
-        for coef in coefficients.T:
-            dropped = float(np.sum(coef[~within] ** 2))
-            out.append((rows, coef[within], {"exact": True, "energy_above_max_order": dropped}))
+        for column in table.T:
+            scale = power_of_two_scale(column)  # exact; keeps sums of 1e308s finite
+            coef = fwht(column / scale) / 2**n_features
+            with np.errstate(over="ignore"):  # the energy of outputs near 1e308 is inf
+                dropped = float(np.sum((coef[~within] * scale) ** 2))
+            out.append(
+                (rows, coef[within] * scale, {"exact": True, "energy_above_max_order": dropped})
+            )
         return out
 
     def explain(
@@ -252,13 +268,16 @@ def power_of_two_scale(values: np.ndarray) -> float:
     neither overflow (outputs near 1e300) nor underflow (near 1e-300).
 
     Examples:
-        >>> power_of_two_scale(np.array([3.0, -1e300])) == 2.0**997
+        >>> power_of_two_scale(np.array([3.0, -1e300])) == 2.0**996
         True
     """
     peak = float(np.max(np.abs(values), initial=0.0))
     if peak == 0.0 or not np.isfinite(peak):
         return 1.0
-    return float(2.0 ** np.frexp(peak)[1])
+    # peak = f · 2**e with f in [0.5, 1): values / 2**(e-1) lie within [-2, 2). The
+    # bounds keep the scale itself finite and normal (outputs up to 1.8e308, down to 5e-324).
+    exponent = int(np.frexp(peak)[1]) - 1
+    return math.ldexp(1.0, min(max(exponent, -1022), 1023))
 
 
 class EstimatorOwner:
@@ -306,6 +325,6 @@ def make_estimator(
         return estimator_class(random_state=random_state, **options)
     except TypeError as err:
         raise TypeError(
-            f"{owner}: {err}. Estimator options are the keyword arguments of "
+            f"{owner}: {str(err).rstrip('.')}. Estimator options are the keyword arguments of "
             f"{estimator_class.__name__}."
         ) from err

@@ -72,8 +72,8 @@ class ProxySPEX(InteractionEstimator):
             (``benchmarks/results/lightgbm_threads.md``): on an idle machine
             every core was 10–20 % faster on small fits and 1.7x faster at
             n = 512, budget 2,000; with the cores busy it was 4.8–6.8x slower
-            on small fits and 2.3x slower at n = 512. ``None``: LightGBM's
-            default; an int: that many threads.
+            on small fits and 2.3x slower at n = 512. ``None`` or an int
+            ``<= 0``: LightGBM's default; a positive int: that many threads.
         random_state: Seed or ``numpy.random.Generator``; the same seed gives
             the same masks and the same result.
         batch_size: Largest number of masks per model call.
@@ -128,8 +128,10 @@ class ProxySPEX(InteractionEstimator):
             "validation_fraction", validation_fraction, 0.0, 1.0, low_open=True, high_open=True
         )
         self.early_stopping_rounds = check_int("early_stopping_rounds", early_stopping_rounds, 1)
-        if n_jobs != "auto":
-            check_optional_int("n_jobs", n_jobs, 1)
+        if n_jobs != "auto" and n_jobs is not None:
+            if isinstance(n_jobs, str):
+                raise ValueError(f"n_jobs must be 'auto', None or an integer, got {n_jobs!r}.")
+            check_int("n_jobs", n_jobs)  # <= 0: LightGBM's default, every core
         self.n_jobs = n_jobs
 
     def _min_sampled_budget(self, n_features: int) -> int:
@@ -190,7 +192,7 @@ class ProxySPEX(InteractionEstimator):
     def _fit_output(
         self, masks: np.ndarray, y: np.ndarray, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-        if np.ptp(y) == 0:  # a constant model: nothing to fit
+        if np.all(y == y[0]):  # a constant model: nothing to fit (ptp could overflow)
             return np.zeros((1, 0), np.int64), np.array([y[0]]), {"n_trees": 0, "cv_r2": 1.0}
         # Fit y / scale (exact: a power of two), so outputs near 1e±300 work too.
         scale = power_of_two_scale(y)
