@@ -72,6 +72,18 @@ def check_real(
 ) -> float:
     """Return ``value`` as a finite ``float`` within ``[low, high]`` (or open ends), else raise.
 
+    Args:
+        name: The argument's name, for the message.
+        value: A real number (``int``, ``float``, numpy scalars); not a bool or a string.
+        low: Smallest accepted value (``None``: no bound).
+        high: Largest accepted value (``None``: no bound).
+        low_open: Exclude ``low`` itself.
+        high_open: Exclude ``high`` itself.
+
+    Raises:
+        TypeError: ``value`` is not a real number.
+        ValueError: ``value`` is NaN, infinite or outside the interval.
+
     Examples:
         >>> check_real("energy", 0.95, 0.0, 1.0, low_open=True)
         0.95
