@@ -73,6 +73,8 @@ def ridge_gcv(x: np.ndarray, y: np.ndarray, alphas: np.ndarray = DEFAULT_ALPHAS)
         return RidgeFit(np.zeros(0), y_mean, 0.0, float(yc @ yc) / max(n - 1, 1))
     x_mean = x.mean(axis=0)
     xc = x - x_mean
+    if x.shape[1] >= n:  # more features than samples: work on the n × n kernel instead
+        return _ridge_gcv_dual(xc, yc, x_mean, y_mean, alphas)
     eigval, eigvec = np.linalg.eigh(xc.T @ xc)
     eigval = np.clip(eigval, 0.0, None)
     z = eigvec.T @ (xc.T @ yc)
@@ -95,4 +97,29 @@ def ridge_gcv(x: np.ndarray, y: np.ndarray, alphas: np.ndarray = DEFAULT_ALPHAS)
             best = (gcv, alpha)
     gcv, alpha = best  # type: ignore[misc]
     coef = w_ols if alpha == 0.0 else eigvec[:, informative] @ (zi / (lam + alpha))
+    return RidgeFit(coef, y_mean - float(x_mean @ coef), alpha, gcv)
+
+
+def _ridge_gcv_dual(
+    xc: np.ndarray, yc: np.ndarray, x_mean: np.ndarray, y_mean: float, alphas: np.ndarray
+) -> RidgeFit:
+    """:func:`ridge_gcv` for ``p >= N`` centred columns, through the ``N × N`` kernel.
+
+    The fit interpolates at ``α = 0`` here, so only positive penalties are
+    candidates, and each residual is computed explicitly (no cancellation).
+    """
+    n = len(yc)
+    eigval, eigvec = np.linalg.eigh(xc @ xc.T)
+    eigval = np.clip(eigval, 0.0, None)
+    u_y = eigvec.T @ yc
+    best: tuple[float, float] | None = None
+    for alpha in (float(a) for a in np.asarray(alphas, dtype=float)):
+        shrink = alpha / (eigval + alpha)  # residual share of each kernel direction
+        rss = float(np.sum((shrink * u_y) ** 2))
+        df = float(np.sum(1.0 - shrink)) + 1.0  # + the intercept
+        gcv = n * rss / max(n - df, 1e-12) ** 2
+        if best is None or gcv < best[0]:
+            best = (gcv, alpha)
+    gcv, alpha = best  # type: ignore[misc]
+    coef = xc.T @ (eigvec @ (u_y / (eigval + alpha)))
     return RidgeFit(coef, y_mean - float(x_mean @ coef), alpha, gcv)

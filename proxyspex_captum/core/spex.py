@@ -1,10 +1,13 @@
 """SPEX: sparse Fourier interactions by coded subsampling and peeling, no proxy.
 
-1. A BCH code (:mod:`.bch`) correcting ``t = max_order`` errors gives ``p``
-   parity rows; the delays are the zero row plus those ``p`` rows.
+1. A BCH code (:mod:`.bch`) correcting ``t`` errors gives ``p`` parity rows;
+   the delays are the zero row plus those ``p`` rows. ``t = max_order``
+   unless that leaves fewer than 16 bins a group: then the largest ``t`` that
+   affords 16 (a smaller ``t`` has fewer parity bits, so buys more bins).
 2. ``C`` groups, each with a uniform random ``M_c ∈ {0,1}^{n×b}``, query
    ``v(M_c ℓ ⊕ d)`` for every ``ℓ ∈ {0,1}^b`` and delay ``d``: ``C·(p+1)·2^b``
-   masks, with ``b`` the largest that fits the budget.
+   masks, with ``b`` the largest that fits the budget. The calls the design
+   leaves unused are spent on uniformly random masks.
 3. A Walsh–Hadamard transform over ``ℓ`` aliases the spectrum into bins,
    ``U_{c,d}[j] = Σ_{k: M_cᵀk = j} F(k)·(−1)^{⟨d,k⟩}``.
 4. Peeling: a bin holding one coefficient (a *singleton*) shows its support
@@ -12,9 +15,12 @@
    bits of ``k``, so decoding them returns ``k``. A found coefficient is
    subtracted from its bin in every group, which turns other bins into
    singletons; repeat until nothing peels.
-5. Unlike the references, a final ridge refit of the recovered support and the
-   intercept on the same samples (on by default: it removes the peeling's bias
-   under noise; optionally with every main effect too).
+5. Unlike the references, a final refit on every sample (coded and uniform):
+   by default the candidate with the least cross-validated error among a
+   ridge refit of the peeled support, a lasso over the support and the main
+   effects, and a linear model, so a budget too small to peel much still gives
+   a faithful (if first-order) result; ``metadata["cv_r2"]`` is its
+   cross-validated R², at no extra model calls.
 
 Improvements over the reference implementation: all randomness from one seeded
 generator, the noise floor estimated from the bins themselves (so pure-noise
@@ -27,36 +33,66 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from .base import InteractionEstimator, PerOutput, power_of_two_scale
 from .bch import BCHCode
 from .checks import check_int, check_optional_int, check_real
 from .ridge import ridge_gcv
-from .sampling import coded_masks
-from .subsets import PAD, fourier_features, pad_sets
+from .sampling import coded_masks, uniform_masks
+from .sparse_fit import (
+    LINEAR_CANDIDATES,
+    CVErrors,
+    fit_linear,
+    fold_indices,
+    lasso_alphas,
+    lasso_fit,
+    lasso_path_sse,
+    ridge_sse,
+    score_linear,
+    screen,
+)
+from .subsets import PAD, fourier_features, pad_sets, with_intercept
 from .value_function import ValueFunction, unique_masks
 from .walsh import fwht
 
 __all__ = ["SPEX"]
 
+# Fewest bits b of a design (2**b bins a group), and the fewest worth keeping t for:
+# below 2**4 bins a lower t that buys more is taken (measured on planted games at
+# n = 128, budget 1,000: t = 5 with 8 bins R² 0.55, t = 2 with 16 bins 0.97).
 _MIN_BITS = 3
+_PREFERRED_BITS = 4
+_MIN_DEGREE = 2
+# Folds of the refit's cross-validation.
+_N_FOLDS = 5
 
 
 class SPEX(InteractionEstimator):
     """Sparse interactions by BCH-coded subsampling and a peeling decoder.
 
     Args:
-        max_order: Largest interaction order ``t`` the code corrects (default 5).
+        max_order: Largest interaction order (default 5): the code corrects
+            ``t = max_order`` errors unless the budget then affords fewer than
+            16 bins a group; see ``code_degree``.
+        code_degree: ``t``, the largest order the peeling can decode; ``None``
+            (default): ``max_order``, or the largest ``t >= 2`` whose design
+            has 16 bins a group, or failing that the most bins. The chosen
+            ``t`` and ``b`` are in ``metadata`` (``code_degree``, ``b``).
         decoder: ``"soft"`` (Chase decoding where the hard decision fails) or ``"hard"``.
         chase_depth: Least-reliable parity positions the Chase decoder flips
             (all ``2**chase_depth`` patterns); default ``max_order``.
         n_groups: Number of subsampling groups ``C``.
-        refit: ``"support"`` (default): refit the peeled coefficients and the
-            intercept by ridge regression on the same samples, which removes the
-            peeling's bias under noise (R² 0.9965 → 0.9996 on a noisy flat game,
-            n = 1,000); ``"support+main"``: also every main effect (costs a
-            ``n``-column regression and was no better on planted games);
-            ``None``: the peeled coefficients as they are, as the references do.
+        refit: ``"auto"`` (default): the candidate with the least
+            cross-validated error among ``"support"``, a lasso over the peeled
+            support and the main effects, and a linear model (ridge, or lasso
+            over the main effects): interactions are kept only when they pay.
+            ``"support"``: refit the peeled coefficients and the intercept by
+            ridge regression on every sample, which removes the peeling's bias
+            under noise (R² 0.9965 → 0.9996 on a noisy flat game, n = 1,000);
+            ``"support+main"``: also every main effect, kept where they stand
+            out of the noise; ``None``: the peeled coefficients as they are, as
+            the references do (no ``cv_r2`` then).
         residual_cutoff: A bin is accepted as a singleton when the decoded
             coefficient leaves less than this share of the bin's energy.
         max_iterations: Most peeling rounds.
@@ -82,10 +118,11 @@ class SPEX(InteractionEstimator):
         self,
         *,
         max_order: int = 5,
+        code_degree: int | None = None,
         decoder: str = "soft",
         chase_depth: int | None = None,
         n_groups: int = 3,
-        refit: str | None = "support",
+        refit: str | None = "auto",
         residual_cutoff: float = 0.5,
         max_iterations: int = 50,
         random_state: int | np.random.Generator | None = None,
@@ -100,8 +137,11 @@ class SPEX(InteractionEstimator):
         )
         if decoder not in ("soft", "hard"):
             raise ValueError(f"decoder must be 'soft' or 'hard', got {decoder!r}.")
-        if refit not in (None, "support", "support+main"):
-            raise ValueError(f"refit must be None, 'support' or 'support+main', got {refit!r}.")
+        if refit not in (None, "auto", "support", "support+main"):
+            raise ValueError(
+                f"refit must be None, 'auto', 'support' or 'support+main', got {refit!r}."
+            )
+        self.code_degree = check_optional_int("code_degree", code_degree, 1, self.max_order)
         self.decoder = decoder
         # 2**chase_depth candidate patterns per bin: 16 flips already mean 65,536.
         self.chase_depth = check_optional_int("chase_depth", chase_depth, 0, 16)
@@ -112,22 +152,43 @@ class SPEX(InteractionEstimator):
         )
         self.max_iterations = check_int("max_iterations", max_iterations, 1)
 
-    def _queries_per_bin(self, n_features: int) -> int:
-        return self.n_groups * (BCHCode(n_features, self.max_order).n_parity + 1)
+    def _queries_per_bin(self, n_features: int, degree: int) -> int:
+        return self.n_groups * (BCHCode(n_features, degree).n_parity + 1)
+
+    def _degrees(self) -> list[int]:
+        """The code degrees ``t`` the design may use, largest first."""
+        if self.code_degree is not None:
+            return [self.code_degree]
+        return list(range(self.max_order, min(self.max_order, _MIN_DEGREE) - 1, -1))
 
     def _min_sampled_budget(self, n_features: int) -> int:
-        return self._queries_per_bin(n_features) * 2**_MIN_BITS
+        return min(self._queries_per_bin(n_features, t) for t in self._degrees()) * 2**_MIN_BITS
 
-    def bits_for_budget(self, n_features: int, budget: int) -> int:
-        """The largest ``b`` with ``C·(p+1)·2^b <= budget`` (at most ``n``)."""
-        per_bin = self._queries_per_bin(n_features)
+    def bits_for_budget(self, n_features: int, budget: int, degree: int | None = None) -> int:
+        """The largest ``b`` with ``C·(p+1)·2^b <= budget`` (at most ``n``).
+
+        ``p`` is the parity count of the code of ``degree`` (default ``max_order``).
+        """
+        per_bin = self._queries_per_bin(n_features, self.max_order if degree is None else degree)
         return min(int(np.floor(np.log2(budget / per_bin))), n_features)
+
+    def choose_design(self, n_features: int, budget: int) -> tuple[int, int]:
+        """The code degree ``t`` and bits ``b`` used for ``budget`` calls.
+
+        The largest ``t`` whose design has ``2**4`` bins a group; failing that the
+        one with the most bins (ties: the larger ``t``).
+        """
+        options = [(t, self.bits_for_budget(n_features, budget, t)) for t in self._degrees()]
+        for t, b in options:
+            if b >= _PREFERRED_BITS:
+                return t, b
+        return max(options, key=lambda option: (option[1], option[0]))
 
     def _explain(
         self, value_function: ValueFunction, n_features: int, budget: int, rng: np.random.Generator
     ) -> PerOutput:
-        code = BCHCode(n_features, self.max_order)
-        b = self.bits_for_budget(n_features, budget)
+        degree, b = self.choose_design(n_features, budget)
+        code = BCHCode(n_features, degree)
         delays = np.vstack([np.zeros((1, n_features), bool), code.parity_matrix.T])
         subsampling, masks = coded_masks(n_features, b, delays, self.n_groups, rng)
         flat = masks.reshape(-1, n_features)
@@ -135,33 +196,100 @@ class SPEX(InteractionEstimator):
         # Queries repeat across groups (at ℓ = 0 the mask is the delay itself): the
         # refit uses each distinct mask once, for every output.
         _, distinct, _ = unique_masks(flat)
+        samples, sample_values = flat[distinct], values[distinct]
+        # Spend what the design leaves of the budget on uniform masks for the refit.
+        extra = _new_masks(uniform_masks(n_features, budget - len(distinct), rng), samples)
+        if len(extra):
+            samples = np.vstack([samples, extra])
+            sample_values = np.vstack(
+                [sample_values, value_function(extra).reshape(len(extra), -1)]
+            )
         out = []
-        for y in values.T:
+        for y, y_samples in zip(values.T, sample_values.T, strict=True):
             # Decode y / scale (exact: a power of two), so outputs near 1e±300 neither
             # overflow nor underflow in the bins' energies.
-            scale = power_of_two_scale(y)
-            y = y / scale
+            scale = power_of_two_scale(y_samples)
+            y, y_samples = y / scale, y_samples / scale
             bins = fwht(y.reshape(masks.shape[:3]).transpose(2, 0, 1)).transpose(1, 2, 0) / 2**b
             peeled = _Peeler(self, code, subsampling, bins).run()
             rows, coef = peeled.rows_and_values()
-            info = {"b": b, "n_peeled": len(peeled.found), **peeled.diagnostics}
+            info = {
+                "code_degree": degree,
+                "b": b,
+                "n_groups": self.n_groups,
+                "coded_masks": len(distinct),
+                "uniform_masks": len(extra),
+                "n_peeled": len(peeled.found),
+                **peeled.diagnostics,
+            }
             if self.refit is not None:
-                rows, coef, info["cv_r2"] = self._refit(flat[distinct], y[distinct], rows)
+                with threadpool_limits(1, user_api="blas"):  # small matrices: see core.proxyspex
+                    rows, coef, refit_info = self._refit(samples, y_samples, rows, rng)
+                info.update(refit_info)
             out.append((rows, coef * scale, info))
         return out
 
     def _refit(
-        self, masks: np.ndarray, y: np.ndarray, rows: np.ndarray
+        self, masks: np.ndarray, y: np.ndarray, rows: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        """Refit on every distinct sample; ``"auto"`` picks the candidate by cross-validation."""
+        spread = float(np.sum((y - y.mean()) ** 2))
+        nonempty = (rows != PAD).any(axis=1)  # the intercept is fitted apart
+        support = rows[nonempty]
+        if self.refit == "support+main":
+            out_rows, out_coef, gcv = self._refit_with_main(masks, y, support)
+            return (
+                out_rows,
+                out_coef,
+                {"refit": "support+main", "cv_r2": _r2(gcv * len(y), spread)},
+            )
+        peeled = fourier_features(masks, support)
+        if self.refit == "support":
+            fit = ridge_gcv(peeled, y)
+            cv_r2 = _r2(fit.gcv * len(y), spread)  # GCV: leave-one-out, no extra model calls
+            return with_intercept(support, fit.coef, fit.intercept), {
+                "refit": "support",
+                "cv_r2": cv_r2,
+            }
+        main = fourier_features(masks, pad_sets([(i,) for i in range(masks.shape[1])], width=1))
+        both = np.hstack([peeled, main])
+        errors = CVErrors()
+        for train, test in fold_indices(len(y), _N_FOLDS, rng):
+            errors.add("support", ridge_sse(peeled[train], y[train], peeled[test], y[test])[0])
+            keep = _support_and_screened(peeled.shape[1], both[train], y[train])
+            x = both[:, keep]
+            alphas = lasso_alphas(x[train], y[train])
+            sse = lasso_path_sse(x[train], y[train], x[test], y[test], alphas)
+            errors.add_path("support+main-lasso", sse)
+            score_linear(errors, main, y, train, test)
+        name, key = errors.best()
+        info = {"refit": name, "cv_r2": _r2(errors.sse[key], spread)}
+        if name == "support":
+            fit = ridge_gcv(peeled, y)
+            return (*with_intercept(support, fit.coef, fit.intercept), info)
+        singles = pad_sets([(i,) for i in range(masks.shape[1])], width=support.shape[1])
+        if name in LINEAR_CANDIDATES:
+            columns, beta, intercept = fit_linear(key, main, y)
+            return (*with_intercept(singles[columns], beta, intercept), info)
+        keep = _support_and_screened(peeled.shape[1], both, y)
+        x = both[:, keep]
+        beta, intercept = lasso_fit(x, y, lasso_alphas(x, y)[key[1]])  # type: ignore[index]
+        candidates = np.vstack([support, singles])[keep]
+        used = beta != 0
+        # A main effect may also be a peeled term: sum duplicates back into one set.
+        unique, inverse = np.unique(candidates[used], axis=0, return_inverse=True)
+        merged = np.bincount(inverse.ravel(), weights=beta[used], minlength=len(unique))
+        return (*with_intercept(unique, merged, intercept), info)
+
+    def _refit_with_main(
+        self, masks: np.ndarray, y: np.ndarray, support: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, float]:
-        """Ridge refit of the peeled support (and main effects) on distinct ``masks``."""
+        """Ridge refit of the peeled support and every main effect (``refit="support+main"``)."""
         n = masks.shape[1]
-        extra = [(i,) for i in range(n)] if self.refit == "support+main" else []
-        singles = pad_sets(extra, width=rows.shape[1])
-        support, origin = np.unique(np.vstack([rows, singles]), axis=0, return_index=True)
-        peeled = origin < len(rows)
-        nonempty = (support != PAD).any(axis=1)  # the intercept is fitted apart
-        support, peeled = support[nonempty], peeled[nonempty]
-        features = fourier_features(masks, support)
+        singles = pad_sets([(i,) for i in range(n)], width=support.shape[1])
+        union, origin = np.unique(np.vstack([support, singles]), axis=0, return_index=True)
+        peeled = origin < len(support)
+        features = fourier_features(masks, union)
         fit = ridge_gcv(features, y)
         # Main effects added for the refit stay only when they stand out of the
         # noise (about 3 standard errors; the features are near-orthogonal ±1).
@@ -169,12 +297,29 @@ class SPEX(InteractionEstimator):
         threshold = max(3.0 * np.sqrt(fit.gcv / len(y)), 1e-9 * scale)
         keep = peeled | (np.abs(fit.coef) > threshold)
         if not keep.all():  # refit without the dropped ones, so they leave no bias behind
-            support = support[keep]
+            union = union[keep]
             fit = ridge_gcv(features[:, keep], y)
-        out_rows = np.vstack([np.full((1, support.shape[1]), PAD), support])
-        spread = float(np.var(y))
-        cv_r2 = 1.0 - fit.gcv / spread if spread > 0 else 1.0  # GCV: no extra model calls
-        return out_rows, np.concatenate([[fit.intercept], fit.coef]), cv_r2
+        out_rows, out_coef = with_intercept(union, fit.coef, fit.intercept)
+        return out_rows, out_coef, fit.gcv
+
+
+def _new_masks(candidates: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """The rows of ``candidates`` not among the rows of ``seen``."""
+    if len(candidates) == 0:
+        return candidates
+    packed_seen = {row.tobytes() for row in np.packbits(seen, axis=1)}
+    fresh = [row.tobytes() not in packed_seen for row in np.packbits(candidates, axis=1)]
+    return candidates[np.asarray(fresh, dtype=bool)]
+
+
+def _support_and_screened(n_support: int, both: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Columns of ``[support | main effects]`` a lasso sees: all the support, screened mains."""
+    mains = screen(both[:, n_support:], y, max(1, len(y) - n_support)) + n_support
+    return np.concatenate([np.arange(n_support), mains])
+
+
+def _r2(sse: float, spread: float) -> float:
+    return 1.0 - sse / spread if spread > 0 else 1.0
 
 
 class _Peeler:
@@ -215,7 +360,7 @@ class _Peeler:
 
     def _check(self, group: int, j: int, support: np.ndarray | None) -> float | None:
         """The coefficient if ``support`` explains bin ``(group, j)``, else ``None``."""
-        if support is None or len(support) > self.spex.max_order:
+        if support is None or len(support) > self.code.t:
             return None
         if self.bin_of(support)[group] != j:
             return None
@@ -272,7 +417,7 @@ class _Peeler:
     def rows_and_values(self) -> tuple[np.ndarray, np.ndarray]:
         supports = [tuple(s.tolist()) for s, _ in self.found.values()]
         values = np.array([v for _, v in self.found.values()])
-        rows = pad_sets(supports, width=self.spex.max_order)
+        rows = pad_sets(supports, width=self.code.t)
         if not any(len(s) == 0 for s in supports):  # always carry the intercept
             rows = np.vstack([np.full((1, rows.shape[1]), PAD), rows])
             values = np.concatenate([[0.0], values])

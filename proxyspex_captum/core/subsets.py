@@ -60,6 +60,28 @@ def unpad_sets(rows: np.ndarray) -> list[tuple[int, ...]]:
     ]
 
 
+def widen(rows: np.ndarray, width: int) -> np.ndarray:
+    """``rows`` padded on the right to ``width`` columns (as int64)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    pad = np.full((len(rows), max(width - rows.shape[1], 0)), PAD, dtype=np.int64)
+    return np.hstack([rows, pad])
+
+
+def with_intercept(
+    rows: np.ndarray, coef: np.ndarray, intercept: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Prepend the empty set with value ``intercept`` to the sets ``rows`` and values ``coef``.
+
+    Examples:
+        >>> rows, values = with_intercept(pad_sets([(0,), (1, 2)]), [2.0, 3.0], 1.0)
+        >>> rows.tolist(), values.tolist()
+        ([[-1, -1], [0, -1], [1, 2]], [1.0, 2.0, 3.0])
+    """
+    rows = widen(rows, max(np.shape(rows)[1], 1))
+    out_rows = np.vstack([np.full((1, rows.shape[1]), PAD, dtype=np.int64), rows])
+    return out_rows, np.concatenate([[float(intercept)], np.asarray(coef, dtype=float)])
+
+
 def set_sizes(rows: np.ndarray) -> np.ndarray:
     """Number of features in each padded row."""
     return (rows != PAD).sum(axis=1)
