@@ -94,7 +94,9 @@ def test_shared_options_are_checked(estimator, options, error, message):
         ({"learning_rate": "0.1"}, TypeError, "learning_rate must be a real number"),
         ({"learning_rate": float("nan")}, ValueError, r"learning_rate must lie in \(0.0, 1.0\]"),
         ({"energy": 0.0}, ValueError, r"energy must lie in \(0.0, 1.0\]"),
-        ({"validation_fraction": 1.0}, ValueError, "validation_fraction must lie in"),
+        ({"n_folds": 1}, ValueError, "n_folds must be at least 2"),
+        ({"n_folds": 5.0}, TypeError, "n_folds must be an integer"),
+        ({"refit": "ols"}, ValueError, "refit must be one of"),
     ],
 )
 def test_proxyspex_options_are_checked(options, error, message):
@@ -133,16 +135,19 @@ def test_explain_arguments_are_integers(estimator, kwargs, error):
 
 def test_high_max_order_builds_bounded_trees_quickly():
     # max_order=20 used to fail in LightGBM (2**20 leaves) after the whole budget was spent,
-    # and max_order=17 took minutes; the default depth is now at most 6.
+    # and max_order=17 took minutes; without max_depth the depth is now 3 or 5.
     game = hierarchical_game(30, n_terms=20, random_state=0)
     inter = psx.ProxySPEX(max_order=20, random_state=0).explain(game, n_features=30, budget=1000)
-    assert inter.metadata["tree_depth"] == 6
+    assert inter.metadata["tree_depth"] in (3, 5)
     assert psx.faithfulness(inter, game, random_state=1) > 0.9
 
 
 def test_spex_with_a_code_too_long_for_the_budget_is_refused_first():
+    # A forced code degree is kept; by default the degree is lowered (down to 2) first.
     with pytest.raises(ValueError, match="needs a budget of at least"):
-        psx.SPEX(max_order=20).explain(never, n_features=1000, budget=2000)
+        psx.SPEX(max_order=20, code_degree=20).explain(never, n_features=1000, budget=2000)
+    with pytest.raises(ValueError, match="needs a budget of at least 504 "):
+        psx.SPEX(max_order=20).explain(never, n_features=1000, budget=500)
 
 
 # ---------------------------------------------------------------- outputs

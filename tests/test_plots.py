@@ -82,10 +82,12 @@ def test_heatmap_holds_the_index_and_shapley_values(result):
 
 
 def test_heatmap_picks_the_features_of_the_strongest_pairs():
-    game = psx.games.hierarchical_game(60, n_terms=12, random_state=0)
-    inter = psx.ProxySPEX().explain(game, n_features=60, budget=800)
+    pairs = {(10, 20): 4.0, (30, 40): 3.0, (5, 50): 2.0, (1, 2): 1.0, (7,): 0.5}
+    inter = psx.Interactions.from_mobius(pairs, n_features=60)
     _, ax = psx.plots.heatmap(inter, max_features=6)
     assert ax.get_images()[0].get_array().shape == (6, 6)
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == [f"x{i}" for i in (5, 10, 20, 30, 40, 50)]
 
 
 def test_network_draws_pairs_and_hyperedges(result):

@@ -185,3 +185,13 @@ def test_tree_depth_is_chosen_by_validation_unless_given():
         )
     with pytest.raises(ValueError, match="max_depth"):
         psx.ProxySPEX(max_order=3, max_depth=4)
+
+
+@pytest.mark.parametrize("estimator", [psx.ProxySPEX, psx.SPEX], ids=["proxyspex", "spex"])
+def test_cross_validated_fits_leave_numpys_global_generator_alone(estimator):
+    # scikit-learn's coordinate descent seeds itself from numpy's global generator
+    # unless given a random_state: the lasso candidates must pass one.
+    game = hierarchical_game(48, n_terms=20, max_order=2, random_state=5)
+    before = np.random.get_state()[1].copy()  # noqa: NPY002
+    estimator(max_order=2, random_state=0).explain(game, n_features=48, budget=800)
+    assert (np.random.get_state()[1] == before).all()  # noqa: NPY002

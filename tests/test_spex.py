@@ -41,16 +41,21 @@ def test_budget_picks_the_largest_b_and_reports_real_calls():
     game = hierarchical_game(n, n_terms=20, max_order=3, random_state=0)
     inter = spex.explain(game, n_features=n, budget=7900)
     assert inter.metadata["b"] == 6
-    # identical queries (at ℓ = 0 the mask is the delay itself, in every group) are sent once
-    assert inter.n_queries == per_bin * 2**6 - 2 * 41
+    # identical queries (at ℓ = 0 the mask is the delay itself, in every group) are sent
+    # once, and the 28 calls the design leaves go to uniform masks for the refit
+    assert inter.metadata["coded_masks"] == per_bin * 2**6 - 2 * 41
+    assert inter.metadata["uniform_masks"] == 7900 - inter.metadata["coded_masks"]
+    assert inter.n_queries == 7900
 
 
 def test_too_small_budget_is_refused_before_any_call():
     def never(masks):
         raise AssertionError("called")
 
+    # the smallest design: 3 groups, 8 bins, the parity bits of a degree-2 code (+1)
     need = psx.SPEX(max_order=5).min_budget(1000)
-    assert need == 3 * 56 * 8
+    assert need == 3 * 21 * 8
+    assert psx.SPEX(max_order=5, code_degree=5).min_budget(1000) == 3 * 56 * 8
     with pytest.raises(ValueError, match=f"at least {need} model calls"):
         psx.SPEX(max_order=5).explain(never, n_features=1000, budget=need - 1)
     with pytest.raises(ValueError, match="decoder"):

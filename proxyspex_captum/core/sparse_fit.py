@@ -99,8 +99,15 @@ def _lasso_coefs(x: np.ndarray, y: np.ndarray, alphas: np.ndarray) -> np.ndarray
         # A penalty near the end of the path may stop at _MAX_ITER: its fit is still
         # scored honestly on held-out rows, so an unconverged one simply loses.
         warnings.simplefilter("ignore", ConvergenceWarning)
+        # random_state: coordinate descent draws a seed from it even in cyclic order,
+        # and by default that is numpy's global generator, which must stay untouched.
         _, coefs, _ = lasso_path(
-            x - x.mean(axis=0), y - y.mean(), alphas=alphas, max_iter=_MAX_ITER, tol=_TOL
+            x - x.mean(axis=0),
+            y - y.mean(),
+            alphas=alphas,
+            max_iter=_MAX_ITER,
+            tol=_TOL,
+            random_state=0,
         )
     return coefs
 

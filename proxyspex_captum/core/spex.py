@@ -152,7 +152,9 @@ class SPEX(InteractionEstimator):
         )
         self.max_iterations = check_int("max_iterations", max_iterations, 1)
 
-    def _queries_per_bin(self, n_features: int, degree: int) -> int:
+    def _queries_per_bin(self, n_features: int, degree: int | None = None) -> int:
+        """``C·(p+1)``: masks per bin index for a code of ``degree`` (default ``max_order``)."""
+        degree = self.max_order if degree is None else degree
         return self.n_groups * (BCHCode(n_features, degree).n_parity + 1)
 
     def _degrees(self) -> list[int]:
@@ -169,7 +171,7 @@ class SPEX(InteractionEstimator):
 
         ``p`` is the parity count of the code of ``degree`` (default ``max_order``).
         """
-        per_bin = self._queries_per_bin(n_features, self.max_order if degree is None else degree)
+        per_bin = self._queries_per_bin(n_features, degree)
         return min(int(np.floor(np.log2(budget / per_bin))), n_features)
 
     def choose_design(self, n_features: int, budget: int) -> tuple[int, int]:
@@ -192,18 +194,14 @@ class SPEX(InteractionEstimator):
         delays = np.vstack([np.zeros((1, n_features), bool), code.parity_matrix.T])
         subsampling, masks = coded_masks(n_features, b, delays, self.n_groups, rng)
         flat = masks.reshape(-1, n_features)
-        values = value_function(flat).reshape(flat.shape[0], -1)
-        # Queries repeat across groups (at ℓ = 0 the mask is the delay itself): the
-        # refit uses each distinct mask once, for every output.
-        _, distinct, _ = unique_masks(flat)
-        samples, sample_values = flat[distinct], values[distinct]
-        # Spend what the design leaves of the budget on uniform masks for the refit.
-        extra = _new_masks(uniform_masks(n_features, budget - len(distinct), rng), samples)
-        if len(extra):
-            samples = np.vstack([samples, extra])
-            sample_values = np.vstack(
-                [sample_values, value_function(extra).reshape(len(extra), -1)]
-            )
+        # Queries repeat across groups (at ℓ = 0 the mask is the delay itself): each
+        # distinct mask is sent once, and what the design leaves of the budget goes
+        # to uniform masks for the refit, in the same model call.
+        _, distinct, inverse = unique_masks(flat)
+        extra = _fresh_uniform_masks(n_features, budget - len(distinct), flat, rng)
+        samples = np.vstack([flat[distinct], extra])
+        sample_values = value_function(samples).reshape(len(samples), -1)
+        values = sample_values[inverse]  # the coded design's values, repeats included
         out = []
         for y, y_samples in zip(values.T, sample_values.T, strict=True):
             # Decode y / scale (exact: a power of two), so outputs near 1e±300 neither
@@ -303,13 +301,23 @@ class SPEX(InteractionEstimator):
         return out_rows, out_coef, fit.gcv
 
 
-def _new_masks(candidates: np.ndarray, seen: np.ndarray) -> np.ndarray:
-    """The rows of ``candidates`` not among the rows of ``seen``."""
-    if len(candidates) == 0:
-        return candidates
-    packed_seen = {row.tobytes() for row in np.packbits(seen, axis=1)}
-    fresh = [row.tobytes() not in packed_seen for row in np.packbits(candidates, axis=1)]
-    return candidates[np.asarray(fresh, dtype=bool)]
+def _fresh_uniform_masks(
+    n_features: int, count: int, seen: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """Up to ``count`` distinct uniform masks that are not rows of ``seen``.
+
+    ``uniform_masks`` always includes the empty and full masks, and the empty one
+    is a coded query already: a few more are drawn than needed, so the budget is
+    spent whole (short only when fewer than ``count`` masks remain unseen).
+    """
+    if count <= 0:
+        return np.zeros((0, n_features), dtype=bool)
+    available = 2**n_features - len(seen) if n_features < 62 else count + 1
+    draw = min(count + 8, 2**n_features) if n_features < 62 else count + 8
+    candidates = uniform_masks(n_features, draw, rng)
+    known = {row.tobytes() for row in np.packbits(seen, axis=1)}
+    fresh = np.array([row.tobytes() not in known for row in np.packbits(candidates, axis=1)])
+    return candidates[fresh][: min(count, available)]
 
 
 def _support_and_screened(n_support: int, both: np.ndarray, y: np.ndarray) -> np.ndarray:
