@@ -145,7 +145,6 @@ def test_budget_warning_only_below_the_number_of_units():
 def test_fit_warning_reads_the_held_out_and_the_cross_validated_r2():
     args = Namespace(n_test=100, unit="token", budget=300)
     assert fit_warning(0.9, {"cv_r2": 0.8}, args) is None
-    assert fit_warning(0.9, {"proxy_validation_r2": 0.1}, args) is None  # not a trigger
     held_out = fit_warning(0.31, {}, args)
     assert "R² = 0.31 on 100 held-out masks" in held_out
     assert "--budget (e.g. 1200)" in held_out and "--unit word or sentence" in held_out

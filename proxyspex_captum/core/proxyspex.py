@@ -144,7 +144,7 @@ class ProxySPEX(InteractionEstimator):
         n_folds: int = 5,
         max_trees: int = 2000,
         min_child_samples: int = 5,
-        early_stopping_rounds: int = 50,
+        early_stopping_rounds: int = 20,
         n_jobs: int | str | None = "auto",
         random_state: int | np.random.Generator | None = None,
         batch_size: int | str | None = "auto",
