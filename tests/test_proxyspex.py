@@ -195,3 +195,27 @@ def test_cross_validated_fits_leave_numpys_global_generator_alone(estimator):
     before = np.random.get_state()[1].copy()  # noqa: NPY002
     estimator(max_order=2, random_state=0).explain(game, n_features=48, budget=800)
     assert (np.random.get_state()[1] == before).all()  # noqa: NPY002
+
+
+@pytest.mark.parametrize("options", [{"refit": "proxy"}, {"max_order": 1}])
+def test_the_proxy_as_result_keeps_its_constant(options):
+    # The proxy candidate once came back with an intercept of 0 (v(∅) = -1 for 5).
+    def model(m):
+        return 5.0 + 2.0 * (m[:, 0] & m[:, 1]) + m[:, 2]
+
+    inter = psx.ProxySPEX(**{"max_order": 2, "random_state": 0, **options}).explain(
+        model, n_features=10, budget=200
+    )
+    spread = 1.5  # the model ranges over 5..8
+    assert abs(inter.baseline_value - 5.0) < 0.5 * spread
+    assert abs(inter.full_value - 8.0) < 0.5 * spread
+
+
+def test_a_fold_whose_proxy_finds_no_split_counts_as_a_constant():
+    # v = AND of 20 features is 1 on one mask in a million: a fold's proxy sees only
+    # zeros. Its candidates are scored as the constant, so cv_r2 stays honest.
+    with pytest.warns(psx.PoorFitWarning):
+        inter = psx.ProxySPEX(refit="ridge", random_state=0).explain(
+            lambda m: m.all(axis=1).astype(float), n_features=20, budget=100
+        )
+    assert inter.metadata["cv_r2"] < 0.5

@@ -97,3 +97,13 @@ def test_nothing_to_peel_without_refit():
         lambda m: np.full(len(m), 3.0), n_features=30, budget=800
     )
     assert inter.baseline_value == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize("n, budget", [(10, 1000), (7, 127)])
+def test_the_whole_budget_is_spent_when_masks_remain(n, budget):
+    def model(m):
+        return m[:, 0] + 0.5 * (m[:, 1] & m[:, 2])
+
+    inter = psx.SPEX(max_order=1, random_state=0).explain(model, n_features=n, budget=budget)
+    assert inter.n_queries == budget
+    assert inter.metadata["coded_masks"] + inter.metadata["uniform_masks"] == budget

@@ -35,6 +35,7 @@ from .ridge import ridge_gcv
 from .sampling import uniform_masks
 from .sparse_fit import (
     LINEAR_CANDIDATES,
+    N_ALPHAS,
     CVErrors,
     fit_linear,
     fold_indices,
@@ -247,6 +248,9 @@ class _Fit:
         self.singles = pad_sets([(i,) for i in range(n)], width=1)
         self.main = fourier_features(masks, self.singles)  # ±1 main-effect features
         self.errors = CVErrors()
+        # Errors closer than this count as ties (noiseless fits reach ~1e-30; rounding
+        # must not decide between them).
+        self.tolerance = 1e-9 * float(np.sum((y - y.mean()) ** 2))
         self.use = {
             "proxy": estimator.refit in ("auto", "proxy"),
             "ridge": estimator.refit in ("auto", "ridge"),
@@ -270,15 +274,22 @@ class _Fit:
 
     def _score_proxy(
         self, errors: CVErrors, proxy: lgb.Booster, train: np.ndarray, test: np.ndarray
-    ) -> _Terms:
-        """The candidates built on one fold's proxy; returns its (ranked) Fourier terms."""
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        """The candidates built on one fold's proxy; returns its ranked terms and constant."""
         y = self.y
         if self.use["proxy"]:
             residual = proxy.predict(self.x[test]) - y[test]
             errors.add("proxy", float(residual @ residual))
-        rows, coef = ranked_terms(proxy)
+        rows, coef, constant = ranked_terms(proxy)
         if len(rows) == 0:
-            return rows, coef
+            # No split: every candidate built on this proxy is the constant (its
+            # training mean), scored as such, so no fold goes missing from the choice.
+            sse = float(np.sum((y[test] - y[train].mean()) ** 2))
+            keys: list[Hashable] = [("ridge", k) for k in _SUPPORT_SIZES] + ["ridge-energy"]
+            keys += [("lasso", step) for step in range(N_ALPHAS)]
+            for key in keys:
+                errors.add(key, sse)
+            return rows, coef, constant
         sizes = self._support_sizes(coef, len(train))
         if self.use["ridge"] or self.use["lasso"]:
             features = fourier_features(self.masks, rows[: max(max(sizes.values()), _LASSO_POOL)])
@@ -291,7 +302,7 @@ class _Fit:
             alphas = lasso_alphas(pool[train], y[train])
             sse = lasso_path_sse(pool[train], y[train], pool[test], y[test], alphas)
             errors.add_path("lasso", sse)
-        return rows, coef
+        return rows, coef, constant
 
     def _support_sizes(self, coef: np.ndarray, n_train: int) -> dict[Hashable, int]:
         """Ridge candidates ``("ridge", K)`` -> the number of largest terms they keep."""
@@ -314,7 +325,11 @@ class _Fit:
             terms = self._score_proxy(errors, proxy, train, test)
             best = min(errors.sse.values(), default=np.inf)
             trials.append((best, config, errors, proxy, terms))
-        _, config, self.errors, first_proxy, first_terms = min(trials, key=lambda t: t[0])
+        # Near-equal errors are ties, won by the first (shallower) configuration.
+        least = min(t[0] for t in trials)
+        _, config, self.errors, first_proxy, first_terms = next(
+            t for t in trials if t[0] <= least + self.tolerance
+        )
         proxies, transforms = [first_proxy], [first_terms]
         for train, test in self.folds[1:]:
             proxy = self._train_proxy(config, train, test)
@@ -324,8 +339,9 @@ class _Fit:
             for train, test in self.folds:
                 score_linear(self.errors, self.main, self.y, train, test)
         # The result's proxy: the mean of the fold proxies (each saw all but one fold).
-        rows, coef = _mean_transform(transforms)
-        name, key = self.errors.best()
+        rows, coef = _mean_transform([(r, c) for r, c, _ in transforms])
+        self.constant = float(np.mean([c for _, _, c in transforms]))
+        name, key = self.errors.best(self.tolerance)
         y = self.y
         spread = float(np.sum((y - y.mean()) ** 2))
         info: dict[str, Any] = {
@@ -345,7 +361,8 @@ class _Fit:
         """Refit the chosen candidate on every sample."""
         y, n = self.y, len(self.y)
         if name == "proxy":
-            return with_intercept(rows, coef, 0.0)
+            # The mean of the fold proxies: their mean constant and mean terms.
+            return with_intercept(rows, coef, self.constant)
         if name in LINEAR_CANDIDATES:
             columns, beta, intercept = fit_linear(key, self.main, y)
             return with_intercept(self.singles[columns], beta, intercept)
@@ -355,18 +372,21 @@ class _Fit:
             beta, intercept = lasso_fit(x, y, lasso_alphas(x, y)[key[1]])
             used = beta != 0
             return with_intercept(pool[used], beta[used], intercept)
-        k = self._support_sizes(coef, n)[key]  # a ridge refit of the K largest
+        # A ridge refit of the K largest, capped as in the folds (half a fold's training rows).
+        n_train = n * (self.est.n_folds - 1) // self.est.n_folds
+        k = self._support_sizes(coef, n_train)[key]
         fit = ridge_gcv(fourier_features(self.masks, rows[:k]), y)
         return with_intercept(rows[:k], fit.coef, fit.intercept)
 
 
-def ranked_terms(model: Any) -> _Terms:
-    """The non-constant Fourier terms of a tree model, largest first."""
+def ranked_terms(model: Any) -> tuple[np.ndarray, np.ndarray, float]:
+    """The non-constant Fourier terms of a tree model, largest first, and its constant."""
     rows, coef = tree_ensemble_fourier(model)
     nonempty = set_sizes(rows) > 0
+    constant = float(coef[~nonempty].sum())
     rows, coef = rows[nonempty], coef[nonempty]
     order = np.argsort(-(coef**2), kind="stable")
-    return rows[order], coef[order]
+    return rows[order], coef[order], constant
 
 
 def _mean_transform(transforms: list[_Terms]) -> _Terms:

@@ -6,7 +6,8 @@ chosen by cross-validated error on the calls already made (no extra model
 calls). This module holds the pieces shared by those choices:
 
 - :func:`lasso_alphas` / :func:`lasso_path_sse` / :func:`lasso_fit`: the
-  lasso along a fixed penalty grid, so every fold scores the same penalties;
+  lasso along a log grid of penalties relative to the largest useful one, so
+  a step of the path means the same relative penalty in every fold;
 - :func:`ridge_sse`: a ridge fit (penalty by GCV) scored on held-out rows;
 - :func:`screen`: the columns most correlated with the target (sure
   independence screening), which keeps a lasso over ``n`` main effects cheap
@@ -59,7 +60,8 @@ __all__ = [
 ]
 
 # The lasso's penalty grid: N_ALPHAS values from the smallest penalty that keeps
-# every coefficient at zero down to ALPHA_RATIO of it, log-spaced.
+# every coefficient at zero down to ALPHA_RATIO of it, log-spaced. Each fit builds it
+# on its own data, so a path step is a penalty relative to that fit's largest.
 N_ALPHAS = 20
 ALPHA_RATIO = 1e-4
 # Coordinate descent stops here; the path is warm-started, so late penalties converge fast.
@@ -177,15 +179,18 @@ class CVErrors:
         for step, value in enumerate(sse):
             self.add((name, step), value)
 
-    def best(self) -> tuple[Hashable, Hashable]:
+    def best(self, tolerance: float = 0.0) -> tuple[Hashable, Hashable]:
         """``(name, key)`` of the candidate with the least error over every fold seen.
 
         ``name`` is the key's first element for a path step, else the key itself.
-        Ties go to the candidate added first (the simpler one, by the callers' order).
+        Errors within ``tolerance`` of the least count as ties, and ties go to the
+        candidate added first: on a noiseless function several candidates reach
+        errors near 1e-30, and rounding must not decide among them.
         """
         most = max(self.folds.values())
         complete = [k for k in self.sse if self.folds[k] == most]
-        key = min(complete, key=lambda k: self.sse[k])
+        least = min(self.sse[k] for k in complete)
+        key = next(k for k in complete if self.sse[k] <= least + tolerance)
         name = key[0] if isinstance(key, tuple) else key
         return name, key
 

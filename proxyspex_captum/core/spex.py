@@ -81,7 +81,7 @@ class SPEX(InteractionEstimator):
             ``t`` and ``b`` are in ``metadata`` (``code_degree``, ``b``).
         decoder: ``"soft"`` (Chase decoding where the hard decision fails) or ``"hard"``.
         chase_depth: Least-reliable parity positions the Chase decoder flips
-            (all ``2**chase_depth`` patterns); default ``max_order``.
+            (all ``2**chase_depth`` patterns); default the code degree ``t``.
         n_groups: Number of subsampling groups ``C``.
         refit: ``"auto"`` (default): the candidate with the least
             cross-validated error among ``"support"``, a lasso over the peeled
@@ -198,7 +198,7 @@ class SPEX(InteractionEstimator):
         # distinct mask is sent once, and what the design leaves of the budget goes
         # to uniform masks for the refit, in the same model call.
         _, distinct, inverse = unique_masks(flat)
-        extra = _fresh_uniform_masks(n_features, budget - len(distinct), flat, rng)
+        extra = _fresh_uniform_masks(n_features, budget - len(distinct), flat[distinct], rng)
         samples = np.vstack([flat[distinct], extra])
         sample_values = value_function(samples).reshape(len(samples), -1)
         values = sample_values[inverse]  # the coded design's values, repeats included
@@ -260,7 +260,7 @@ class SPEX(InteractionEstimator):
             sse = lasso_path_sse(x[train], y[train], x[test], y[test], alphas)
             errors.add_path("support+main-lasso", sse)
             score_linear(errors, main, y, train, test)
-        name, key = errors.best()
+        name, key = errors.best(1e-9 * spread)  # near-equal errors: the first candidate
         info = {"refit": name, "cv_r2": _r2(errors.sse[key], spread)}
         if name == "support":
             fit = ridge_gcv(peeled, y)
@@ -304,20 +304,36 @@ class SPEX(InteractionEstimator):
 def _fresh_uniform_masks(
     n_features: int, count: int, seen: np.ndarray, rng: np.random.Generator
 ) -> np.ndarray:
-    """Up to ``count`` distinct uniform masks that are not rows of ``seen``.
+    """``count`` distinct uniform masks that are not rows of ``seen`` (distinct rows).
 
-    ``uniform_masks`` always includes the empty and full masks, and the empty one
-    is a coded query already: a few more are drawn than needed, so the budget is
-    spent whole (short only when fewer than ``count`` masks remain unseen).
+    Fewer only when fewer than ``count`` masks remain unseen. ``uniform_masks``
+    always includes the empty and full masks, and the empty one is a coded query
+    already; with few features many draws collide, so they are drawn in rounds.
     """
+    empty = np.zeros((0, n_features), dtype=bool)
+    if n_features < 62:
+        count = min(count, 2**n_features - len(seen))
     if count <= 0:
-        return np.zeros((0, n_features), dtype=bool)
-    available = 2**n_features - len(seen) if n_features < 62 else count + 1
-    draw = min(count + 8, 2**n_features) if n_features < 62 else count + 8
-    candidates = uniform_masks(n_features, draw, rng)
+        return empty
     known = {row.tobytes() for row in np.packbits(seen, axis=1)}
-    fresh = np.array([row.tobytes() not in known for row in np.packbits(candidates, axis=1)])
-    return candidates[fresh][: min(count, available)]
+    fresh: list[np.ndarray] = []
+    for _ in range(100):  # each round draws as many as still missing, plus the overlap expected
+        missing = count - len(fresh)
+        if missing <= 0:
+            break
+        if n_features < 30:
+            draw = min(missing + len(known) + 8, 2**n_features)
+        else:  # collisions are rare: the empty mask, and chance
+            draw = missing + 8
+        for row, key in zip(
+            (candidates := uniform_masks(n_features, draw, rng)),
+            (r.tobytes() for r in np.packbits(candidates, axis=1)),
+            strict=True,
+        ):
+            if key not in known:
+                known.add(key)
+                fresh.append(row)
+    return np.array(fresh[:count], dtype=bool).reshape(-1, n_features) if fresh else empty
 
 
 def _support_and_screened(n_support: int, both: np.ndarray, y: np.ndarray) -> np.ndarray:
