@@ -48,8 +48,8 @@ from .sparse_fit import (
 from .subsets import (
     aggregate,
     fourier_features,
-    pad_sets,
     set_sizes,
+    singletons,
     widen,
     with_intercept,
 )
@@ -245,7 +245,7 @@ class _Fit:
         self.seed = int(rng.integers(2**31 - 1))
         self.folds = list(fold_indices(len(y), estimator.n_folds, rng))
         n = masks.shape[1]
-        self.singles = pad_sets([(i,) for i in range(n)], width=1)
+        self.singles = singletons(n)
         self.main = fourier_features(masks, self.singles)  # ±1 main-effect features
         self.errors = CVErrors()
         # Errors closer than this count as ties (noiseless fits reach ~1e-30; rounding

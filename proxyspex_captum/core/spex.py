@@ -52,7 +52,7 @@ from .sparse_fit import (
     score_linear,
     screen,
 )
-from .subsets import PAD, fourier_features, pad_sets, with_intercept
+from .subsets import PAD, fourier_features, pad_sets, singletons, with_intercept
 from .value_function import ValueFunction, unique_masks
 from .walsh import fwht
 
@@ -249,7 +249,7 @@ class SPEX(InteractionEstimator):
                 "refit": "support",
                 "cv_r2": cv_r2,
             }
-        main = fourier_features(masks, pad_sets([(i,) for i in range(masks.shape[1])], width=1))
+        main = fourier_features(masks, singletons(masks.shape[1]))
         both = np.hstack([peeled, main])
         errors = CVErrors()
         for train, test in fold_indices(len(y), _N_FOLDS, rng):
@@ -265,7 +265,7 @@ class SPEX(InteractionEstimator):
         if name == "support":
             fit = ridge_gcv(peeled, y)
             return (*with_intercept(support, fit.coef, fit.intercept), info)
-        singles = pad_sets([(i,) for i in range(masks.shape[1])], width=support.shape[1])
+        singles = singletons(masks.shape[1], support.shape[1])
         if name in LINEAR_CANDIDATES:
             columns, beta, intercept = fit_linear(key, main, y)
             return (*with_intercept(singles[columns], beta, intercept), info)
@@ -284,7 +284,7 @@ class SPEX(InteractionEstimator):
     ) -> tuple[np.ndarray, np.ndarray, float]:
         """Ridge refit of the peeled support and every main effect (``refit="support+main"``)."""
         n = masks.shape[1]
-        singles = pad_sets([(i,) for i in range(n)], width=support.shape[1])
+        singles = singletons(n, support.shape[1])
         union, origin = np.unique(np.vstack([support, singles]), axis=0, return_index=True)
         peeled = origin < len(support)
         features = fourier_features(masks, union)

@@ -60,6 +60,16 @@ def unpad_sets(rows: np.ndarray) -> list[tuple[int, ...]]:
     ]
 
 
+def singletons(n: int, width: int = 1) -> np.ndarray:
+    """The padded rows of the ``n`` main effects ``{0}, …, {n − 1}``, ``width`` columns wide.
+
+    Examples:
+        >>> singletons(3, width=2).tolist()
+        [[0, -1], [1, -1], [2, -1]]
+    """
+    return pad_sets([(i,) for i in range(n)], width=width)
+
+
 def widen(rows: np.ndarray, width: int) -> np.ndarray:
     """``rows`` padded on the right to ``width`` columns (as int64)."""
     rows = np.asarray(rows, dtype=np.int64)
