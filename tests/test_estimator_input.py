@@ -264,20 +264,42 @@ def test_poor_fit_warns_and_good_fit_does_not():
     assert inter.metadata["cv_r2"] > 0.9
 
 
-def test_lightgbm_threads_follow_the_fit_size(monkeypatch):
+def test_folds_run_in_parallel_with_the_same_result_for_any_n_jobs(monkeypatch):
+    import threading
+
     import lightgbm
 
-    seen = []
+    seen, threads = [], set()
     train = lightgbm.train
 
     def spy(params, *args, **kwargs):
         seen.append(params.get("num_threads"))
+        threads.add(threading.get_ident())
         return train(params, *args, **kwargs)
 
     monkeypatch.setattr(lightgbm, "train", spy)
     game = hierarchical_game(40, n_terms=10, random_state=3)
-    psx.ProxySPEX(random_state=0).explain(game, n_features=40, budget=500)  # 20,000 entries
-    assert set(seen) == {1}
-    seen.clear()
-    psx.ProxySPEX(n_jobs=-1, random_state=0).explain(game, n_features=40, budget=500)
-    assert set(seen) == {-1}  # LightGBM's own meaning: every core
+    filters = list(warnings.filters)
+    results = {}
+    for n_jobs in (None, 3, "auto"):
+        threads.clear()
+        inter = psx.ProxySPEX(n_jobs=n_jobs, random_state=0).explain(
+            game, n_features=40, budget=500
+        )
+        results[n_jobs] = inter.predict(np.eye(40, dtype=bool))
+        if n_jobs is None:
+            assert len(threads) == 1  # one after the other
+    assert set(seen) == {1}  # every LightGBM fit single-threaded: the folds are the parallelism
+    assert np.array_equal(results[None], results[3])  # bit-identical: errors summed in fold order
+    assert np.array_equal(results[None], results["auto"])
+    # Worker threads never enter warnings.catch_warnings (not thread-safe): no filter leaks.
+    assert warnings.filters == filters
+    cores = psx.core.proxyspex.usable_cores()
+    assert [psx.ProxySPEX(n_jobs=j).n_workers() for j in (None, 1, 3, -1, 0, "auto")] == [
+        1,
+        1,
+        3,
+        cores,
+        cores,
+        cores,
+    ]

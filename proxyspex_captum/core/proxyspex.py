@@ -22,12 +22,13 @@ computed exactly instead (see :class:`.base.InteractionEstimator`).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Hashable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import lightgbm as lgb
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from .base import InteractionEstimator, power_of_two_scale
 from .checks import check_int, check_optional_int, check_real
@@ -38,6 +39,7 @@ from .sparse_fit import (
     N_ALPHAS,
     CVErrors,
     fit_linear,
+    fitting,
     fold_indices,
     lasso_alphas,
     lasso_fit,
@@ -68,8 +70,6 @@ _LEARNING_RATES = (0.1,)
 # A leaf at depth d adds 2**d Fourier terms, so reading the transform off the trees
 # grows as 2**depth: depth 8 (256 terms a leaf) is the most accepted.
 MAX_TREE_DEPTH = 8
-# n_jobs="auto": one LightGBM thread for fits of fewer mask entries than this (see n_jobs).
-_ONE_THREAD_BELOW = 1_000_000
 
 _Terms = tuple[np.ndarray, np.ndarray]  # (padded rows, Fourier coefficients)
 
@@ -101,14 +101,12 @@ class ProxySPEX(InteractionEstimator):
         max_trees: Most boosting rounds; early stopping usually ends far sooner.
         min_child_samples: LightGBM's smallest leaf.
         early_stopping_rounds: Rounds without validation improvement before stopping.
-        n_jobs: LightGBM threads. ``"auto"`` (default): one thread for fits of
-            fewer than a million mask entries (samples × features), LightGBM's
-            default (every core) above. Measured on 2 cores
-            (``benchmarks/results/lightgbm_threads.md``): on an idle machine
-            every core was 10–20 % faster on small fits and 1.7x faster at
-            n = 512, budget 2,000; with the cores busy it was 4.8–6.8x slower
-            on small fits and 2.3x slower at n = 512. ``None`` or an int
-            ``<= 0``: LightGBM's default; a positive int: that many threads.
+        n_jobs: Folds fitted at once, on threads (each LightGBM fit and the
+            linear algebra stay single-threaded, so the result is the same
+            for any ``n_jobs``). ``"auto"`` (default) or an int ``<= 0``: one
+            per usable core; ``None`` or 1: one after the other. Threads, not
+            LightGBM's OpenMP: OpenMP's waiting threads spin, which made small
+            fits 5–7x slower on a busy machine (``benchmarks/bench_threads.py``).
         random_state: Seed or ``numpy.random.Generator``; the same seed gives
             the same masks and the same result.
         batch_size: Largest number of masks per model call.
@@ -197,10 +195,7 @@ class ProxySPEX(InteractionEstimator):
             return np.zeros((1, 0), np.int64), np.array([y[0]]), {"n_trees": 0, "cv_r2": 1.0}
         # Fit y / scale (exact: a power of two), so outputs near 1e±300 work too.
         scale = power_of_two_scale(y)
-        # One BLAS thread: the fit's matrices are small (at most a few thousand
-        # columns), where extra threads gain little and, on a busy machine, spin:
-        # 47 eigendecompositions took 16 s with 2 threads under load, 0.4 s with one.
-        with threadpool_limits(1, user_api="blas"):
+        with fitting():
             rows, coef, info = _Fit(self, masks, y / scale, rng).run()
         return rows, coef * scale, info
 
@@ -212,9 +207,9 @@ class ProxySPEX(InteractionEstimator):
         cap = min(self.max_order, MAX_TREE_DEPTH)
         return list(dict.fromkeys((min(d, cap), r) for d in depths for r in rates))
 
-    def lightgbm_params(self, depth: int, learning_rate: float, n_entries: int, seed: int) -> dict:
-        """LightGBM parameters of one proxy (``n_entries``: samples × features)."""
-        params = {
+    def lightgbm_params(self, depth: int, learning_rate: float, seed: int) -> dict:
+        """LightGBM parameters of one proxy (single-threaded: folds run in parallel)."""
+        return {
             "objective": "regression",
             "max_depth": depth,
             "num_leaves": 2**depth,
@@ -224,14 +219,24 @@ class ProxySPEX(InteractionEstimator):
             "deterministic": True,
             "force_col_wise": True,
             "feature_pre_filter": False,
+            "num_threads": 1,
             "verbosity": -1,
         }
-        threads = self.n_jobs
-        if threads == "auto":
-            threads = 1 if n_entries < _ONE_THREAD_BELOW else None
-        if threads is not None:
-            params["num_threads"] = threads
-        return params
+
+    def n_workers(self) -> int:
+        """Threads the folds run on (see ``n_jobs``)."""
+        if self.n_jobs is None:
+            return 1
+        if self.n_jobs == "auto" or self.n_jobs <= 0:
+            return usable_cores()
+        return int(self.n_jobs)
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
 
 
 class _Fit:
@@ -262,7 +267,7 @@ class _Fit:
     def _train_proxy(
         self, config: tuple[int, float], train: np.ndarray, test: np.ndarray
     ) -> lgb.Booster:
-        params = self.est.lightgbm_params(*config, self.x[train].size, self.seed)
+        params = self.est.lightgbm_params(*config, self.seed)
         train_set = lgb.Dataset(self.x[train], self.y[train], params=params)
         return lgb.train(
             params,
@@ -270,6 +275,8 @@ class _Fit:
             num_boost_round=self.est.max_trees,
             valid_sets=[lgb.Dataset(self.x[test], self.y[test], reference=train_set)],
             callbacks=[lgb.early_stopping(self.est.early_stopping_rounds, verbose=False)],
+            # The trained booster as it is: the default rebuilds it from its text dump.
+            keep_training_booster=True,
         )
 
     def _score_proxy(
@@ -278,7 +285,9 @@ class _Fit:
         """The candidates built on one fold's proxy; returns its ranked terms and constant."""
         y = self.y
         if self.use["proxy"]:
-            residual = proxy.predict(self.x[test]) - y[test]
+            # num_threads=1: LightGBM's predict sets a process-wide thread count (all
+            # cores by default), which changed the folds training on other threads.
+            residual = proxy.predict(self.x[test], num_threads=1) - y[test]
             errors.add("proxy", float(residual @ residual))
         rows, coef, constant = ranked_terms(proxy)
         if len(rows) == 0:
@@ -314,30 +323,42 @@ class _Fit:
         return sizes
 
     # ------------------------------------------------------------------ run
+    def _fold(
+        self, config: tuple[int, float], train: np.ndarray, test: np.ndarray
+    ) -> tuple[CVErrors, lgb.Booster, tuple[np.ndarray, np.ndarray, float]]:
+        """One fold: its proxy, the candidates built on it, scored on its held-out rows."""
+        errors = CVErrors()
+        proxy = self._train_proxy(config, train, test)
+        return errors, proxy, self._score_proxy(errors, proxy, train, test)
+
+    def _linear(self, train: np.ndarray, test: np.ndarray) -> CVErrors:
+        errors = CVErrors()
+        score_linear(errors, self.main, self.y, train, test)
+        return errors
+
     def run(self) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         configs = self.est.proxy_configs()
-        train, test = self.folds[0]
-        # Successive halving: every proxy configuration on the first fold, the best on the rest.
-        trials = []
-        for config in configs:
-            errors = CVErrors()
-            proxy = self._train_proxy(config, train, test)
-            terms = self._score_proxy(errors, proxy, train, test)
-            best = min(errors.sse.values(), default=np.inf)
-            trials.append((best, config, errors, proxy, terms))
-        # Near-equal errors are ties, won by the first (shallower) configuration.
-        least = min(t[0] for t in trials)
-        _, config, self.errors, first_proxy, first_terms = next(
-            t for t in trials if t[0] <= least + self.tolerance
-        )
-        proxies, transforms = [first_proxy], [first_terms]
-        for train, test in self.folds[1:]:
-            proxy = self._train_proxy(config, train, test)
-            proxies.append(proxy)
-            transforms.append(self._score_proxy(self.errors, proxy, train, test))
-        if self.use["linear"]:
-            for train, test in self.folds:
-                score_linear(self.errors, self.main, self.y, train, test)
+        first = self.folds[0]
+        # Folds are independent: they run on a pool of threads (LightGBM, BLAS and
+        # the lasso release the GIL), each fit single-threaded, and their errors are
+        # summed in fold order, so the result does not depend on the number of workers.
+        with ThreadPoolExecutor(self.est.n_workers()) as pool:
+            # Successive halving: every proxy configuration on the first fold, the
+            # best on the rest; the linear candidates need no proxy and start at once.
+            trial_jobs = [pool.submit(self._fold, config, *first) for config in configs]
+            linear_jobs = [pool.submit(self._linear, *f) for f in self.folds if self.use["linear"]]
+            trials = [job.result() for job in trial_jobs]
+            scores = [min(errors.sse.values(), default=np.inf) for errors, _, _ in trials]
+            # Near-equal errors are ties, won by the first (shallower) configuration.
+            chosen = next(i for i, s in enumerate(scores) if s <= min(scores) + self.tolerance)
+            config = configs[chosen]
+            rest_jobs = [pool.submit(self._fold, config, *f) for f in self.folds[1:]]
+            folds = [trials[chosen]] + [job.result() for job in rest_jobs]
+            linear = [job.result() for job in linear_jobs]
+        for errors in [f[0] for f in folds] + linear:
+            self.errors.merge(errors)
+        proxies = [proxy for _, proxy, _ in folds]
+        transforms = [terms for _, _, terms in folds]
         # The result's proxy: the mean of the fold proxies (each saw all but one fold).
         rows, coef = _mean_transform([(r, c) for r, c, _ in transforms])
         self.constant = float(np.mean([c for _, _, c in transforms]))

@@ -33,7 +33,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from .base import InteractionEstimator, PerOutput, power_of_two_scale
 from .bch import BCHCode
@@ -44,6 +43,7 @@ from .sparse_fit import (
     LINEAR_CANDIDATES,
     CVErrors,
     fit_linear,
+    fitting,
     fold_indices,
     lasso_alphas,
     lasso_fit,
@@ -221,7 +221,7 @@ class SPEX(InteractionEstimator):
                 **peeled.diagnostics,
             }
             if self.refit is not None:
-                with threadpool_limits(1, user_api="blas"):  # small matrices: see core.proxyspex
+                with fitting():
                     rows, coef, refit_info = self._refit(samples, y_samples, rows, rng)
                 info.update(refit_info)
             out.append((rows, coef * scale, info))

@@ -30,6 +30,15 @@ __all__ = ["tree_ensemble_fourier"]
 # Values of a binary feature that may follow a branch, as a 2-bit set:
 # bit 0 = "x = 0 may pass", bit 1 = "x = 1 may pass".
 _ZERO, _ONE, _BOTH = 0b01, 0b10, 0b11
+# The per-tree fields of a LightGBM text dump that the transform reads.
+_LIGHTGBM_FIELDS = (
+    "split_feature",
+    "threshold",
+    "decision_type",
+    "left_child",
+    "right_child",
+    "leaf_value",
+)
 
 
 @dataclass
@@ -66,70 +75,78 @@ def _branch_sets(threshold: np.ndarray, zero_left: np.ndarray) -> tuple[np.ndarr
 
 
 def _lightgbm_nodes(model: Any) -> _Nodes:
-    """Nodes of a LightGBM regressor, read from its text dump (much faster than JSON)."""
+    """Nodes of a LightGBM regressor, read from its text dump (much faster than JSON).
+
+    Every tree's fields are gathered as text first and parsed once per field
+    for the whole ensemble: thousands of small trees would otherwise cost a
+    few numpy calls each.
+    """
     booster = getattr(model, "booster_", model)
-    trees: list[dict[str, str]] = []
+    fields: dict[str, list[str]] = {key: [] for key in _LIGHTGBM_FIELDS}
+    n_leaves: list[int] = []
     average = False  # random-forest mode: the prediction is the mean of the trees
     for line in booster.model_to_string().splitlines():
         if line == "average_output":
             average = True
-        if line.startswith("num_tree_per_iteration=") and line != "num_tree_per_iteration=1":
+        elif line.startswith("num_tree_per_iteration=") and line != "num_tree_per_iteration=1":
             raise ValueError("Only single-output LightGBM models can be transformed.")
-        if line.startswith("Tree="):
-            trees.append({})
         elif line == "end of trees":
             break
-        elif trees and "=" in line:
-            key, _, value = line.partition("=")
-            trees[-1][key] = value
-    parts = []
-    for tree in trees:
-        if tree.get("is_linear", "0") != "0":
+        elif line.startswith("num_leaves="):
+            n_leaves.append(int(line[len("num_leaves=") :]))
+        elif line.startswith("is_linear=") and line != "is_linear=0":
             raise ValueError("Linear-tree LightGBM models are not supported.")
-        leaf_value = np.array(tree["leaf_value"].split(), dtype=float)
-        n_inner = int(tree["num_leaves"]) - 1
-        if n_inner == 0:  # a stump with a single leaf
-            parts.append(
-                _Nodes(
-                    *(np.array([-1]),) * 2, np.array([0]), *(np.array([_BOTH]),) * 2, leaf_value
-                )
-            )
-            continue
-        decision = np.array(tree["decision_type"].split(), dtype=np.int64)
-        if (decision & 1).any():
-            raise ValueError(
-                "Categorical LightGBM splits are not supported: fit on numerical 0/1 features."
-            )
-        threshold = np.array(tree["threshold"].split(), dtype=float)
-        # Bits 2-3 of decision_type: missing type (1 = zero is missing, routed by default_left).
-        zero_missing = ((decision >> 2) & 3) == 1
-        zero_left = np.where(zero_missing, (decision & 2) > 0, threshold >= 0.0)
-        left_sets, right_sets = _branch_sets(threshold, zero_left)
+        else:
+            key, _, value = line.partition("=")
+            if key in fields:
+                fields[key].append(value)
 
-        def child_ids(field: str, n_inner: int = n_inner, tree: dict = tree) -> np.ndarray:
-            c = np.array(tree[field].split(), dtype=np.int64)
-            return np.where(c >= 0, c, n_inner + ~c)  # leaves are stored as ~leaf_index
+    def parse(key: str, dtype: type) -> np.ndarray:
+        return np.array(" ".join(fields[key]).split(), dtype=dtype)
 
-        n_leaves = n_inner + 1
-        parts.append(
-            _Nodes(
-                left=np.concatenate([child_ids("left_child"), np.full(n_leaves, -1)]),
-                right=np.concatenate([child_ids("right_child"), np.full(n_leaves, -1)]),
-                feature=np.concatenate(
-                    [
-                        np.array(tree["split_feature"].split(), dtype=np.int64),
-                        np.zeros(n_leaves, np.int64),
-                    ]
-                ),
-                left_allowed=np.concatenate([left_sets, np.full(n_leaves, _BOTH, np.int8)]),
-                right_allowed=np.concatenate([right_sets, np.full(n_leaves, _BOTH, np.int8)]),
-                value=np.concatenate([np.zeros(n_inner), leaf_value]),
-            )
+    leaves = np.array(n_leaves, dtype=np.int64)
+    inner = leaves - 1  # a single-leaf tree has no split fields at all
+    decision = parse("decision_type", np.int64)
+    if (decision & 1).any():
+        raise ValueError(
+            "Categorical LightGBM splits are not supported: fit on numerical 0/1 features."
         )
-    nodes = _Nodes.concat(parts)
+    threshold = parse("threshold", float)
+    leaf_value = parse("leaf_value", float)
+    # Each tree's nodes: its splits, then its leaves (ids local to the tree, offset by base).
+    size = inner + leaves
+    base = np.cumsum(size) - size
+    inner_base = np.repeat(base, inner)
+    inner_ids = inner_base + _local_ids(inner)
+    leaf_ids = np.repeat(base + inner, leaves) + _local_ids(leaves)
+
+    def child_ids(key: str) -> np.ndarray:
+        c = parse(key, np.int64)  # leaves are stored as ~leaf_index
+        return inner_base + np.where(c >= 0, c, np.repeat(inner, inner) + ~c)
+
+    total = int(size.sum())
+    left = np.full(total, -1, np.int64)
+    right = np.full(total, -1, np.int64)
+    feature = np.zeros(total, np.int64)
+    left_allowed = np.full(total, _BOTH, np.int8)
+    right_allowed = np.full(total, _BOTH, np.int8)
+    value = np.zeros(total)
+    left[inner_ids], right[inner_ids] = child_ids("left_child"), child_ids("right_child")
+    feature[inner_ids] = parse("split_feature", np.int64)
+    # Bits 2-3 of decision_type: missing type (1 = zero is missing, routed by default_left).
+    zero_missing = ((decision >> 2) & 3) == 1
+    zero_left = np.where(zero_missing, (decision & 2) > 0, threshold >= 0.0)
+    left_allowed[inner_ids], right_allowed[inner_ids] = _branch_sets(threshold, zero_left)
+    value[leaf_ids] = leaf_value
     if average:
-        nodes.value /= len(trees)
-    return nodes
+        value /= len(leaves)
+    return _Nodes(left, right, feature, left_allowed, right_allowed, value)
+
+
+def _local_ids(counts: np.ndarray) -> np.ndarray:
+    """``0..c-1`` for each count ``c``, concatenated."""
+    starts = np.cumsum(counts) - counts
+    return np.arange(int(counts.sum())) - np.repeat(starts, counts)
 
 
 def _sklearn_tree_nodes(tree: Any, scale: float) -> _Nodes:
