@@ -87,6 +87,8 @@ LINEAR = ("lime", "banzhaf")  # the issue's "max(lime, banzhaf)"
 MARGIN = 0.005
 HIERARCHICAL_R2 = 0.98
 HIERARCHICAL_FROM = 1000  # calls
+STRETCH_R2 = 0.75  # ProxySPEX on the SmolLM2 sentiment games
+STRETCH_BUDGET = 1000
 SHORT = {  # table headers
     "psx-proxyspex": "psx-pspex",
     "psx-spex": "psx-spex",
@@ -358,6 +360,44 @@ def summary(by_pair: dict[tuple[str, str], dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
+def removal_table(by_pair: dict[tuple[str, str], dict[str, Any]]) -> str:
+    """Rem(1) / Rem(2) / Rem(3) of every method on the cells that have it (the LLM games)."""
+    records = [r for r in by_pair.values() if r.get("rem") is not None]
+    if not records:
+        return "No cell has it yet (only the LLM games do)."
+    methods = ordered_methods(records)
+    info = {r["cell"]: r for r in records}
+    head = ["game", "n", "budget", "k"] + [SHORT.get(m, m) for m in methods]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for cell in cell_order(records):
+        r = info[cell]
+        row = [str(r["params"].get("name", r["family"])), str(r["n"]), str(r["budget"])]
+        row.append(str(r["max_order"]))
+        for method in methods:
+            rem = (by_pair.get((cell, method)) or {}).get("rem")
+            row.append(" / ".join(f"{v:.2f}" for v in rem) if rem else "·")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def stretch(by_pair: dict[tuple[str, str], dict[str, Any]]) -> str:
+    """The issue's stretch goal: ProxySPEX R² ≥ 0.75 at 1,000 calls on the sentiment games."""
+    mine = [
+        r
+        for (cell, method), r in by_pair.items()
+        if method == "psx-proxyspex"
+        and "sent-" in str(r.get("params", {}).get("name", ""))
+        and r["budget"] == STRETCH_BUDGET
+        and r.get("r2") is not None
+    ]
+    if not mine:
+        return "- stretch (sentiment games at 1,000 calls): no result yet"
+    met = sum(r["r2"] >= STRETCH_R2 for r in mine)
+    values = ", ".join(f"{r['params']['name']} {r['r2']:.3f}" for r in mine)
+    what = f"R² ≥ {STRETCH_R2} at {STRETCH_BUDGET} calls on the sentiment games"
+    return f"- stretch, {what}: **{met} of {len(mine)}** ({values})"
+
+
 def timing(by_pair: dict[tuple[str, str], dict[str, Any]]) -> str:
     lines = [
         "| method | cells with a result | skipped | errors | own s total | own s median | max |",
@@ -427,7 +467,12 @@ def write_markdown(path: Path, md_path: Path, design: str, command: str) -> None
         "reference where psx-spex cannot run); t/o: killed at the time limit; err: see "
         "below; ·: not run yet.\n\n"
         f"{table(by_pair)}\n\n"
-        f"## The issue's criteria\n{summary(by_pair)}\n\n"
+        f"## The issue's criteria\n{summary(by_pair)}\n{stretch(by_pair)}\n\n"
+        "## Top-r removal on the LLM games\n\n"
+        "Rem(r) = |f(1) − f(m*)| / |f(1)|, m* the r-unit removal that the method's "
+        "surrogate says changes the output most (higher: it found what drives the "
+        "output), for r = 1 / 2 / 3.\n\n"
+        f"{removal_table(by_pair)}\n\n"
         f"## Time per method\n\n{timing(by_pair)}\n\n"
         f"## Errors, skips and notes\n\n{problems(by_pair)}\n"
     )

@@ -129,8 +129,21 @@ class LLMValueGame:
 
     exact = __call__  # scored answers, no sampling: the model is deterministic
 
+    #: The numbers of removed units r of the removal metric Rem(r).
+    REMOVALS = (1, 2, 3)
+
+    def removal_scores(self, surrogate: Any) -> list[float]:
+        """The SPEX paper's ``Rem(r)`` for r in :attr:`REMOVALS` (a model call per r, + f(1))."""
+        import llm_games
+
+        return [float(v) for v in llm_games.removal_score(surrogate, self.exact, self.REMOVALS)]
+
     def held_out_masks(self) -> np.ndarray:
-        # The module's own held-out seed, so the values come from its disk cache.
+        # An exhaustive game is scored on every mask (its table is the ground truth);
+        # a sampled one on the module's own held-out seed, so the values come from
+        # its disk cache.
+        if self.llm_game.exhaustive:
+            return self.llm_game.all_masks()
         return self.llm_game.held_out_masks()
 
 
@@ -146,8 +159,9 @@ def _llm(n: int, params: Mapping[str, Any], seed: int) -> Game:
 
 #: Families whose methods run in this process (no fork): a model loaded once is kept.
 IN_PROCESS_FAMILIES = frozenset({"llm"})
-#: (budget, max_order) of each LLM game's cells.
-LLM_PAIRS = ((500, 3), (1000, 4))
+#: (budget, max_order) of each LLM game's cells, by kind: a QA passage of 10-11
+#: sentences has only 1,024-2,048 masks, so its budgets are smaller.
+LLM_PAIRS = {"sentiment": ((500, 3), (1000, 4)), "qa": ((250, 3), (500, 4))}
 
 
 def llm_cells(split: str) -> list[Cell]:
@@ -159,7 +173,7 @@ def llm_cells(split: str) -> list[Cell]:
     return [
         Cell(GameSpec.make("llm", game.n_features, 0, name=game.name), budget, k)
         for game in llm_games.LLM_GAMES[split]
-        for budget, k in LLM_PAIRS
+        for budget, k in LLM_PAIRS[game.kind]
     ]
 
 
@@ -673,6 +687,9 @@ def run_one(prepared: Prepared, method: str) -> dict[str, Any]:
             )
             record["n_terms"] = len(inter)
             record["degree"] = inter.max_order
+            removal = getattr(prepared.game, "removal_scores", None)  # LLM games: Rem(r)
+            if removal is not None:
+                record["rem"] = removal(inter)
         except Exception as err:  # e.g. a surrogate too large to expand
             record["error"] = f"scoring: {type(err).__name__}: {err}"[:500]
     return record

@@ -217,7 +217,9 @@ class ProxySPEX(InteractionEstimator):
             "min_data_in_leaf": self.min_child_samples,
             "seed": seed,
             "deterministic": True,
-            "force_col_wise": True,
+            # Row-wise histograms: on 0/1 features the same trees, 2-3x faster than
+            # column-wise (measured at n = 32..1,000, 1,000-4,000 rows).
+            "force_row_wise": True,
             "feature_pre_filter": False,
             "num_threads": 1,
             "verbosity": -1,
