@@ -44,7 +44,7 @@ from .sparse_fit import (
     lasso_alphas,
     lasso_fit,
     lasso_path_sse,
-    ridge_sse,
+    ridge_prefix_sse,
     score_linear,
 )
 from .subsets import (
@@ -305,8 +305,9 @@ class _Fit:
         if self.use["ridge"] or self.use["lasso"]:
             features = fourier_features(self.masks, rows[: max(max(sizes.values()), _LASSO_POOL)])
         if self.use["ridge"]:
-            for key, k in sizes.items():
-                sse, _ = ridge_sse(features[train, :k], y[train], features[test, :k], y[test])
+            keys, ks = list(sizes), list(sizes.values())
+            sses = ridge_prefix_sse(features[train], y[train], features[test], y[test], ks)
+            for key, sse in zip(keys, sses, strict=True):
                 errors.add(key, sse)
         if self.use["lasso"]:
             pool = features[:, :_LASSO_POOL]

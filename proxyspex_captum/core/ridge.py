@@ -18,11 +18,12 @@ tell an exact fit from a slightly shrunk one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["RidgeFit", "ridge_gcv"]
+__all__ = ["RidgeFit", "ridge_gcv", "ridge_gcv_nested"]
 
 DEFAULT_ALPHAS = np.logspace(-6, 4, 21)
 # Eigenvalues of the centred Gram matrix below this share of the largest are
@@ -64,20 +65,64 @@ def ridge_gcv(x: np.ndarray, y: np.ndarray, alphas: np.ndarray = DEFAULT_ALPHAS)
         >>> fit.alpha, [round(float(c), 9) + 0.0 for c in fit.coef], round(fit.intercept, 9)
         (0.0, [1.0, 0.0, -3.0], 2.0)
     """
+    return ridge_gcv_nested(x, y, [np.shape(x)[1]], alphas)[0]
+
+
+def ridge_gcv_nested(
+    x: np.ndarray, y: np.ndarray, sizes: Sequence[int], alphas: np.ndarray = DEFAULT_ALPHAS
+) -> list[RidgeFit]:
+    """:func:`ridge_gcv` on each column prefix ``x[:, :k]`` for ``k`` in ``sizes``.
+
+    The prefixes share one centred Gram matrix (its leading blocks), computed
+    once for the widest: refitting a ranked support at several sizes costs one
+    ``N p²`` product instead of one per size.
+
+    Examples:
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> x = rng.choice([-1.0, 1.0], size=(200, 4))
+        >>> fits = ridge_gcv_nested(x, x @ np.array([3.0, -1.0, 0.0, 0.0]), [1, 2, 4])
+        >>> [len(f.coef) for f in fits], [round(float(c), 6) + 0.0 for c in fits[1].coef]
+        ([1, 2, 4], [3.0, -1.0])
+    """
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     n = len(y)
     y_mean = float(y.mean())
     yc = y - y_mean
-    if x.shape[1] == 0:
-        return RidgeFit(np.zeros(0), y_mean, 0.0, float(yc @ yc) / max(n - 1, 1))
-    x_mean = x.mean(axis=0)
+    x_mean = x.mean(axis=0) if n else np.zeros(x.shape[1])
     xc = x - x_mean
-    if x.shape[1] >= n:  # more features than samples: work on the n × n kernel instead
-        return _ridge_gcv_dual(xc, yc, x_mean, y_mean, alphas)
-    eigval, eigvec = np.linalg.eigh(xc.T @ xc)
+    primal = [k for k in sizes if 0 < k < n]
+    widest = max(primal, default=0)
+    gram = xc[:, :widest].T @ xc[:, :widest]
+    xty = xc[:, :widest].T @ yc
+    fits = []
+    for k in sizes:
+        if k == 0:
+            fits.append(RidgeFit(np.zeros(0), y_mean, 0.0, float(yc @ yc) / max(n - 1, 1)))
+        elif k >= n:  # more features than samples: work on the n × n kernel instead
+            fits.append(_ridge_gcv_dual(xc[:, :k], yc, x_mean[:k], y_mean, alphas))
+        else:
+            fits.append(
+                _ridge_gcv_primal(xc[:, :k], yc, gram[:k, :k], xty[:k], x_mean[:k], y_mean, alphas)
+            )
+    return fits
+
+
+def _ridge_gcv_primal(
+    xc: np.ndarray,
+    yc: np.ndarray,
+    gram: np.ndarray,
+    xty: np.ndarray,
+    x_mean: np.ndarray,
+    y_mean: float,
+    alphas: np.ndarray,
+) -> RidgeFit:
+    """:func:`ridge_gcv` for centred columns, from their Gram matrix ``xcᵀxc`` and ``xcᵀyc``."""
+    n = len(yc)
+    eigval, eigvec = np.linalg.eigh(gram)
     eigval = np.clip(eigval, 0.0, None)
-    z = eigvec.T @ (xc.T @ yc)
+    z = eigvec.T @ xty
     informative = eigval > _RANK_TOL * eigval.max(initial=0.0)
     lam, zi = eigval[informative], z[informative]
     # Least squares on the informative directions, and its residual computed explicitly.

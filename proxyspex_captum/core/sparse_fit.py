@@ -8,7 +8,8 @@ calls). This module holds the pieces shared by those choices:
 - :func:`lasso_alphas` / :func:`lasso_path_sse` / :func:`lasso_fit`: the
   lasso along a log grid of penalties relative to the largest useful one, so
   a step of the path means the same relative penalty in every fold;
-- :func:`ridge_sse`: a ridge fit (penalty by GCV) scored on held-out rows;
+- :func:`ridge_sse` / :func:`ridge_prefix_sse`: a ridge fit (penalty by GCV) scored
+  on held-out rows, of one design or of its column prefixes;
 - :func:`screen`: the columns most correlated with the target (sure
   independence screening), which keeps a lasso over ``n`` main effects cheap
   when ``n`` is large;
@@ -39,14 +40,14 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable, Iterator, Sequence
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import lasso_path
 from threadpoolctl import threadpool_limits
 
-from .ridge import RidgeFit, ridge_gcv
+from .ridge import RidgeFit, ridge_gcv, ridge_gcv_nested
 
 __all__ = [
     "LINEAR_CANDIDATES",
@@ -57,6 +58,7 @@ __all__ = [
     "lasso_alphas",
     "lasso_fit",
     "lasso_path_sse",
+    "ridge_prefix_sse",
     "ridge_sse",
     "score_linear",
     "screen",
@@ -162,6 +164,21 @@ def ridge_sse(
     fit = ridge_gcv(x_train, y_train)
     residual = x_test @ fit.coef + fit.intercept - y_test
     return float(residual @ residual), fit
+
+
+def ridge_prefix_sse(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    sizes: Sequence[int],
+) -> list[float]:
+    """:func:`ridge_sse` of each column prefix ``[:, :k]``, ``k`` in ``sizes``: one Gram matrix."""
+    out = []
+    for k, fit in zip(sizes, ridge_gcv_nested(x_train, y_train, sizes), strict=True):
+        residual = x_test[:, :k] @ fit.coef + fit.intercept - y_test
+        out.append(float(residual @ residual))
+    return out
 
 
 def screen(x: np.ndarray, y: np.ndarray, keep: int) -> np.ndarray:
