@@ -232,7 +232,7 @@ class Cell:
 # closed under subsets, so they come out at or a few above it):
 #
 #   family              TUNING                         REPORT
-#   hierarchical        terms 80/95, degree 3/4,       terms 90/110, degree 3/4,
+#   hierarchical        terms 80/95/100, degree 3/4,   terms 90/110, degree 3/4,
 #                       decay 0.6/0.8                  decay 0.7/0.9
 #   hierarchical-noisy  terms 85, deg 4, decay 0.8     terms 100, deg 4, decay 0.7
 #   soum (shapiq)       basis 30/45, max size 4/5      basis 40/60, max size 4/5
@@ -272,6 +272,15 @@ def _tuning() -> list[Cell]:
     cells += _cells(g("fourier", 128, 110, terms=55, degree=3), (1000, 3), (2000, 4))
     cells += _cells(g("fourier", 512, 111, terms=55, degree=2), (500, 3), (4000, 3))
     cells += _cells(g("fourier", 1000, 112, terms=55, degree=3), (2000, 3))
+    # Few calls per feature (added with the depth-2 candidate, seeds 3xx).
+    cells += _cells(g("hierarchical", 512, 301, terms=80, degree=4, decay=0.6), (500, 4))
+    cells += _cells(g("hierarchical", 512, 302, terms=100, degree=4, decay=0.8), (500, 4))
+    cells += _cells(g("hierarchical", 1000, 303, terms=95, degree=3, decay=0.8), (500, 3))
+    cells += _cells(g("soum", 32, 304, basis=30, max_size=4), (250, 3))
+    cells += _cells(g("soum", 32, 305, basis=45, max_size=5), (250, 4))
+    cells += _cells(g("soum", 128, 306, basis=45, max_size=5), (1000, 5))
+    cells += _cells(g("soum", 128, 307, basis=30, max_size=4), (1000, 4))
+    cells += _cells(g("hierarchical", 1000, 308, terms=100, degree=3, decay=0.6), (1000, 3))
     return cells
 
 
@@ -586,7 +595,7 @@ def parse_method(spec: str) -> tuple[str, dict[str, Any]]:
     if base not in METHODS:
         raise ValueError(f"Unknown method {base!r}; choose from {', '.join(METHODS)}.")
     kwargs: dict[str, Any] = {}
-    for item in filter(None, rest.split(",")):
+    for item in filter(None, _split_top_level(rest)):
         key, eq, text = item.partition("=")
         if not eq:
             raise ValueError(f"Expected key=value in {spec!r}, got {item!r}.")
@@ -599,10 +608,22 @@ def parse_method(spec: str) -> tuple[str, dict[str, Any]]:
     return base, kwargs
 
 
+def _split_top_level(text: str) -> list[str]:
+    """Split on commas outside brackets: ``"a=(2,3),b=1"`` -> ``["a=(2,3)", "b=1"]``."""
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        depth += (char in "([{") - (char in ")]}")
+        if char == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return parts
+
+
 def split_methods(text: str) -> list[str]:
     """Split ``--methods`` on commas, keeping a variant's ``key=value,key=value`` together."""
     out: list[str] = []
-    for token in filter(None, (t.strip() for t in text.split(","))):
+    for token in filter(None, (t.strip() for t in _split_top_level(text))):
         if "=" in token and ":" not in token and out:
             out[-1] += "," + token  # another option of the previous variant
         else:

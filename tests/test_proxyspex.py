@@ -169,8 +169,8 @@ def test_tree_depth_is_chosen_by_validation_unless_given():
     fixed = psx.ProxySPEX(max_order=4, max_depth=2, random_state=0).explain(
         game, n_features=40, budget=500
     )
-    # Candidates 3 and 5, capped by max_order; the result says which won and how well.
-    assert chosen.metadata["tree_depth"] in (3, 4)
+    # Candidates 2, 3 and 5, capped by max_order; the result says which won and how well.
+    assert chosen.metadata["tree_depth"] in (2, 3, 4)
     assert low.metadata["tree_depth"] == 2
     assert fixed.metadata["tree_depth"] == 2 and fixed.max_order <= 2
     for inter in (chosen, low, fixed):
@@ -185,6 +185,16 @@ def test_tree_depth_is_chosen_by_validation_unless_given():
         )
     with pytest.raises(ValueError, match="max_depth"):
         psx.ProxySPEX(max_order=3, max_depth=4)
+    # Several candidates: each capped by max_order (like the defaults), all tried on fold 0.
+    several = psx.ProxySPEX(max_order=3, max_depth=(2, 5), learning_rate=(0.1, 0.3))
+    assert several.proxy_configs() == [(2, 0.1), (2, 0.3), (3, 0.1), (3, 0.3)]
+    inter = psx.ProxySPEX(
+        max_order=3, max_depth=(2, 5), learning_rate=(0.1, 0.3), random_state=0
+    ).explain(game, n_features=40, budget=500)
+    assert (
+        inter.metadata["tree_depth"],
+        inter.metadata["learning_rate"],
+    ) in several.proxy_configs()
 
 
 @pytest.mark.parametrize("estimator", [psx.ProxySPEX, psx.SPEX], ids=["proxyspex", "spex"])

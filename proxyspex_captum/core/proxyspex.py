@@ -23,7 +23,7 @@ computed exactly instead (see :class:`.base.InteractionEstimator`).
 from __future__ import annotations
 
 import os
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -31,7 +31,7 @@ import lightgbm as lgb
 import numpy as np
 
 from .base import InteractionEstimator, power_of_two_scale
-from .checks import check_int, check_optional_int, check_real
+from .checks import check_int, check_real
 from .ridge import ridge_gcv
 from .sampling import uniform_masks
 from .sparse_fit import (
@@ -64,8 +64,9 @@ __all__ = ["ProxySPEX"]
 _SUPPORT_SIZES = (25, 50, 100, 200, 400, 800)
 # The lasso over the proxy's terms sees this many of the largest.
 _LASSO_POOL = 500
-# Tree depths and learning rates tried when none is given (each capped by max_order).
-_DEPTHS = (3, 5)
+#: Tree depths the first fold chooses among when ``max_depth`` is None (capped by max_order).
+DEPTHS = (2, 3, 5)
+# Learning rates tried when none is given.
 _LEARNING_RATES = (0.1,)
 # A leaf at depth d adds 2**d Fourier terms, so reading the transform off the trees
 # grows as 2**depth: depth 8 (256 terms a leaf) is the most accepted.
@@ -84,12 +85,14 @@ class ProxySPEX(InteractionEstimator):
 
     Args:
         max_order: Largest interaction order (bounds the proxy's tree depth).
-        max_depth: Depth of the proxy's trees, at most ``max_order`` and 8;
-            ``None``: the better of 3 and 5 (capped by ``max_order``) on the
-            first fold. A tree of depth ``d`` carries interactions of order
-            ``d`` at most, and reading its Fourier transform costs ``2**d``
-            terms per leaf.
-        learning_rate: LightGBM learning rate; ``None``: 0.1.
+        max_depth: Depth of the proxy's trees, at most ``max_order`` and 8,
+            or several depths (at most 8, each capped by ``max_order``) to
+            choose among on the first fold; ``None``: the best of
+            :data:`DEPTHS`, capped likewise. A tree
+            of depth ``d`` carries interactions of order ``d`` at most, and
+            reading its Fourier transform costs ``2**d`` terms per leaf.
+        learning_rate: LightGBM learning rate, or several to choose among on
+            the first fold (with the depths); ``None``: 0.1.
         refit: How the proxy becomes the result: ``"auto"`` (default) picks
             the candidate with the least cross-validated error among the
             proxy itself, a ridge refit of its largest terms, a lasso over
@@ -136,8 +139,8 @@ class ProxySPEX(InteractionEstimator):
         self,
         *,
         max_order: int = 4,
-        max_depth: int | None = None,
-        learning_rate: float | None = None,
+        max_depth: int | Sequence[int] | None = None,
+        learning_rate: float | Sequence[float] | None = None,
         refit: str = "auto",
         energy: float = 0.95,
         n_folds: int = 5,
@@ -155,13 +158,16 @@ class ProxySPEX(InteractionEstimator):
             batch_size=batch_size,
             show_progress=show_progress,
         )
-        self.max_depth = check_optional_int(
-            "max_depth", max_depth, 1, min(self.max_order, MAX_TREE_DEPTH)
+        deepest = min(self.max_order, MAX_TREE_DEPTH)
+        self.max_depth = _one_or_several(
+            "max_depth", max_depth, lambda name, v: check_int(name, v, 1, MAX_TREE_DEPTH)
         )
-        self.learning_rate = (
-            None
-            if learning_rate is None
-            else check_real("learning_rate", learning_rate, 0.0, 1.0, low_open=True)
+        if isinstance(self.max_depth, int):  # one depth must fit; candidates are capped
+            check_int("max_depth", self.max_depth, 1, deepest)
+        self.learning_rate = _one_or_several(
+            "learning_rate",
+            learning_rate,
+            lambda name, v: check_real(name, v, 0.0, 1.0, low_open=True),
         )
         if refit not in self.REFITS:
             choices = ", ".join(map(repr, self.REFITS))
@@ -202,8 +208,9 @@ class ProxySPEX(InteractionEstimator):
     # ------------------------------------------------------------------ proxy
     def proxy_configs(self) -> list[tuple[int, float]]:
         """The ``(tree depth, learning rate)`` pairs the first fold chooses among."""
-        depths = _DEPTHS if self.max_depth is None else (self.max_depth,)
-        rates = _LEARNING_RATES if self.learning_rate is None else (self.learning_rate,)
+        depths = DEPTHS if self.max_depth is None else np.atleast_1d(self.max_depth).tolist()
+        rates = _LEARNING_RATES if self.learning_rate is None else self.learning_rate
+        rates = np.atleast_1d(rates).tolist()
         cap = min(self.max_order, MAX_TREE_DEPTH)
         return list(dict.fromkeys((min(d, cap), r) for d in depths for r in rates))
 
@@ -232,6 +239,15 @@ class ProxySPEX(InteractionEstimator):
         if self.n_jobs == "auto" or self.n_jobs <= 0:
             return usable_cores()
         return int(self.n_jobs)
+
+
+def _one_or_several(name: str, value: Any, check: Any) -> Any:
+    """``None``, one checked value, or a tuple of checked values (a non-empty sequence)."""
+    if value is None or isinstance(value, str) or not isinstance(value, Sequence | np.ndarray):
+        return None if value is None else check(name, value)
+    if len(value) == 0:
+        raise ValueError(f"{name} must be a value or a non-empty sequence of values, got [].")
+    return tuple(check(f"{name}[{i}]", v) for i, v in enumerate(value))
 
 
 def usable_cores() -> int:
