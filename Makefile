@@ -40,11 +40,13 @@ format: install
 OTHER_BLAS := $(shell if [ -n "$$OPENBLAS_CORETYPE" ]; then echo "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE"; elif grep -qw avx2 /proc/cpuinfo 2>/dev/null; then echo "env OPENBLAS_CORETYPE=Haswell"; else echo "env OPENBLAS_CORETYPE=Prescott"; fi)
 
 # Unit, compatibility and LLM tests; the suite again (LLM tests aside) under the other BLAS
-# kernel; the tutorials executed (small budgets); the docs built.
+# kernel; the tutorials executed (small budgets; a cell may take 15 min: a tutorial cell
+# that makes hundreds of SmolLM2 calls timed out at nbmake's default 300 s on a busy
+# 2-core machine); the docs built.
 test: lint
 	$(PY) -m pytest
 	$(OTHER_BLAS) $(PY) -m pytest -q -p no:cacheprovider -m "not slow and not llm"
-	PSX_TUTORIAL_BUDGET=small $(PY) -m pytest -p no:cacheprovider --nbmake tutorials
+	PSX_TUTORIAL_BUDGET=small $(PY) -m pytest -p no:cacheprovider --nbmake --nbmake-timeout=900 tutorials
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 # The embedded SmolLM2 explains the sentiment of a built-in review with a negation.
