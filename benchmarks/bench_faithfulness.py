@@ -87,6 +87,7 @@ LINEAR = ("lime", "banzhaf")  # the issue's "max(lime, banzhaf)"
 MARGIN = 0.005
 HIERARCHICAL_R2 = 0.98
 HIERARCHICAL_FROM = 1000  # calls
+SPEED_RATIO = 5  # own time at most 1/5 of the counterpart's
 STRETCH_R2 = 0.75  # ProxySPEX on the SmolLM2 sentiment games
 STRETCH_BUDGET = 1000
 SHORT = {  # table headers
@@ -263,7 +264,25 @@ def table(by_pair: dict[tuple[str, str], dict[str, Any]]) -> str:
 
 def label(record: dict[str, Any]) -> str:
     r = record
-    return f"{r['family']} n={r['n']} seed {r['seed']} budget {r['budget']} k={r['max_order']}"
+    game = r["params"].get("name") or f"{r['family']} n={r['n']} seed {r['seed']}"
+    return f"{game} budget {r['budget']} k={r['max_order']}"
+
+
+def speed(by_pair: dict[tuple[str, str], dict[str, Any]], ours: str, ref: str) -> str:
+    """How often ``ours`` takes at most 1/SPEED_RATIO of ``ref``'s own seconds."""
+    ratios = []
+    for (cell, method), mine in by_pair.items():
+        theirs = by_pair.get((cell, ref))
+        if method == ours and seconds(mine) and seconds(theirs) is not None:
+            ratios.append((seconds(theirs) / seconds(mine), label(mine)))
+    if not ratios:
+        return f"- own time ≤ 1/{SPEED_RATIO} of {ref}'s: no such cells"
+    slow = [f"{text}: {ratio:.1f}×" for ratio, text in sorted(ratios) if ratio < SPEED_RATIO]
+    line = (
+        f"- own time ≤ 1/{SPEED_RATIO} of {ref}'s: **{len(ratios) - len(slow)} of "
+        f"{len(ratios)} cells** (median {np.median([r for r, _ in ratios]):.1f}×)"
+    )
+    return line + ("; slower: " + "; ".join(slow) if slow else "")
 
 
 def criterion(
@@ -336,6 +355,7 @@ def summary(by_pair: dict[tuple[str, str], dict[str, Any]]) -> str:
             return HIERARCHICAL_R2, f"{HIERARCHICAL_R2}"
 
         out.append(criterion(by_pair, ours, f"R² ≥ {ref} − {MARGIN}", vs_ref, cells))
+        out.append(speed(by_pair, ours, ref))
         out.append(
             criterion(by_pair, ours, f"R² ≥ max({', '.join(LINEAR)}) − {MARGIN}", vs_linear, cells)
         )
