@@ -46,6 +46,7 @@ from .sparse_fit import (
     lasso_path_sse,
     ridge_prefix_sse,
     score_linear,
+    tie_tolerance,
 )
 from .subsets import (
     aggregate,
@@ -271,9 +272,7 @@ class _Fit:
         self.singles = singletons(n)
         self.main = fourier_features(masks, self.singles)  # ±1 main-effect features
         self.errors = CVErrors()
-        # Errors closer than this count as ties (noiseless fits reach ~1e-30; rounding
-        # must not decide between them).
-        self.tolerance = 1e-9 * float(np.sum((y - y.mean()) ** 2))
+        self.tolerance = tie_tolerance(y)
         self.use = {
             "proxy": estimator.refit in ("auto", "proxy"),
             "ridge": estimator.refit in ("auto", "ridge"),

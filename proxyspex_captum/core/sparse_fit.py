@@ -62,6 +62,7 @@ __all__ = [
     "ridge_sse",
     "score_linear",
     "screen",
+    "tie_tolerance",
 ]
 
 # The lasso's penalty grid: N_ALPHAS values from the smallest penalty that keeps
@@ -233,6 +234,15 @@ class CVErrors:
         key = next(k for k in complete if self.sse[k] <= least + tolerance)
         name = key[0] if isinstance(key, tuple) else key
         return name, key
+
+
+def tie_tolerance(y: np.ndarray) -> float:
+    """CV errors closer than this count as ties (see :meth:`CVErrors.best`).
+
+    A billionth of the output's sum of squares: noiseless fits reach errors near
+    1e-30, and rounding must not decide between them.
+    """
+    return 1e-9 * float(np.sum((y - y.mean()) ** 2))
 
 
 def _screened(n_samples: int) -> int:

@@ -51,6 +51,7 @@ from .sparse_fit import (
     ridge_sse,
     score_linear,
     screen,
+    tie_tolerance,
 )
 from .subsets import PAD, fourier_features, pad_sets, singletons, with_intercept
 from .value_function import ValueFunction, unique_masks
@@ -260,7 +261,7 @@ class SPEX(InteractionEstimator):
             sse = lasso_path_sse(x[train], y[train], x[test], y[test], alphas)
             errors.add_path("support+main-lasso", sse)
             score_linear(errors, main, y, train, test)
-        name, key = errors.best(1e-9 * spread)  # near-equal errors: the first candidate
+        name, key = errors.best(tie_tolerance(y))  # near-equal errors: the first candidate
         info = {"refit": name, "cv_r2": _r2(errors.sse[key], spread)}
         if name == "support":
             fit = ridge_gcv(peeled, y)
