@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from typing import Any
 
 import numpy as np
 
+from .cache import MaskStore, open_store
 from .checks import check_int
+from .executors import DEFAULT_RETRIES, check_executor
 from .interactions import Interactions
 from .sampling import all_masks, as_generator
 from .subsets import pad_sets
@@ -175,6 +179,10 @@ class InteractionEstimator(ABC):
         budget: int,
         *,
         feature_names: Sequence[str] | None = None,
+        executor: Executor | None = None,
+        cache: str | os.PathLike | MaskStore | None = None,
+        fingerprint: str | None = None,
+        retries: int = DEFAULT_RETRIES,
     ) -> Interactions | list[Interactions]:
         """Explain ``value_function`` with at most ``budget`` model calls.
 
@@ -186,6 +194,20 @@ class InteractionEstimator(ABC):
             n_features: Number of features ``n``.
             budget: Largest number of distinct masks sent to the model.
             feature_names: Optional names, one per feature.
+            executor: Send the batches of masks to this
+                ``concurrent.futures.Executor`` (a thread or process pool, a
+                Dask client or its ``get_executor()``, a
+                :class:`~proxyspex_captum.core.executors.RayExecutor`); the
+                result is the same as serially, bit for bit.
+            cache: A file (or an open
+                :class:`~proxyspex_captum.core.cache.MaskStore`) keeping every
+                value paid for, written batch by batch: rerunning after a
+                crash, or with another budget or method, only calls the model
+                on masks it does not hold.
+            fingerprint: Names the value function in ``cache`` (model, input,
+                target); a file written for another fingerprint is refused.
+                Default: the value function's ``fingerprint`` attribute.
+            retries: Times a batch that failed on ``executor`` is sent again.
 
         Returns:
             An :class:`Interactions`, or a list of them (one per output) when
@@ -195,13 +217,33 @@ class InteractionEstimator(ABC):
         budget = self.check_budget(n_features, budget)
         if feature_names is not None and len(feature_names) != n_features:
             raise ValueError(f"Got {len(feature_names)} feature names for {n_features} features.")
-        vf = ValueFunction.wrap(
-            value_function,
-            n_features,
-            batch_size=self.batch_size,
-            show_progress=self.show_progress,
-            description=f"{type(self).__name__} model calls",
-        )
+        executor = check_executor(executor)
+        if fingerprint is None and cache is not None and not isinstance(cache, MaskStore):
+            fingerprint = getattr(value_function, "fingerprint", None)
+        store = open_store(cache, fingerprint, n_features)
+        try:
+            vf = ValueFunction.wrap(
+                value_function,
+                n_features,
+                batch_size=self.batch_size,
+                show_progress=self.show_progress,
+                description=f"{type(self).__name__} model calls",
+                executor=executor,
+                store=store,
+                retries=retries,
+            )
+            return self._explain_with(vf, n_features, budget, feature_names)
+        finally:
+            if store is not None and store is not cache:
+                store.close()
+
+    def _explain_with(
+        self,
+        vf: ValueFunction,
+        n_features: int,
+        budget: int,
+        feature_names: Sequence[str] | None,
+    ) -> Interactions | list[Interactions]:
         queries_before, requested_before = vf.n_queries, vf.n_requested
         model_seconds_before = vf.seconds
         tic = time.perf_counter()

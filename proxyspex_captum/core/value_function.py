@@ -10,12 +10,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor
 from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from .cache import MaskStore
 from .checks import check_int
+from .executors import (
+    DEFAULT_BACKOFF,
+    DEFAULT_RETRIES,
+    check_executor,
+    check_picklable,
+    check_retries,
+    run_batches,
+)
 
 __all__ = ["AUTO_BATCHES", "ValueFunction", "check_batch_size", "unique_masks", "validate_masks"]
 
@@ -81,14 +91,27 @@ class ValueFunction:
         cache: Remember the value of every mask already evaluated, so that a
             mask asked for again (by a later call) costs no model call.
         description: Label of the progress bar.
+        executor: Send the batches to this ``concurrent.futures.Executor``
+            (threads, processes, a Dask client, :class:`~proxyspex_captum.core.executors.RayExecutor`);
+            ``None`` calls ``func`` here, batch after batch. The values are
+            the same either way (same batches, assembled in mask order).
+        store: A persistent :class:`~proxyspex_captum.core.cache.MaskStore`:
+            masks found there cost no call, and every batch is written to it
+            as it returns.
+        retries: Times a batch that raised on the executor is sent again
+            (serial calls are never retried: the error is raised at once).
+        retry_backoff: Seconds before the first retry; doubled for each next one.
+        on_progress: Called with the number of masks of each finished batch,
+            in this thread (e.g. an outer progress bar's ``update``).
 
     Attributes:
         n_queries: Number of distinct masks sent to ``func`` so far (model calls paid).
         n_requested: Number of distinct masks asked for, request by request, cached
             ones included (what the estimators' results are built on).
+        n_stored: Number of masks read from the persistent store instead of the model.
         n_calls: Number of times ``func`` was called (batches).
         n_outputs: ``None`` for a scalar model, else the output width.
-        seconds: Wall time spent inside ``func`` (the model's share of the work).
+        seconds: Wall time spent waiting for ``func`` (the model's share of the work).
 
     Examples:
         >>> import numpy as np
@@ -109,6 +132,11 @@ class ValueFunction:
         show_progress: bool = False,
         cache: bool = True,
         description: str = "model calls",
+        executor: Executor | None = None,
+        store: MaskStore | None = None,
+        retries: int = DEFAULT_RETRIES,
+        retry_backoff: float = DEFAULT_BACKOFF,
+        on_progress: Callable[[int], None] | None = None,
     ) -> None:
         if not callable(func):
             raise TypeError(f"value_function must be callable, got {type(func).__name__}.")
@@ -117,10 +145,23 @@ class ValueFunction:
         self.batch_size = check_batch_size(batch_size)
         self.show_progress = show_progress
         self.description = description
+        self.executor = check_executor(executor)
+        check_picklable(func, self.executor)
+        if store is not None and store.n_features != self.n_features:
+            raise ValueError(
+                f"The cache holds masks of {store.n_features} features, not {self.n_features}."
+            )
+        self.store = store
+        self.retries, self.retry_backoff = check_retries(retries, retry_backoff)
+        self.on_progress = on_progress
         self.n_queries = 0
         self.n_requested = 0
+        self.n_stored = 0
         self.n_calls = 0
         self.n_outputs: int | None = None
+        self._width_known = False
+        if store is not None and store.n_outputs != "unknown":
+            self.n_outputs, self._width_known = store.n_outputs, True  # type: ignore[assignment]
         self.seconds = 0.0
         self._cache: dict[bytes, np.ndarray] | None = {} if cache else None
 
@@ -128,12 +169,22 @@ class ValueFunction:
     def wrap(
         cls, func: MaskFunction | ValueFunction, n_features: int, **kwargs: Any
     ) -> ValueFunction:
-        """Return ``func`` itself if it already is a :class:`ValueFunction` for ``n_features``."""
+        """Return ``func`` itself if it already is a :class:`ValueFunction` for ``n_features``.
+
+        A :class:`ValueFunction` keeps its own executor and store: passing
+        ``executor`` or ``store`` for one is refused rather than ignored.
+        """
         if isinstance(func, ValueFunction):
             if func.n_features != n_features:
                 raise ValueError(
                     f"The ValueFunction has {func.n_features} features, expected {n_features}."
                 )
+            for name in ("executor", "store"):
+                if kwargs.get(name) is not None:
+                    raise ValueError(
+                        f"{name}= was given for a ValueFunction, which has its own: pass it "
+                        "to the ValueFunction, or pass the plain callable."
+                    )
             return func
         return cls(func, n_features, **kwargs)
 
@@ -146,44 +197,78 @@ class ValueFunction:
         unique, first, inverse = unique_masks(masks)
         self.n_requested += len(unique)
         keys = [row.tobytes() for row in unique]
-        known = [self._cache is not None and key in self._cache for key in keys]
-        todo = np.flatnonzero(~np.asarray(known, dtype=bool))
+        results: list[np.ndarray | None] = [None] * len(keys)
+        if self._cache is not None:
+            for j, key in enumerate(keys):
+                results[j] = self._cache.get(key)
+        missing = [j for j, value in enumerate(results) if value is None]
+        if self.store is not None and missing:
+            for j, value in zip(missing, self.store.get(masks[first[missing]]), strict=True):
+                if value is not None:
+                    results[j] = value
+                    self.n_stored += 1
+                    if self._cache is not None:
+                        self._cache[keys[j]] = value
+        todo = np.array([j for j, value in enumerate(results) if value is None], dtype=int)
         fresh = self._evaluate(masks[first[todo]], first[todo], [keys[j] for j in todo])
-        results: list[np.ndarray] = [None] * len(keys)  # type: ignore[list-item]
-        for j, key in enumerate(keys):
-            if known[j]:
-                results[j] = self._cache[key]  # type: ignore[index]
         for row, j in enumerate(todo):
             results[j] = fresh[row]
-        return np.stack(results)[inverse]
+        return np.stack(results)[inverse]  # type: ignore[arg-type]
 
     def _evaluate(self, masks: np.ndarray, origin: np.ndarray, keys: list[bytes]) -> list:
         """Call the model on ``masks`` (rows ``origin`` of the caller's request) in batches.
 
-        Each batch is cached as soon as it returns, so an interrupted run (Ctrl-C,
-        out of memory) keeps what it has paid for: calling again resumes.
+        Each batch is cached (and written to the store) as soon as it returns,
+        so an interrupted run (Ctrl-C, out of memory, a killed process) keeps
+        what it has paid for: calling again resumes.
         """
         k = masks.shape[0]
         if self.batch_size == "auto":
             step = max(1, -(-k // AUTO_BATCHES))
         else:
             step = max(k, 1) if self.batch_size is None else self.batch_size
-        values: list = []
+        starts = list(range(0, k, step)) + [k]
+        values: list = [None] * k
         with tqdm(
             total=k, desc=self.description, disable=not self.show_progress or k == 0, leave=False
         ) as bar:
-            for start in range(0, k, step):
-                batch = masks[start : start + step]
-                tic = time.perf_counter()
-                out = self.func(batch)
-                self.seconds += time.perf_counter() - tic
-                checked = self._check(out, batch, origin[start : start + step])
+
+            def keep(i: int, out: Any) -> None:
+                lo, hi = starts[i], starts[i + 1]
+                checked = self._check(out, masks[lo:hi], origin[lo:hi])
                 self.n_calls += 1
-                self.n_queries += len(batch)
+                self.n_queries += hi - lo
+                if self.store is not None:
+                    checked = self.store.put(masks[lo:hi], checked)
                 if self._cache is not None:
-                    self._cache.update(zip(keys[start : start + step], checked, strict=True))
-                values.extend(checked)
-                bar.update(len(batch))
+                    self._cache.update(zip(keys[lo:hi], checked, strict=True))
+                values[lo:hi] = list(checked)
+                bar.update(hi - lo)
+                if self.on_progress is not None:
+                    self.on_progress(hi - lo)
+
+            tic = time.perf_counter()
+            if self.executor is None:
+                for i in range(len(starts) - 1):
+                    tic = time.perf_counter()
+                    out = self.func(masks[starts[i] : starts[i + 1]])
+                    self.seconds += time.perf_counter() - tic
+                    keep(i, out)
+            elif k:
+                try:
+                    run_batches(
+                        self.func,
+                        masks,
+                        starts,
+                        executor=self.executor,
+                        on_result=keep,
+                        retries=self.retries,
+                        backoff=self.retry_backoff,
+                        origin=origin,
+                    )
+                finally:
+                    # The wall time of the parallel calls: the model's share of the work.
+                    self.seconds += time.perf_counter() - tic
         return values
 
     def _check(self, out: Any, batch: np.ndarray, origin: np.ndarray) -> np.ndarray:
@@ -223,10 +308,10 @@ class ValueFunction:
                 "It must return at least one number per mask."
             )
         n_outputs = None if values.ndim == 1 else values.shape[1]
-        if self.n_calls and n_outputs != self.n_outputs:
+        if (self.n_calls or self._width_known) and n_outputs != self.n_outputs:
             raise ValueError(
-                f"The value function changed its output shape between batches: "
-                f"{self.n_outputs} then {n_outputs} outputs."
+                f"The value function changed its output shape between batches (or from the "
+                f"cache's values): {_width(self.n_outputs)} then {_width(n_outputs)}."
             )
         self.n_outputs = n_outputs
         bad = ~np.isfinite(values.reshape(k, -1)).all(axis=1)
@@ -240,3 +325,7 @@ class ValueFunction:
                 f"{' …' if len(example) > 20 else ''}). Check the model on those inputs."
             )
         return values
+
+
+def _width(n_outputs: int | None) -> str:
+    return "one number per mask" if n_outputs is None else f"{n_outputs} outputs per mask"
