@@ -228,16 +228,19 @@ def replica(factory: Callable[[], Any], key: Hashable | None = None) -> Any:
     :class:`RayExecutor` given ``model_factory``, each actor builds it at start.
 
     Args:
-        factory: Builds the model (or any object). It must pickle by reference
-            (a module-level function) or be given a ``key``.
-        key: Names the replica; default the factory itself.
+        factory: Builds the model (or any object).
+        key: Names the replica. Default: the factory's module and qualified
+            name for a module-level function (so that copies of it unpickled
+            separately share one replica), else the factory object itself.
 
     Examples:
         >>> from proxyspex_captum.core.executors import replica
         >>> replica(dict) is replica(dict)
         True
     """
-    key = factory if key is None else key
+    if key is None:
+        name = getattr(factory, "__qualname__", "<")
+        key = factory if "<" in name else (getattr(factory, "__module__", None), name)
     with _REPLICAS_LOCK:
         if key not in _REPLICAS:
             _REPLICAS[key] = factory()

@@ -1,0 +1,307 @@
+"""Model calls on executors: threads, processes, Dask and Ray give the serial result, bit for bit.
+
+The Dask and Ray tests start real local clusters (marked ``distributed``; a
+few seconds each), kill real workers mid-run and check that every mask is
+still evaluated once in the result and the model calls are counted right.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+import distributed_helpers as helpers
+import numpy as np
+import pytest
+
+from proxyspex_captum.core import SPEX, ProxySPEX, ValueFunction
+from proxyspex_captum.core.executors import (
+    BatchFailedError,
+    check_executor,
+    replica,
+    run_batches,
+)
+from proxyspex_captum.core.sampling import uniform_masks
+
+N, BUDGET = 40, 300
+
+
+def serial(estimator, game):
+    return estimator.explain(game, N, BUDGET)
+
+
+def assert_identical(a, b):
+    assert a == b
+    assert a.metadata["cv_r2"] == b.metadata["cv_r2"]
+    assert a.n_queries == b.n_queries
+
+
+@pytest.fixture(scope="module")
+def game():
+    return helpers.planted(N)
+
+
+# -- threads and processes ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("estimator_class", [ProxySPEX, SPEX])
+def test_thread_pool_is_bit_identical_to_serial(game, estimator_class):
+    options = {"max_order": 3, "random_state": 7}
+    budget = BUDGET if estimator_class is ProxySPEX else 2000
+    reference = estimator_class(**options).explain(game, N, budget)
+    with ThreadPoolExecutor(3) as pool:
+        parallel = estimator_class(**options).explain(game, N, budget, executor=pool)
+    assert parallel == reference
+    assert parallel.metadata["new_model_calls"] == reference.metadata["new_model_calls"]
+
+
+def test_process_pool_is_bit_identical_to_serial(game, tmp_path):
+    reference = serial(ProxySPEX(random_state=1), game)
+    logged = helpers.Logged(game, tmp_path)
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        parallel = ProxySPEX(random_state=1).explain(logged, N, BUDGET, executor=pool)
+    assert_identical(parallel, reference)
+    calls = helpers.logged_masks(tmp_path)
+    assert sum(len(c) for c in calls) == BUDGET  # every mask once, in other processes
+
+
+def test_process_pool_refuses_an_unpicklable_value_function_before_any_call(game):
+    calls = []
+
+    def local(masks):
+        calls.append(len(masks))
+        return game(masks)
+
+    with ProcessPoolExecutor(1) as pool, pytest.raises(TypeError, match="cannot be pickled"):
+        ProxySPEX().explain(local, N, BUDGET, executor=pool)
+    assert calls == []
+
+
+@pytest.mark.parametrize("bad", ["threads", 4, object()])
+def test_an_executor_that_is_not_one_is_refused(game, bad):
+    with pytest.raises(TypeError, match="concurrent.futures.Executor"):
+        ProxySPEX().explain(game, N, BUDGET, executor=bad)
+
+
+def test_explain_refuses_an_executor_for_a_value_function_that_has_one(game):
+    vf = ValueFunction(game, N)
+    with ThreadPoolExecutor(1) as pool, pytest.raises(ValueError, match="has its own"):
+        ProxySPEX().explain(vf, N, BUDGET, executor=pool)
+
+
+# -- retries -------------------------------------------------------------------------
+
+
+class Flaky:
+    """Raises on the first attempt of every batch (thread-safe: a lock per call)."""
+
+    def __init__(self, game, fail_times=1):
+        import threading
+
+        self.game, self.fail_times = game, fail_times
+        self.seen: dict[bytes, int] = {}
+        self.lock = threading.Lock()
+        self.calls = 0
+
+    def __call__(self, masks):
+        key = np.packbits(masks).tobytes()
+        with self.lock:
+            self.seen[key] = self.seen.get(key, 0) + 1
+            if self.seen[key] <= self.fail_times:
+                raise TimeoutError("the request timed out (planted)")
+            self.calls += len(masks)
+        return self.game(masks)
+
+
+def test_failing_batches_are_retried_and_nothing_is_lost(game):
+    reference = serial(ProxySPEX(random_state=2), game)
+    flaky = Flaky(game)
+    with ThreadPoolExecutor(2) as pool:
+        vf = ValueFunction(flaky, N, batch_size="auto", executor=pool, retry_backoff=0.0)
+        result = ProxySPEX(random_state=2).explain(vf, N, BUDGET)
+    assert_identical(result, reference)
+    assert vf.n_queries == flaky.calls == BUDGET  # the failed attempts cost no value
+
+
+def test_a_batch_that_keeps_failing_names_its_masks_and_keeps_the_others(game, tmp_path):
+    masks = uniform_masks(N, 100, np.random.default_rng(0))
+    bad = masks[37]
+
+    class FailsOn:
+        def __call__(self, batch):
+            if (batch == bad).all(axis=1).any():
+                raise ConnectionError("connection reset (planted)")
+            time.sleep(0.01)
+            return game(batch)
+
+    with ThreadPoolExecutor(2) as pool:
+        vf = ValueFunction(
+            FailsOn(), N, batch_size=10, executor=pool, retries=2, retry_backoff=0.01,
+            store=None,
+        )
+        with pytest.raises(BatchFailedError, match=r"A batch of 10 masks \(rows \[") as info:
+            vf(masks)
+        assert info.value.attempts == 3
+        assert 37 in info.value.rows
+        assert (info.value.masks == masks[info.value.rows]).all()
+        assert isinstance(info.value.__cause__, ConnectionError)
+        # The other batches were paid for and kept: asking again only calls the model on one.
+        assert vf.n_queries == 90
+        calls = []
+        vf.func = lambda batch: calls.append(len(batch)) or game(batch)
+        assert np.array_equal(vf(masks), game(masks))
+        assert calls == [10]
+
+
+def test_bad_values_from_a_worker_stop_the_run_unretried(game):
+    attempts = []
+
+    def nan_once(masks):
+        attempts.append(1)
+        out = game(masks)
+        out[0] = np.nan
+        return out
+
+    with ThreadPoolExecutor(2) as pool:
+        vf = ValueFunction(nan_once, N, batch_size=50, executor=pool)
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            vf(uniform_masks(N, 100, np.random.default_rng(0)))
+    assert len(attempts) <= 2  # each batch at most once: a bad value is no fault to retry
+
+
+def test_run_batches_calls_back_in_the_calling_thread(game):
+    import threading
+
+    masks = uniform_masks(N, 60, np.random.default_rng(1))
+    threads, seen = set(), {}
+    with ThreadPoolExecutor(3) as pool:
+        run_batches(
+            game,
+            masks,
+            [0, 20, 40, 60],
+            executor=pool,
+            on_result=lambda i, out: (threads.add(threading.get_ident()), seen.update({i: out})),
+        )
+    assert threads == {threading.get_ident()}
+    assert np.array_equal(np.concatenate([seen[i] for i in range(3)]), game(masks))
+
+
+def test_progress_counts_masks_from_all_workers(game):
+    updates = []
+    with ThreadPoolExecutor(3) as pool:
+        vf = ValueFunction(game, N, batch_size=7, executor=pool, on_progress=updates.append)
+        vf(uniform_masks(N, 100, np.random.default_rng(2)))
+    assert sum(updates) == 100 and len(updates) == 15
+
+
+def test_replica_builds_once_per_process_and_key():
+    built = []
+
+    def factory():
+        built.append(1)
+        return object()
+
+    assert replica(factory) is replica(factory)
+    assert replica(factory, key="other") is not replica(factory)
+    assert len(built) == 2
+
+
+def test_a_dask_client_is_turned_into_its_executor():
+    class Client:  # the duck type check_executor relies on
+        def get_executor(self):
+            return ThreadPoolExecutor(1)
+
+    executor = check_executor(Client())
+    assert isinstance(executor, ThreadPoolExecutor)
+    executor.shutdown()
+
+
+# -- Dask ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+    )
+    client = distributed.Client(cluster)
+    yield client
+    client.close()
+    cluster.close()
+
+
+@pytest.mark.distributed
+def test_dask_is_bit_identical_to_serial(game, dask_client, tmp_path):
+    reference = serial(ProxySPEX(random_state=4), game)
+    logged = helpers.Logged(game, tmp_path)
+    result = ProxySPEX(random_state=4).explain(logged, N, BUDGET, executor=dask_client)
+    assert_identical(result, reference)
+    assert sum(len(c) for c in helpers.logged_masks(tmp_path)) == BUDGET
+    spex = SPEX(max_order=3, random_state=4)
+    assert spex.explain(game, N, 2000, executor=dask_client.get_executor()) == spex.explain(
+        game, N, 2000
+    )
+
+
+@pytest.mark.distributed
+def test_dask_worker_killed_mid_run_loses_nothing(game, dask_client, tmp_path):
+    reference = serial(ProxySPEX(random_state=5), game)
+    dying = helpers.DiesOnce(game, tmp_path, np.ones(N, dtype=bool))  # in every sample
+    result = ProxySPEX(random_state=5).explain(dying, N, BUDGET, executor=dask_client)
+    assert (tmp_path / "died").exists()  # a worker really died
+    assert_identical(result, reference)
+    assert result.metadata["new_model_calls"] == BUDGET
+    # Every mask was answered, the dead worker's batch on another worker. Dask also
+    # recomputes the batches the dead worker had finished but not yet sent back
+    # (they died with its memory): whole batches, never a mask counted twice.
+    calls = helpers.logged_masks(tmp_path)
+    answered = {row.tobytes() for call in calls for row in call}
+    assert len(answered) == BUDGET
+    assert sum(len(c) for c in calls) % (BUDGET // 20) == 0
+    dask_client.wait_for_workers(2, timeout=60)  # the nanny restarts it for the next test
+
+
+# -- Ray -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ray_pool(tmp_path_factory):
+    ray = pytest.importorskip("ray")
+    folder = tmp_path_factory.mktemp("replicas")
+    tests = os.path.dirname(helpers.__file__)
+    path = os.pathsep.join(p for p in (tests, os.environ.get("PYTHONPATH")) if p)
+    # Ray's workers are fresh processes: they import tests/ like a user's module.
+    env = {"PYTHONPATH": path, "PSX_TEST_REPLICA_DIR": str(folder)}
+    ray.init(
+        num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env}
+    )
+    from proxyspex_captum.core.executors import RayExecutor
+
+    pool = RayExecutor(num_workers=2, model_factory=helpers.load_model, num_cpus=1)
+    yield pool, folder
+    pool.shutdown()
+    ray.shutdown()
+
+
+@pytest.mark.distributed
+def test_ray_is_bit_identical_and_builds_one_replica_per_actor(game, ray_pool):
+    pool, folder = ray_pool
+    reference = serial(ProxySPEX(random_state=6), helpers.planted())
+    result = ProxySPEX(random_state=6).explain(helpers.replica_game, N, BUDGET, executor=pool)
+    assert_identical(result, reference)
+    built = sorted(p.name.split("-")[1] for p in folder.glob("built-*"))
+    assert len(built) == 2 and len(set(built)) == 2  # one model per actor, at start
+
+
+@pytest.mark.distributed
+def test_ray_actor_killed_mid_run_is_retried(game, ray_pool, tmp_path):
+    pool, _ = ray_pool
+    reference = serial(ProxySPEX(random_state=8), game)
+    dying = helpers.DiesOnce(game, tmp_path, np.ones(N, dtype=bool))  # in every sample
+    result = ProxySPEX(random_state=8).explain(dying, N, BUDGET, executor=pool)
+    assert (tmp_path / "died").exists()
+    assert_identical(result, reference)
+    assert sum(len(c) for c in helpers.logged_masks(tmp_path)) == BUDGET
