@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from typing import Any, ClassVar
 
 import torch
@@ -14,9 +16,12 @@ from torch import Tensor
 
 from ..core import Interactions
 from ..core.base import EstimatorOwner, InteractionEstimator
+from ..core.cache import MaskStore, open_store
 from ..core.checks import check_int
+from ..core.executors import check_executor
 from ..core.value_function import AUTO_BATCHES, ValueFunction
 from .masking import CaptumProblem, MaskedForward, detect_whole_batch, prepare
+from .masking import fingerprint as problem_fingerprint
 
 __all__ = ["InteractionAttribution"]
 
@@ -71,6 +76,10 @@ class InteractionAttribution(EstimatorOwner, PerturbationAttribution):
         perturbations_per_eval: int = 1,
         return_input_shape: bool = True,
         show_progress: bool = False,
+        *,
+        executor: Executor | None = None,
+        cache: str | os.PathLike | MaskStore | None = None,
+        fingerprint: str | None = None,
     ) -> TensorOrTupleOfTensorsGeneric:
         """First-order attributions (in ``self.index``, Shapley by default).
 
@@ -101,6 +110,15 @@ class InteractionAttribution(EstimatorOwner, PerturbationAttribution):
             return_input_shape: Return attributions shaped like the inputs
                 (True) or one ``(n_examples, n_features)`` tensor (False).
             show_progress: Show a progress bar over the model calls.
+            executor: Run the model calls on this ``concurrent.futures.Executor``
+                (threads, processes, a Dask client, ``psx.executors.RayExecutor``);
+                same result as serially.
+            cache: A file keeping every model output paid for (SQLite),
+                written batch by batch: a rerun after a crash, or with another
+                budget or method, calls the model only on masks it lacks.
+            fingerprint: Names the values in ``cache``. Default: a digest of
+                the model's class and parameters and of every argument above
+                that changes an output.
 
         Returns:
             A tensor (or tuple of tensors) of float attributions.
@@ -114,6 +132,9 @@ class InteractionAttribution(EstimatorOwner, PerturbationAttribution):
             n_samples,
             perturbations_per_eval,
             show_progress,
+            executor=executor,
+            cache=cache,
+            fingerprint=fingerprint,
         )
         values = torch.stack(
             [torch.as_tensor(r.first_order(self.index), dtype=torch.float) for r in results]
@@ -135,6 +156,9 @@ class InteractionAttribution(EstimatorOwner, PerturbationAttribution):
         show_progress: bool = False,
         *,
         feature_names: Sequence[str] | None = None,
+        executor: Executor | None = None,
+        cache: str | os.PathLike | MaskStore | None = None,
+        fingerprint: str | None = None,
     ) -> list[Interactions]:
         """The sparse interactions behind each example's output.
 
@@ -158,6 +182,9 @@ class InteractionAttribution(EstimatorOwner, PerturbationAttribution):
             perturbations_per_eval,
             show_progress,
             feature_names=feature_names,
+            executor=executor,
+            cache=cache,
+            fingerprint=fingerprint,
         )[1]
 
     def attribute_future(self) -> Callable:
@@ -175,6 +202,10 @@ class InteractionAttribution(EstimatorOwner, PerturbationAttribution):
         perturbations_per_eval: int,
         show_progress: bool,
         feature_names: Sequence[str] | None = None,
+        *,
+        executor: Executor | None = None,
+        cache: str | os.PathLike | MaskStore | None = None,
+        fingerprint: str | None = None,
     ) -> tuple[CaptumProblem, list[Interactions]]:
         problem = prepare(
             self.forward_func, inputs, baselines, target, additional_forward_args, feature_mask
@@ -185,8 +216,14 @@ class InteractionAttribution(EstimatorOwner, PerturbationAttribution):
         check_int("perturbations_per_eval", perturbations_per_eval, 1)
         if feature_names is not None and len(feature_names) != n:
             raise ValueError(f"Got {len(feature_names)} feature names for {n} features.")
+        executor = check_executor(executor)
+        if cache is not None and fingerprint is None and not isinstance(cache, MaskStore):
+            fingerprint = problem_fingerprint(self.forward_func, problem)
+        store = open_store(cache, fingerprint, n)
         problem.whole_batch = detect_whole_batch(self.forward_func, problem)
         if problem.whole_batch and perturbations_per_eval != 1:
+            if store is not None and store is not cache:
+                store.close()
             raise ValueError(
                 "The model returns one number for the whole batch, so each mask needs its own "
                 "forward call: use perturbations_per_eval=1 (as Captum requires), or make the "
@@ -206,18 +243,24 @@ class InteractionAttribution(EstimatorOwner, PerturbationAttribution):
         batch_size = self.estimator.batch_size  # an explicit choice of the user's stands
         if batch_size == "auto":
             batch_size = per_eval * max(1, -(-budget // (AUTO_BATCHES * per_eval)))
+        update = None if bar is None else bar.update
         results = []
         try:
-            for example in problem.examples():
+            for i, example in enumerate(problem.examples()):
+                # With an executor the forward calls run elsewhere (perhaps in another
+                # process): the bar moves as each batch comes back instead.
                 value_function = ValueFunction(
                     MaskedForward(
                         self.forward_func,
                         example,
                         perturbations_per_eval=perturbations_per_eval,
-                        on_batch=None if bar is None else bar.update,
+                        on_batch=update if executor is None else None,
                     ),
                     n,
                     batch_size=batch_size,
+                    executor=executor,
+                    store=None if store is None else store.section(i),
+                    on_progress=None if executor is None else update,
                 )
                 try:
                     inter = self.estimator.explain(
@@ -238,4 +281,6 @@ class InteractionAttribution(EstimatorOwner, PerturbationAttribution):
         finally:
             if bar is not None:
                 bar.close()
+            if store is not None and store is not cache:
+                store.close()
         return problem, results

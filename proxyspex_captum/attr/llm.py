@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -15,14 +16,24 @@ from captum.attr._utils.interpretable_input import InterpretableInput
 from torch import Tensor
 
 from ..core import Interactions, ValueFunction
+from ..core.cache import MaskStore, open_store
 from ..core.checks import check_int
+from ..core.executors import check_executor
 from .base import InteractionAttribution
 
 __all__ = ["LLMAttribution", "LLMInteractionAttributionResult"]
 
 # Masked prompts per forward call when the caller does not say.
 DEFAULT_PROMPTS_PER_EVAL = 16
-_OUR_OPTIONS = ("n_samples", "perturbations_per_eval", "show_progress", "per_token")
+_OUR_OPTIONS = (
+    "n_samples",
+    "perturbations_per_eval",
+    "show_progress",
+    "per_token",
+    "executor",
+    "cache",
+    "fingerprint",
+)
 
 
 class LLMInteractionAttributionResult(LLMAttributionResult):
@@ -122,7 +133,15 @@ class LLMAttribution(CaptumLLMAttribution):
                 ``default_budget``), ``perturbations_per_eval`` (masked prompts
                 per forward pass, default 16), ``show_progress``, and
                 ``per_token`` (also explain each target token, giving
-                ``token_attr`` and ``token_interactions``; default False).
+                ``token_attr`` and ``token_interactions``; default False),
+                ``executor`` (a ``concurrent.futures.Executor`` for the
+                batches of prompts: a thread pool overlaps them; the model
+                travels with every batch to other processes, so for those
+                write a value function that loads it with
+                ``psx.executors.replica``), ``cache`` (a file keeping every
+                prompt's value paid for; a rerun makes only the missing
+                calls) and ``fingerprint`` (names the values in ``cache``;
+                default: the model's name and size, the input and the target).
 
         Returns:
             An :class:`LLMInteractionAttributionResult` with our methods, else
@@ -205,17 +224,25 @@ class LLMAttribution(CaptumLLMAttribution):
                 values = values[:, :1]
             return values.exp() if self.attr_target == "prob" else values
 
-        model_calls: Any = value_function
-        if estimator.batch_size == "auto" and not one_at_a_time:
+        executor = check_executor(kwargs.get("executor"))
+        cache, fingerprint = kwargs.get("cache"), kwargs.get("fingerprint")
+        if cache is not None and fingerprint is None and not isinstance(cache, MaskStore):
+            fingerprint = self._fingerprint(inp, target_tokens, per_token, one_at_a_time)
+        store = open_store(cache, fingerprint, n)
+        calls_per_batch = estimator.batch_size
+        if calls_per_batch == "auto" and not one_at_a_time:
             # One model call per batch of prompts: every forward pass is full, instead of
             # the estimator's ~20 calls that leave a partial pass at the end of each.
-            model_calls = ValueFunction(
-                value_function,
-                n,
-                batch_size=batch_size,
-                show_progress=estimator.show_progress,
-                description=f"{type(estimator).__name__} model calls",
-            )
+            calls_per_batch = batch_size
+        model_calls = ValueFunction(
+            value_function,
+            n,
+            batch_size=calls_per_batch,
+            show_progress=estimator.show_progress,
+            description=f"{type(estimator).__name__} model calls",
+            executor=executor,
+            store=store,
+        )
         try:
             result = estimator.explain(
                 model_calls, n, budget, feature_names=self._feature_names(inp)
@@ -223,6 +250,8 @@ class LLMAttribution(CaptumLLMAttribution):
         finally:
             if bar is not None:
                 bar.close()
+            if store is not None and store is not cache:
+                store.close()
         inters = result if isinstance(result, list) else [result]
         index = self.attr_method.index
         attr = torch.stack([torch.as_tensor(i.first_order(index)) for i in inters]).float()
@@ -238,6 +267,37 @@ class LLMAttribution(CaptumLLMAttribution):
         )
 
     # ------------------------------------------------------------------ helpers
+    def _fingerprint(
+        self, inp: InterpretableInput, target_tokens: Tensor, per_token: bool, one_at_a_time: bool
+    ) -> str:
+        """Names the values of one ``attribute`` call: model, prompt, target and what is scored."""
+        model = self.model
+        config = getattr(model, "config", None)
+        name = getattr(config, "_name_or_path", None) or type(model).__qualname__
+        n_params = sum(p.numel() for p in model.parameters())
+        digest = hashlib.sha256()
+        for part in (
+            name,
+            n_params,
+            type(inp).__name__,
+            _describe(getattr(inp, "template", None)),
+            getattr(inp, "inp_tensor", None) is not None and inp.inp_tensor.tolist(),
+            inp.values,
+            getattr(inp, "baselines", None),
+            target_tokens.tolist(),
+            self.attr_target,
+            per_token,
+            one_at_a_time,
+        ):
+            digest.update(repr(part).encode() + b"\x00")
+        # The weights themselves, sampled: the first and last tensors tell a fine-tuned
+        # copy saved under the same name apart without hashing the whole model.
+        params = list(model.parameters())
+        for tensor in (params[0], params[-1]) if params else ():
+            flat = tensor.detach().float().cpu().contiguous().reshape(-1)
+            digest.update(flat.numpy().tobytes())
+        return f"llm:{name}:{digest.hexdigest()[:32]}"
+
     def _feature_names(self, inp: InterpretableInput) -> list[str]:
         """Readable names of the interpretable features: tokens, or template values."""
         if isinstance(inp, TextTokenInput):
@@ -441,3 +501,10 @@ class LLMAttribution(CaptumLLMAttribution):
             if bar is not None:
                 bar.update(1)
         return torch.stack(values)  # Captum's forward already applied attr_target
+
+
+def _describe(template: Any) -> str:
+    """A template as text: a string itself, a function by its qualified name (not its address)."""
+    if template is None or isinstance(template, str):
+        return repr(template)
+    return f"{getattr(template, '__module__', '')}.{getattr(template, '__qualname__', '?')}"

@@ -9,6 +9,7 @@ so that no model call is spent on arguments that cannot work.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +31,7 @@ from captum.attr._utils.batching import _select_example
 from captum.attr._utils.common import _construct_default_feature_mask, _format_input_baseline
 from torch import Tensor
 
-__all__ = ["CaptumProblem", "MaskedForward", "prepare", "select_target"]
+__all__ = ["CaptumProblem", "MaskedForward", "fingerprint", "prepare", "select_target"]
 
 
 @dataclass
@@ -344,3 +345,47 @@ def detect_whole_batch(forward_func: Callable[..., Any], problem: CaptumProblem)
         "examples; it must return one number per example (pass target= for a multi-output "
         "model) or one number for the whole batch."
     )
+
+
+def fingerprint(forward_func: Callable[..., Any], problem: CaptumProblem) -> str:
+    """A digest naming the values of ``forward_func`` on ``problem`` (for ``cache=``).
+
+    It covers the model (its class and every parameter and buffer, when it is
+    a ``torch.nn.Module`` or a method of one; else the function's qualified
+    name) and every argument that changes a value: inputs, baselines, feature
+    mask, target and additional arguments. The estimator, its budget and seed
+    are left out on purpose, so that runs with other methods share the values.
+    """
+    digest = hashlib.sha256()
+    owner = getattr(forward_func, "__self__", forward_func)
+    kind = type(owner) if isinstance(owner, torch.nn.Module) else forward_func
+    name = f"{getattr(kind, '__module__', '')}.{getattr(kind, '__qualname__', repr(kind))}"
+    digest.update(name.encode())
+    if isinstance(owner, torch.nn.Module):
+        for key, tensor in owner.state_dict().items():
+            digest.update(key.encode())
+            _update(digest, tensor)
+    for part in (
+        problem.inputs,
+        problem.baselines,
+        problem.feature_mask,
+        problem.target,
+        problem.additional_forward_args,
+    ):
+        _update(digest, part)
+    return f"captum:{name}:{digest.hexdigest()[:32]}"
+
+
+def _update(digest: Any, value: Any) -> None:
+    if isinstance(value, Tensor):
+        flat = value.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"tensor{tuple(value.shape)}{value.dtype}".encode())
+        digest.update(flat.view(torch.uint8).numpy().tobytes())
+    elif isinstance(value, (tuple, list)):
+        digest.update(f"seq{len(value)}".encode())
+        for item in value:
+            _update(digest, item)
+    elif isinstance(value, np.ndarray):
+        digest.update(f"array{value.shape}{value.dtype}".encode() + value.tobytes())
+    else:
+        digest.update(repr(value).encode())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -12,6 +13,7 @@ from shap.utils import MaskedModel
 from ..core import Interactions
 from ..core.base import EstimatorOwner, InteractionEstimator
 from ..core.checks import check_int
+from ..core.executors import check_executor
 from .explanation import InteractionExplanation
 
 __all__ = ["InteractionExplainer"]
@@ -71,6 +73,7 @@ class InteractionExplainer(EstimatorOwner, Explainer):
         batch_size: int | Literal["auto"] = "auto",
         outputs: Any = None,
         silent: bool = False,
+        executor: Executor | None = None,
     ) -> InteractionExplanation | list[InteractionExplanation]:
         """Explain the model's output on each row of ``args``.
 
@@ -87,6 +90,9 @@ class InteractionExplainer(EstimatorOwner, Explainer):
                 ``shap.Explanation.argsort.flip[:2]``); ``None`` explains all,
                 from one set of model calls.
             silent: Hide the progress bar over rows.
+            executor: Run each row's batches of masks on this
+                ``concurrent.futures.Executor`` (threads, processes, a Dask
+                client, ``psx.executors.RayExecutor``); same values as serially.
 
         Returns:
             An :class:`InteractionExplanation` (a list of them for several
@@ -95,6 +101,7 @@ class InteractionExplainer(EstimatorOwner, Explainer):
         """
         if max_evals != "auto":
             check_int("max_evals", max_evals, 1)
+        self._executor = check_executor(executor)
         self._row_interactions: list[Any] = []
         explanation = super().__call__(
             *args,
@@ -157,7 +164,9 @@ class InteractionExplainer(EstimatorOwner, Explainer):
             n_varying = len(varying)
             budget = self.estimator.default_budget(n_varying) if max_evals == "auto" else max_evals
             budget = self.estimator.check_budget(n_varying, budget)
-            result = self.estimator.explain(value_function, n_varying, budget)
+            result = self.estimator.explain(
+                value_function, n_varying, budget, executor=getattr(self, "_executor", None)
+            )
             multi = isinstance(result, list)
             results = result if multi else [result]
             if n_varying < n:
