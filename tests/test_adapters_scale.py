@@ -78,7 +78,7 @@ def test_shap_explainer_on_threads_equals_serial():
     with ThreadPoolExecutor(2) as pool:
         threaded = explainer(rows, max_evals=200, silent=True, executor=pool)
     np.testing.assert_array_equal(serial.values, threaded.values)
-    with pytest.raises(TypeError, match="concurrent.futures.Executor"):
+    with pytest.raises(TypeError, match=r"concurrent\.futures\.Executor"):
         explainer(rows, max_evals=200, silent=True, executor="threads")
 
 

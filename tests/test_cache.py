@@ -170,9 +170,7 @@ def test_a_run_killed_mid_way_resumes_with_only_the_missing_calls(game, tmp_path
     assert 3 * BUDGET // 20 <= kept < BUDGET
     assert paid - kept <= BUDGET // 20  # at most the one batch in flight was lost
     resumed = Counted(game)
-    result = ProxySPEX(random_state=3).explain(
-        resumed, N, BUDGET, cache=path, fingerprint="slow"
-    )
+    result = ProxySPEX(random_state=3).explain(resumed, N, BUDGET, cache=path, fingerprint="slow")
     assert resumed.calls == BUDGET - kept == result.metadata["new_model_calls"]
     assert result.metadata["cached_masks"] == kept
     assert result == ProxySPEX(random_state=3).explain(game, N, BUDGET)

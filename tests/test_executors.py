@@ -81,7 +81,7 @@ def test_process_pool_refuses_an_unpicklable_value_function_before_any_call(game
 
 @pytest.mark.parametrize("bad", ["threads", 4, object()])
 def test_an_executor_that_is_not_one_is_refused(game, bad):
-    with pytest.raises(TypeError, match="concurrent.futures.Executor"):
+    with pytest.raises(TypeError, match=r"concurrent\.futures\.Executor"):
         ProxySPEX().explain(game, N, BUDGET, executor=bad)
 
 
@@ -138,7 +138,12 @@ def test_a_batch_that_keeps_failing_names_its_masks_and_keeps_the_others(game, t
 
     with ThreadPoolExecutor(2) as pool:
         vf = ValueFunction(
-            FailsOn(), N, batch_size=10, executor=pool, retries=2, retry_backoff=0.01,
+            FailsOn(),
+            N,
+            batch_size=10,
+            executor=pool,
+            retries=2,
+            retry_backoff=0.01,
             store=None,
         )
         with pytest.raises(BatchFailedError, match=r"A batch of 10 masks \(rows \[") as info:

@@ -111,9 +111,7 @@ class MaskStore:
             raise OSError(f"The cache path {str(self.path)!r} is a folder; give a file name.")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None
-            )
+            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
         except (OSError, sqlite3.Error) as err:
             raise OSError(f"Cannot open the cache file {str(self.path)!r}: {err}.") from err
         try:
@@ -164,7 +162,7 @@ class MaskStore:
     # -- reading and writing -----------------------------------------------------
 
     @property
-    def n_outputs(self) -> int | None | str:
+    def n_outputs(self) -> int | str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'n_outputs'").fetchone()
         if row is None:
             return "unknown"
@@ -176,7 +174,7 @@ class MaskStore:
         return int(self._db.execute(query, (self.part,)).fetchone()[0])
 
     def section(self, part: int) -> MaskStore:
-        """A view of the same file for part ``part`` of the explanation (e.g. one example of a batch).
+        """A view of the same file for part ``part`` of an explanation (one example of a batch).
 
         One fingerprint names a whole call (a Captum batch of inputs); each
         example's masks are kept apart under its own part number.
@@ -189,9 +187,7 @@ class MaskStore:
     def _keys(self, masks: np.ndarray) -> list[bytes]:
         masks = np.asarray(masks, dtype=bool)
         if masks.ndim != 2 or masks.shape[1] != self.n_features:
-            raise ValueError(
-                f"masks must have shape (k, {self.n_features}), got {masks.shape}."
-            )
+            raise ValueError(f"masks must have shape (k, {self.n_features}), got {masks.shape}.")
         packed = np.packbits(masks, axis=1)
         return [row.tobytes() for row in packed]
 
@@ -316,9 +312,7 @@ def open_store(
             )
         return cache
     if not isinstance(cache, (str, os.PathLike)):
-        raise TypeError(
-            f"cache must be a file path or a MaskStore, got {type(cache).__name__}."
-        )
+        raise TypeError(f"cache must be a file path or a MaskStore, got {type(cache).__name__}.")
     if fingerprint is None:
         raise ValueError(
             "cache= needs a fingerprint naming the value function (e.g. model name, input "

@@ -101,7 +101,7 @@ def check_retries(retries: Any, backoff: Any) -> tuple[int, float]:
 
 
 def check_picklable(func: Callable, executor: cf.Executor | None) -> None:
-    """A process pool pickles the value function with ``pickle``: fail before any call if it cannot.
+    """A process pool pickles the value function with ``pickle``: fail before any call if not.
 
     Dask and Ray use cloudpickle, which takes lambdas and closures.
     """
@@ -130,7 +130,7 @@ def run_batches(
     origin: np.ndarray | None = None,
     seed: int = 0,
 ) -> None:
-    """Evaluate ``func`` on ``masks[starts[i] : starts[i + 1]]`` for every batch ``i`` on ``executor``.
+    """Evaluate ``func`` on each batch ``masks[starts[i] : starts[i + 1]]`` on ``executor``.
 
     ``on_result(i, output)`` is called in this thread as each batch finishes,
     in completion order. A batch whose call raises (its worker died, the
@@ -146,7 +146,7 @@ def run_batches(
         origin: Each mask's row in the caller's request (for the error message).
         seed: Seeds the retry jitter, so a rerun waits the same.
     """
-    bounds = list(zip(starts[:-1], starts[1:], strict=True))
+    bounds = list(itertools.pairwise(starts))
     jitter = random.Random(seed)
     attempts = [0] * len(bounds)
     pending: dict[cf.Future, int] = {}

@@ -92,7 +92,8 @@ class ValueFunction:
             mask asked for again (by a later call) costs no model call.
         description: Label of the progress bar.
         executor: Send the batches to this ``concurrent.futures.Executor``
-            (threads, processes, a Dask client, :class:`~proxyspex_captum.core.executors.RayExecutor`);
+            (threads, processes, a Dask client,
+            :class:`~proxyspex_captum.core.executors.RayExecutor`);
             ``None`` calls ``func`` here, batch after batch. The values are
             the same either way (same batches, assembled in mask order).
         store: A persistent :class:`~proxyspex_captum.core.cache.MaskStore`:
@@ -227,7 +228,7 @@ class ValueFunction:
             step = max(1, -(-k // AUTO_BATCHES))
         else:
             step = max(k, 1) if self.batch_size is None else self.batch_size
-        starts = list(range(0, k, step)) + [k]
+        starts = [*range(0, k, step), k]
         values: list = [None] * k
         with tqdm(
             total=k, desc=self.description, disable=not self.show_progress or k == 0, leave=False
