@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from . import baselines, examples, games, metrics, models
+from . import baselines, examples, executors, games, metrics, models
 from .core import (
     INDICES,
     SPEX,
@@ -52,6 +52,7 @@ __all__ = [
     "baselines",
     "faithfulness",
     "examples",
+    "executors",
     "metrics",
     "games",
     "models",

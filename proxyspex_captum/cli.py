@@ -30,7 +30,9 @@ from .core.base import POOR_FIT_R2
 from .examples import NEGATION_REVIEW
 from .metrics import r2_score
 from .models import DEFAULT_MODEL
-from .text_tasks import TASKS, UNITS, TextTask, split_units
+from .core.cache import MaskStore
+from .executors import KINDS, start
+from .text_tasks import TASKS, UNITS, TaskValueFunction, TextTask, split_units
 
 __all__ = ["POOR_FIT_R2", "main"]
 
@@ -105,6 +107,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     explain.add_argument(
         "--batch-size", type=_integer(1), default=16, help="masked prompts per forward pass"
+    )
+    explain.add_argument(
+        "--executor",
+        choices=KINDS,
+        default="serial",
+        help="where the model calls run (default serial; threads, processes, dask, ray)",
+    )
+    explain.add_argument(
+        "--workers", type=_integer(1), default=None, help="workers (default: usable cores)"
+    )
+    explain.add_argument("--address", help="a running Dask scheduler or Ray cluster")
+    explain.add_argument(
+        "--cache",
+        type=Path,
+        help="SQLite file keeping every model call paid for (a rerun resumes)",
     )
     explain.add_argument("--out", type=Path, help="write result.json and PNG plots here")
     explain.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -280,16 +297,16 @@ class _Progress:
             self.bar.update(n_prompts)
 
 
-def _explain(args: argparse.Namespace, values: Any, n: int, units: list[str]) -> Interactions:
+def _explain(args: argparse.Namespace, counted: ValueFunction, units: list[str]) -> Interactions:
+    n = counted.n_features
     estimator = _estimator(args)
     if estimator is not None:
         with warnings.catch_warnings():
             # The command prints its own warning, with the held-out R² and what to try.
             warnings.simplefilter("ignore", PoorFitWarning)
-            result = estimator.explain(values, n, args.budget, feature_names=units)
+            result = estimator.explain(counted, n, args.budget, feature_names=units)
         assert isinstance(result, Interactions)
         return result
-    counted = ValueFunction(values, n, batch_size=args.batch_size)
     try:
         surrogate, note = run_method(args.method, counted, n, args.budget, args.seed)
     except Exception as err:  # e.g. Captum's KernelShap cannot sample a single feature
@@ -300,9 +317,27 @@ def _explain(args: argparse.Namespace, values: Any, n: int, units: list[str]) ->
         surrogate.fourier,  # the stored basis: no conversion there and back
         n_features=n,
         feature_names=units,
-        n_queries=counted.n_queries,
+        n_queries=counted.n_requested,
         metadata={"method": args.method, "budget": args.budget},
     )
+
+
+@contextmanager
+def _executor(args: argparse.Namespace) -> Iterator[Any]:
+    try:
+        with start(args.executor, workers=args.workers, address=args.address) as executor:
+            yield executor
+    except ImportError as err:
+        raise CLIError(str(err)) from err
+
+
+def _open_cache(args: argparse.Namespace, fingerprint: str, n: int) -> MaskStore | None:
+    if args.cache is None:
+        return None
+    try:
+        return MaskStore(args.cache, fingerprint=fingerprint, n_features=n)
+    except (OSError, ValueError) as err:
+        raise CLIError(str(err)) from err
 
 
 def _expected_calls(args: argparse.Namespace, n: int) -> int:
@@ -313,6 +348,10 @@ def _expected_calls(args: argparse.Namespace, n: int) -> int:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Do the work of ``explain``; returns what ``result.json`` holds."""
     warned: list[str] = []
+    if args.executor == "serial" and (args.workers is not None or args.address is not None):
+        raise CLIError("--workers and --address need --executor threads, processes, dask or ray.")
+    if args.address is not None and args.executor not in ("dask", "ray"):
+        raise CLIError("--address is for --executor dask or ray.")
     text = _read_text(args)
     if args.out is not None:
         _check_out(args.out)
@@ -346,16 +385,33 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     task = TextTask(
         units, task=args.task, unit=args.unit, question=args.question, answer=args.answer
     )
+    task.value_function(llm)  # fixes the answer's tokens (generating it if none was given)
+    values = TaskValueFunction(task, model=str(args.model), batch_size=args.batch_size)
+    values.adopt(llm)  # this process has the model: serial and thread calls use it
     progress = _Progress(disable=args.quiet)
-    values = task.value_function(llm, batch_size=args.batch_size, on_batch=progress.update)
-    tic = time.perf_counter()
-    with progress.stage("model calls", _expected_calls(args, n)):
-        inter = _explain(args, values, n, units)
-    explain_seconds = time.perf_counter() - tic
-    # The full text first, then the held-out masks: one pass over the model.
-    test = np.random.default_rng(args.seed + 1).random((args.n_test, n)) < 0.5
-    with progress.stage("held-out masks (R²)", args.n_test + 1):
-        scored = values(np.vstack([np.ones((1, n), dtype=bool), test]))
+    store = _open_cache(args, values.fingerprint, n)
+    try:
+        with _executor(args) as executor:
+            counted = ValueFunction(
+                values,
+                n,
+                batch_size=args.batch_size,
+                executor=executor,
+                store=store,
+                on_progress=progress.update,
+            )
+            tic = time.perf_counter()
+            with progress.stage("model calls", _expected_calls(args, n)):
+                inter = _explain(args, counted, units)
+            explain_seconds = time.perf_counter() - tic
+            paid = counted.n_queries
+            # The full text first, then the held-out masks: one pass over the model.
+            test = np.random.default_rng(args.seed + 1).random((args.n_test, n)) < 0.5
+            with progress.stage("held-out masks (R²)", args.n_test + 1):
+                scored = counted(np.vstack([np.ones((1, n), dtype=bool), test]))
+    finally:
+        if store is not None:
+            store.close()
     r2 = r2_score(scored[1:], inter.predict(test))
     message = fit_warning(r2, inter.metadata, args)
     if message:
@@ -370,6 +426,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "method": args.method,
         "budget": args.budget,
         "model_calls": inter.n_queries,
+        "new_model_calls": paid,
+        "executor": args.executor,
         "seconds": {"load": load_seconds, "explain": explain_seconds},
         "faithfulness_r2": r2,
         "n_test": args.n_test,
@@ -383,10 +441,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def report(summary: dict[str, Any], top: int) -> str:
     """The printed table."""
     inter: Interactions = summary["_result"]
+    cached = summary["model_calls"] - summary.get("new_model_calls", summary["model_calls"])
+    reused = f" ({cached} from the cache)" if cached > 0 else ""
     lines = [
         f"Model {summary['model']}, task {summary['task']}: value = {summary['value']}.",
         f"{len(summary['units'])} {summary['unit']}s, {summary['method']}, "
-        f"{summary['model_calls']} model calls, {summary['seconds']['explain']:.1f} s.",
+        f"{summary['model_calls']} model calls{reused}, {summary['seconds']['explain']:.1f} s.",
         f"Value of the full text: {summary['full_value']:+.3f}; "
         f"of the empty one (surrogate): {inter.baseline_value:+.3f}.",
         "",

@@ -17,6 +17,8 @@ Examples:
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,9 +27,10 @@ from typing import Any
 import numpy as np
 import regex
 
+from .core.executors import replica
 from .examples import SENTIMENT_LABELS, chat_prompt, sentiment_gap_template
 
-__all__ = ["TASKS", "UNITS", "TextTask", "split_units"]
+__all__ = ["TASKS", "UNITS", "TaskValueFunction", "TextTask", "split_units"]
 
 UNITS = ("word", "sentence", "token")
 TASKS = ("sentiment", "answer", "generate")
@@ -190,11 +193,12 @@ class TextTask:
                 return lp[:, 0] - lp[:, 1]
 
             return sentiment
-        self.target_tokens = llm.target_tokens(
-            inp,
-            self.answer,
-            gen_args=None if self.answer else {"max_new_tokens": 20, "do_sample": False},
-        )
+        if self.target_tokens is None:
+            self.target_tokens = llm.target_tokens(
+                inp,
+                self.answer,
+                gen_args=None if self.answer else {"max_new_tokens": 20, "do_sample": False},
+            )
         target = self.target_tokens
 
         def answer(masks: np.ndarray) -> np.ndarray:
@@ -212,3 +216,53 @@ class TextTask:
         if text is None and self.target_tokens is not None and tokenizer is not None:
             text = tokenizer.decode(self.target_tokens)
         return f"log p(answer {text!r})"
+
+
+def load_llm(model: str) -> Any:
+    """``psx.LLMAttribution`` over ``models.load_model(model)`` (what a worker builds once)."""
+    from .attr import LLMAttribution, ProxySPEXAttribution
+    from .models import load_model
+
+    network, tokenizer = load_model(model)
+    return LLMAttribution(ProxySPEXAttribution(network), tokenizer)
+
+
+@dataclass
+class TaskValueFunction:
+    """A :class:`TextTask`'s value function that pickles: each worker loads the model once.
+
+    Sent to processes, Dask or Ray, it carries only the task and the model's
+    name; the first batch in a worker loads the model there
+    (:func:`~proxyspex_captum.core.executors.replica`), later batches reuse it.
+    In the process that already holds the model, :meth:`adopt` hands it over.
+
+    Args:
+        task: The task (its answer's tokens fixed already, for ``answer``/``generate``).
+        model: Name or folder for :func:`proxyspex_captum.models.load_model`.
+        batch_size: Masked prompts per forward pass.
+    """
+
+    task: TextTask
+    model: str
+    batch_size: int = 16
+
+    @property
+    def _key(self) -> tuple[str, str]:
+        return ("proxyspex_captum.llm", self.model)
+
+    def adopt(self, llm: Any) -> None:
+        """Use ``llm`` (already loaded) in this process instead of loading the model again."""
+        replica(lambda: llm, key=self._key, rebuild=True)
+
+    @property
+    def fingerprint(self) -> str:
+        """Names the values (for ``cache=``): model, task, text units and answer."""
+        task = self.task
+        target = None if task.target_tokens is None else np.asarray(task.target_tokens).tolist()
+        parts = (self.model, task.task, task.unit, task.units, task.question, task.answer)
+        digest = hashlib.sha256(repr((*parts, task.labels, target)).encode()).hexdigest()
+        return f"text:{self.model}:{task.task}:{digest[:32]}"
+
+    def __call__(self, masks: np.ndarray) -> np.ndarray:
+        llm = replica(functools.partial(load_llm, self.model), key=self._key)
+        return self.task.value_function(llm, batch_size=self.batch_size)(masks)

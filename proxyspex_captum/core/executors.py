@@ -219,7 +219,9 @@ _REPLICAS: dict[Hashable, Any] = {}
 _REPLICAS_LOCK = threading.Lock()
 
 
-def replica(factory: Callable[[], Any], key: Hashable | None = None) -> Any:
+def replica(
+    factory: Callable[[], Any], key: Hashable | None = None, *, rebuild: bool = False
+) -> Any:
     """The object ``factory()`` built once per worker process (and reused by every batch there).
 
     A value function sent to processes, Dask or Ray should not carry its model
@@ -232,6 +234,8 @@ def replica(factory: Callable[[], Any], key: Hashable | None = None) -> Any:
         key: Names the replica. Default: the factory's module and qualified
             name for a module-level function (so that copies of it unpickled
             separately share one replica), else the factory object itself.
+        rebuild: Build it again even if this process holds one (e.g. to hand
+            over a model the process has just loaded).
 
     Examples:
         >>> from proxyspex_captum.core.executors import replica
@@ -242,7 +246,7 @@ def replica(factory: Callable[[], Any], key: Hashable | None = None) -> Any:
         name = getattr(factory, "__qualname__", "<")
         key = factory if "<" in name else (getattr(factory, "__module__", None), name)
     with _REPLICAS_LOCK:
-        if key not in _REPLICAS:
+        if rebuild or key not in _REPLICAS:
             _REPLICAS[key] = factory()
         return _REPLICAS[key]
 
