@@ -23,9 +23,8 @@ from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
-from .core.checks import check_int
+from .core.checks import check_int, usable_cores
 from .core.executors import BatchFailedError, RayExecutor, check_executor, replica
-from .core.proxyspex import usable_cores
 
 __all__ = ["KINDS", "BatchFailedError", "RayExecutor", "check_executor", "replica", "start"]
 

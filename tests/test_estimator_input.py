@@ -298,7 +298,7 @@ def test_folds_run_in_parallel_with_the_same_result_for_any_n_jobs(monkeypatch):
     assert np.array_equal(results[None], results["auto"])
     # Worker threads never enter warnings.catch_warnings (not thread-safe): no filter leaks.
     assert warnings.filters == filters
-    cores = psx.core.proxyspex.usable_cores()
+    cores = psx.core.checks.usable_cores()
     assert [psx.ProxySPEX(n_jobs=j).n_workers() for j in (None, 1, 3, -1, 0, "auto")] == [
         1,
         1,

@@ -310,3 +310,25 @@ def test_ray_actor_killed_mid_run_is_retried(game, ray_pool, tmp_path):
     assert (tmp_path / "died").exists()
     assert_identical(result, reference)
     assert sum(len(c) for c in helpers.logged_masks(tmp_path)) == BUDGET
+
+
+def test_a_process_pool_with_a_dead_worker_stops_with_the_batch_named(game, tmp_path):
+    # A dead worker breaks a ProcessPoolExecutor for good: the retry cannot run, and
+    # the run stops with the batch named; what finished is in the cache.
+    dying = helpers.DiesOnce(game, tmp_path, np.ones(N, dtype=bool))
+    path = tmp_path / "values.sqlite"
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with pytest.raises(BatchFailedError, match="failed 1 time") as info:
+            ProxySPEX(random_state=0).explain(
+                dying, N, BUDGET, executor=pool, cache=path, fingerprint="g", retries=2
+            )
+    assert np.ones(N, dtype=bool).tolist() in info.value.masks.tolist()
+    from proxyspex_captum.core.cache import MaskStore
+
+    with MaskStore(path, fingerprint="g", n_features=N) as store:
+        kept = len(store)
+    assert kept <= sum(len(c) for c in helpers.logged_masks(tmp_path))
+    resumed = helpers.Logged(game, tmp_path / "again")
+    (tmp_path / "again").mkdir()
+    result = ProxySPEX(random_state=0).explain(resumed, N, BUDGET, cache=path, fingerprint="g")
+    assert result.metadata["new_model_calls"] == BUDGET - kept

@@ -11,9 +11,10 @@ from __future__ import annotations
 import math
 import numbers
 import operator
+import os
 from typing import Any
 
-__all__ = ["check_int", "check_optional_int", "check_real"]
+__all__ = ["check_int", "check_optional_int", "check_real", "usable_cores"]
 
 
 def check_int(
@@ -106,3 +107,13 @@ def check_real(
     ):
         raise ValueError(f"{name} must lie in {interval}, got {value!r}.")
     return number
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one).
+
+    What ``n_jobs="auto"`` and the executors' default worker count resolve to.
+    """
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)

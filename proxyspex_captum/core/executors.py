@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import itertools
+import math
 import pickle
 import random
 import threading
@@ -37,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from .checks import check_int
+from .checks import check_int, usable_cores
 
 __all__ = [
     "BatchFailedError",
@@ -54,6 +55,8 @@ __all__ = [
 # (a restarted node, a rate limit) do not come back together.
 DEFAULT_BACKOFF = 0.5
 DEFAULT_RETRIES = 2
+# Seconds RayExecutor waits for its actors to start (and build their models).
+ACTOR_START_TIMEOUT = 600.0
 
 
 class BatchFailedError(RuntimeError):
@@ -187,7 +190,10 @@ def run_batches(
             now = time.monotonic()
             for when, i in [w for w in waiting if w[0] <= now]:
                 waiting.remove((when, i))
-                submit(i)
+                try:
+                    submit(i)
+                except RuntimeError as error:  # e.g. BrokenProcessPool: a worker died
+                    stop(error, i)
             if not pending:
                 time.sleep(max(0.0, min(w[0] for w in waiting) - time.monotonic()))
                 continue
@@ -326,7 +332,13 @@ class RayExecutor(cf.Executor):
             raise TypeError(f"model_factory must be callable, got {type(model_factory).__name__}.")
         self._ray = ray
         if not ray.is_initialized():
-            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+            options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+            if address is None:
+                # A local instance: room for every actor, even past the cores (Ray
+                # would otherwise wait forever to place the ones that do not fit).
+                cores = usable_cores()
+                options["num_cpus"] = max(cores, math.ceil(self.num_workers * num_cpus))
+            ray.init(address=address, **options)
             self._owns_ray = True
         else:
             self._owns_ray = False
@@ -334,7 +346,15 @@ class RayExecutor(cf.Executor):
             _Worker
         )
         self._actors = [actor.remote(model_factory) for _ in range(self.num_workers)]
-        ray.get([a.ready.remote() for a in self._actors])  # replicas built, errors raised here
+        try:  # replicas built, errors raised here
+            ray.get([a.ready.remote() for a in self._actors], timeout=ACTOR_START_TIMEOUT)
+        except ray.exceptions.GetTimeoutError as err:
+            self.shutdown()
+            raise RuntimeError(
+                f"Ray could not start {self.num_workers} actors of {num_cpus} CPU(s) and "
+                f"{num_gpus} GPU(s) each within {ACTOR_START_TIMEOUT:.0f} s: the cluster has "
+                f"{ray.cluster_resources()}. Lower num_workers, num_cpus or num_gpus."
+            ) from err
         self._load = [0] * self.num_workers
         self._refs: dict[int, tuple[Callable, Any]] = {}  # id(fn) -> (fn, object ref)
         self._lock = threading.Lock()

@@ -22,7 +22,6 @@ computed exactly instead (see :class:`.base.InteractionEstimator`).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -31,7 +30,7 @@ import lightgbm as lgb
 import numpy as np
 
 from .base import InteractionEstimator, power_of_two_scale
-from .checks import check_int, check_real
+from .checks import check_int, check_real, usable_cores
 from .ridge import ridge_gcv
 from .sampling import uniform_masks
 from .sparse_fit import (
@@ -249,13 +248,6 @@ def _one_or_several(name: str, value: Any, check: Any) -> Any:
     if len(value) == 0:
         raise ValueError(f"{name} must be a value or a non-empty sequence of values, got [].")
     return tuple(check(f"{name}[{i}]", v) for i, v in enumerate(value))
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on (its affinity mask where the OS has one)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
 
 
 class _Fit:
