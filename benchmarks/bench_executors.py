@@ -121,7 +121,7 @@ def llm_table(args: argparse.Namespace) -> list[str]:
         f"### SmolLM2-135M, sentiment of a {n}-word review: {len(masks)} masked prompts in "
         f"{batches} forward passes of {args.llm_batch}",
         "",
-        f"Serial (this process, torch's default {_torch_threads()} threads): {serial:.1f} s "
+        f"Serial (this process, torch with {_torch_threads()} intra-op thread(s)): {serial:.1f} s "
         f"({len(masks) / serial:.1f} prompts/s).",
         "",
         "| executor | workers | cold s (loads the model) | warm s | prompts/s (warm) | "
@@ -157,8 +157,8 @@ def cache_table(args: argparse.Namespace) -> list[str]:
     lines = [
         "### The persistent cache (SQLite, WAL): cost per mask",
         "",
-        "| features | masks | batch | in memory: s per mask | write (new file): s per mask | "
-        "read back (rerun): s per mask |",
+        "| features | masks | batch | in memory: time per mask | write (new file): time per mask | "
+        "read back (rerun): time per mask |",
         "|---|---|---|---|---|---|",
     ]
     for n, k, batch in ((40, 5000, 50), (512, 5000, 50), (1000, 2000, 20)):
