@@ -298,7 +298,7 @@ def _warn_if_poor(metadata: dict[str, Any], output: int | None) -> None:
             f"{r2:.2f} on the calls made (1 = exact). Raise the budget, lower max_order, "
             "use coarser features, or check whether the model's output is noisy."
         ),
-        stacklevel=3,
+        stacklevel=4,
     )
 
 
