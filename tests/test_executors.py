@@ -332,3 +332,37 @@ def test_a_process_pool_with_a_dead_worker_stops_with_the_batch_named(game, tmp_
     (tmp_path / "again").mkdir()
     result = ProxySPEX(random_state=0).explain(resumed, N, BUDGET, cache=path, fingerprint="g")
     assert result.metadata["new_model_calls"] == BUDGET - kept
+
+
+# -- psx.executors.start: executors by name, as the command line builds them ----------
+
+
+def test_start_builds_executors_by_name(game):
+    import proxyspex_captum as psx
+
+    reference = serial(ProxySPEX(random_state=9), game)
+    with psx.executors.start("serial") as none:
+        assert none is None
+    with psx.executors.start("threads", workers=2) as pool:
+        assert isinstance(pool, ThreadPoolExecutor) and pool._max_workers == 2
+        assert ProxySPEX(random_state=9).explain(game, N, BUDGET, executor=pool) == reference
+    with pytest.raises(ValueError, match="Unknown executor 'cloud'"):
+        with psx.executors.start("cloud"):
+            pass
+    with pytest.raises(ValueError, match="address= is for a Dask or Ray cluster"):
+        with psx.executors.start("threads", address="tcp://127.0.0.1:8786"):
+            pass
+    with pytest.raises(ValueError, match="workers must be"):
+        with psx.executors.start("threads", workers=0):
+            pass
+
+
+@pytest.mark.distributed
+def test_start_dask_runs_a_local_cluster_and_closes_it(game):
+    import proxyspex_captum as psx
+
+    reference = serial(ProxySPEX(random_state=9), game)
+    with psx.executors.start("dask", workers=2) as pool:
+        assert ProxySPEX(random_state=9).explain(game, N, BUDGET, executor=pool) == reference
+        client = pool._client
+    assert client.status == "closed"
