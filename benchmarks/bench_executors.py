@@ -157,8 +157,8 @@ def cache_table(args: argparse.Namespace) -> list[str]:
     lines = [
         "### The persistent cache (SQLite, WAL): cost per mask",
         "",
-        "| features | masks | batch | in memory: time per mask | write (new file): time per mask | "
-        "read back (rerun): time per mask |",
+        "| features | masks | batch | in memory: time per mask | "
+        "write (new file): time per mask | read back (rerun): time per mask |",
         "|---|---|---|---|---|---|",
     ]
     for n, k, batch in ((40, 5000, 50), (512, 5000, 50), (1000, 2000, 20)):
