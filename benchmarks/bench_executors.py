@@ -200,7 +200,11 @@ def main() -> None:
     parser.add_argument("--llm-masks", type=int, default=128)
     parser.add_argument("--llm-batch", type=int, default=8)
     parser.add_argument(
-        "--llm-max-processes", type=int, default=4, help="most SmolLM2 worker processes"
+        "--llm-max-processes",
+        type=int,
+        default=2,
+        help="most SmolLM2 worker processes (default 2: each loads a model and, on a "
+        "2-core machine, more only oversubscribe)",
     )
     parser.add_argument("--skip-llm", action="store_true")
     args = parser.parse_args()

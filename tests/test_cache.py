@@ -239,3 +239,18 @@ def test_a_nondeterministic_model_is_detected_from_the_cache(game, tmp_path):
     other.close()
     # The first answers stored are the ones every run sees.
     np.testing.assert_allclose(values, game(masks) + 0.5, rtol=1e-12)
+
+
+def test_one_store_can_be_shared_by_threads(game, tmp_path):
+    masks = uniform_masks(N, 400, np.random.default_rng(3))
+    with MaskStore(tmp_path / "threads.sqlite", fingerprint="t", n_features=N) as store:
+        with ThreadPoolExecutor(4) as pool:
+            list(
+                pool.map(
+                    lambda s: store.put(masks[s : s + 25], game(masks[s : s + 25])),
+                    range(0, 400, 25),
+                )
+            )
+            found = list(pool.map(lambda s: store.get(masks[s : s + 25]), range(0, 400, 25)))
+        assert len(store) == len(np.unique(masks, axis=0))
+    np.testing.assert_array_equal(np.stack([v for part in found for v in part]), game(masks))

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,7 @@ class MaskStore:
         self.n_features = check_int("n_features", n_features, 1)
         self.conflicts = 0
         self.part = 0
+        self._lock = threading.RLock()
         self._db = self._connect()
         try:
             self._check_identity()
@@ -111,7 +113,14 @@ class MaskStore:
             raise OSError(f"The cache path {str(self.path)!r} is a folder; give a file name.")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+            # One connection, used under self._lock: any thread of this process may
+            # read or write (each SQLite statement sequence stays whole).
+            db = sqlite3.connect(
+                self.path,
+                timeout=BUSY_TIMEOUT_SECONDS,
+                isolation_level=None,
+                check_same_thread=False,
+            )
         except (OSError, sqlite3.Error) as err:
             raise OSError(f"Cannot open the cache file {str(self.path)!r}: {err}.") from err
         try:
@@ -163,7 +172,8 @@ class MaskStore:
 
     @property
     def n_outputs(self) -> int | str | None:
-        row = self._db.execute("SELECT value FROM meta WHERE key = 'n_outputs'").fetchone()
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'n_outputs'").fetchone()
         if row is None:
             return "unknown"
         return None if row[0] == "scalar" else int(row[0])
@@ -171,7 +181,8 @@ class MaskStore:
     def __len__(self) -> int:
         """Number of masks stored in this part."""
         query = "SELECT COUNT(*) FROM mask_values WHERE part = ?"
-        return int(self._db.execute(query, (self.part,)).fetchone()[0])
+        with self._lock:
+            return int(self._db.execute(query, (self.part,)).fetchone()[0])
 
     def section(self, part: int) -> MaskStore:
         """A view of the same file for part ``part`` of an explanation (one example of a batch).
@@ -198,12 +209,9 @@ class MaskStore:
         for start in range(0, len(keys), _LOOKUP_CHUNK):
             chunk = keys[start : start + _LOOKUP_CHUNK]
             marks = ",".join("?" * len(chunk))
-            found.update(
-                self._db.execute(
-                    f"SELECT mask, value FROM mask_values WHERE part = ? AND mask IN ({marks})",
-                    [self.part, *chunk],
-                )
-            )
+            query = f"SELECT mask, value FROM mask_values WHERE part = ? AND mask IN ({marks})"
+            with self._lock:
+                found.update(self._db.execute(query, [self.part, *chunk]))
         scalar = self.n_outputs is None
         out: list[np.ndarray | None] = []
         for key in keys:
@@ -228,6 +236,14 @@ class MaskStore:
             raise ValueError(f"Got values of shape {values.shape} for {len(keys)} masks.")
         width = "scalar" if values.ndim == 1 else str(values.shape[1])
         blobs = [np.ascontiguousarray(v, dtype="<f8").tobytes() for v in values]
+        with self._lock:
+            inserted = self._insert(keys, blobs, width)
+        if inserted == len(keys):
+            return values
+        return self._reconcile(masks, values)
+
+    def _insert(self, keys: list[bytes], blobs: list[bytes], width: str) -> int:
+        """One transaction: check the output width, insert the new rows; returns their count."""
         self._db.execute("BEGIN IMMEDIATE")
         try:
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('n_outputs', ?)", (width,))
@@ -248,9 +264,7 @@ class MaskStore:
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
-        if inserted == len(keys):
-            return values
-        return self._reconcile(masks, values)
+        return inserted
 
     def _reconcile(self, masks: np.ndarray, values: np.ndarray) -> np.ndarray:
         """Rows that were stored already: keep the stored value, warn where it differs."""
@@ -276,7 +290,8 @@ class MaskStore:
 
     def close(self) -> None:
         """Close the file (values already written stay), and every section of it."""
-        self._db.close()
+        with self._lock:
+            self._db.close()
 
     def __enter__(self) -> MaskStore:
         return self

@@ -180,10 +180,10 @@ class ValueFunction:
                 raise ValueError(
                     f"The ValueFunction has {func.n_features} features, expected {n_features}."
                 )
-            for name in ("executor", "store"):
+            for name, option in (("executor", "executor="), ("store", "cache=")):
                 if kwargs.get(name) is not None:
                     raise ValueError(
-                        f"{name}= was given for a ValueFunction, which has its own: pass it "
+                        f"{option} was given with a ValueFunction, which has its own: give it "
                         "to the ValueFunction, or pass the plain callable."
                     )
             return func
