@@ -314,15 +314,18 @@ def test_ray_actor_killed_mid_run_is_retried(game, ray_pool, tmp_path):
 
 def test_a_process_pool_with_a_dead_worker_stops_with_the_batch_named(game, tmp_path):
     # A dead worker breaks a ProcessPoolExecutor for good: the retry cannot run, and
-    # the run stops with the batch named; what finished is in the cache.
+    # the run stops with a batch named; what finished is in the cache, and a rerun
+    # pays only for the rest.
     dying = helpers.DiesOnce(game, tmp_path, np.ones(N, dtype=bool))
     path = tmp_path / "values.sqlite"
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        with pytest.raises(BatchFailedError, match="failed 1 time") as info:
+        with pytest.raises(BatchFailedError, match=r"failed [01] time") as info:
             ProxySPEX(random_state=0).explain(
                 dying, N, BUDGET, executor=pool, cache=path, fingerprint="g", retries=2
             )
-    assert np.ones(N, dtype=bool).tolist() in info.value.masks.tolist()
+    # Every batch still pending failed with the pool; whichever came back first is named.
+    assert len(info.value.rows) == len(info.value.masks) > 0
+    assert isinstance(info.value.__cause__, RuntimeError)  # BrokenProcessPool
     from proxyspex_captum.core.cache import MaskStore
 
     with MaskStore(path, fingerprint="g", n_features=N) as store:

@@ -185,7 +185,10 @@ def run_batches(
 
     try:
         for i in range(len(bounds)):
-            submit(i)
+            try:
+                submit(i)
+            except RuntimeError as error:  # the executor broke (or shut down) meanwhile
+                stop(error, i)
         while pending or waiting:
             now = time.monotonic()
             for when, i in [w for w in waiting if w[0] <= now]:
