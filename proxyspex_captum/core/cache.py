@@ -42,7 +42,7 @@ import numpy as np
 
 from .checks import check_int
 
-__all__ = ["MaskStore", "NondeterminismWarning", "open_store"]
+__all__ = ["MaskStore", "NondeterminismWarning", "describe_width", "open_store"]
 
 # How long a writer waits for another process's transaction before giving up:
 # long enough for any batch write, short enough that a stuck file is reported.
@@ -252,7 +252,8 @@ class MaskStore:
             if stored_width != width:
                 raise ValueError(
                     f"The cache file {str(self.path)!r} holds values of "
-                    f"{_width_words(stored_width)}; the model now returns {_width_words(width)}."
+                    f"{describe_width(stored_width)}; the model now returns "
+                    f"{describe_width(width)}."
                 )
             before = self._db.total_changes
             self._db.executemany(
@@ -303,8 +304,11 @@ class MaskStore:
         return f"MaskStore({str(self.path)!r}, fingerprint={self.fingerprint!r})"
 
 
-def _width_words(width: str) -> str:
-    return "one number per mask" if width == "scalar" else f"{width} outputs per mask"
+def describe_width(n_outputs: int | str | None) -> str:
+    """Output width in words: ``None`` (or the file's ``"scalar"``) is one number per mask."""
+    if n_outputs is None or n_outputs == "scalar":
+        return "one number per mask"
+    return f"{n_outputs} outputs per mask"
 
 
 def open_store(

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from .cache import MaskStore
+from .cache import MaskStore, describe_width
 from .checks import check_int
 from .executors import (
     DEFAULT_BACKOFF,
@@ -248,7 +248,6 @@ class ValueFunction:
                 if self.on_progress is not None:
                     self.on_progress(hi - lo)
 
-            tic = time.perf_counter()
             if self.executor is None:
                 for i in range(len(starts) - 1):
                     tic = time.perf_counter()
@@ -256,6 +255,7 @@ class ValueFunction:
                     self.seconds += time.perf_counter() - tic
                     keep(i, out)
             elif k:
+                tic = time.perf_counter()
                 try:
                     run_batches(
                         self.func,
@@ -312,7 +312,8 @@ class ValueFunction:
         if (self.n_calls or self._width_known) and n_outputs != self.n_outputs:
             raise ValueError(
                 f"The value function changed its output shape between batches (or from the "
-                f"cache's values): {_width(self.n_outputs)} then {_width(n_outputs)}."
+                f"cache's values): {describe_width(self.n_outputs)} then "
+                f"{describe_width(n_outputs)}."
             )
         self.n_outputs = n_outputs
         bad = ~np.isfinite(values.reshape(k, -1)).all(axis=1)
@@ -326,7 +327,3 @@ class ValueFunction:
                 f"{' …' if len(example) > 20 else ''}). Check the model on those inputs."
             )
         return values
-
-
-def _width(n_outputs: int | None) -> str:
-    return "one number per mask" if n_outputs is None else f"{n_outputs} outputs per mask"
