@@ -160,11 +160,11 @@ def run_batches(
         pending[executor.submit(func, masks[lo:hi])] = i
 
     def stop(error: BaseException, i: int | None) -> None:
-        for future in pending:
-            future.cancel()
-        # What is already running was paid for: keep it.
-        for future in cf.as_completed(list(pending)):
-            if not future.cancelled() and future.exception() is None:
+        # What is already running was paid for: keep it. (A future cancelled here
+        # is left out: only its executor would mark it done, and Ray's never does.)
+        running = [future for future in pending if not future.cancel()]
+        for future in cf.as_completed(running):
+            if future.exception() is None:
                 on_result(pending[future], future.result())
         if i is None:
             raise error
@@ -292,8 +292,16 @@ class RayExecutor(cf.Executor):
     Each actor is one worker process that builds one model replica from
     ``model_factory`` at start (see :func:`replica`) and runs the batches sent
     to it. A submitted function is put in Ray's object store once and fetched
-    once per actor. An actor that dies is restarted by Ray; the batch it held
-    fails and is retried by the caller (:func:`run_batches`).
+    once per actor.
+
+    Faults: an actor whose process dies is restarted by Ray (up to
+    ``max_restarts`` times), and Ray runs the batches it held, or that were sent
+    to it while it restarted, again on the restarted actor (at-least-once: a
+    batch that had finished but whose answer died with the process runs twice;
+    its values are the same, and the result counts it once). An exception
+    raised by the function itself is the caller's to retry (:func:`run_batches`).
+    An actor past its restarts is dropped from the pool; when none is left,
+    ``submit`` raises ``RuntimeError``.
 
     Args:
         num_workers: Number of actors.
@@ -303,7 +311,8 @@ class RayExecutor(cf.Executor):
         num_gpus: GPUs reserved per actor (fractions share one GPU).
         address: A running cluster's address; ``None`` joins the cluster this
             process is connected to, or starts a local one.
-        max_restarts: Times Ray restarts a dead actor.
+        max_restarts: Times Ray restarts a dead actor (and runs its batches
+            again on it).
 
     Examples:
         >>> from proxyspex_captum.core.executors import RayExecutor  # doctest: +SKIP
@@ -345,9 +354,17 @@ class RayExecutor(cf.Executor):
             self._owns_ray = True
         else:
             self._owns_ray = False
-        actor = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=max_restarts)(
-            _Worker
-        )
+        max_restarts = check_int("max_restarts", max_restarts, 0)
+        # Task retries = restarts: a batch in flight when its actor died (or sent
+        # while it restarts) waits for the restarted actor instead of failing at
+        # once; the caller's retries would otherwise be spent on an actor that is
+        # still loading its model.
+        actor = ray.remote(
+            num_cpus=num_cpus,
+            num_gpus=num_gpus,
+            max_restarts=max_restarts,
+            max_task_retries=max_restarts,
+        )(_Worker)
         self._actors = [actor.remote(model_factory) for _ in range(self.num_workers)]
         try:  # replicas built, errors raised here
             ray.get([a.ready.remote() for a in self._actors], timeout=ACTOR_START_TIMEOUT)
@@ -359,6 +376,7 @@ class RayExecutor(cf.Executor):
                 f"{ray.cluster_resources()}. Lower num_workers, num_cpus or num_gpus."
             ) from err
         self._load = [0] * self.num_workers
+        self._dead: set[int] = set()  # actors past their restarts: never sent work again
         self._refs: dict[int, tuple[Callable, Any]] = {}  # id(fn) -> (fn, object ref)
         self._lock = threading.Lock()
         self._shutdown = False
@@ -373,19 +391,27 @@ class RayExecutor(cf.Executor):
             if entry is None or entry[0] is not fn:
                 entry = (fn, self._ray.put(fn))  # holding fn keeps its id unique
                 self._refs[id(fn)] = entry
+            alive = [a for a in range(self.num_workers) if a not in self._dead]
+            if not alive:
+                raise RuntimeError(
+                    "every actor of this RayExecutor died more often than max_restarts "
+                    "allows; start a new RayExecutor."
+                )
             # Least loaded first; ties go round-robin, so equal batches spread evenly.
             turn = next(self._order)
-            index = min(
-                range(self.num_workers),
-                key=lambda a: (self._load[a], (a - turn) % self.num_workers),
-            )
+            index = min(alive, key=lambda a: (self._load[a], (a - turn) % self.num_workers))
             self._load[index] += 1
         ref = self._actors[index].run.remote([entry[1]], args, kwargs)
         future = ref.future()
+        died = self._ray.exceptions.ActorDiedError
 
-        def release(_: cf.Future) -> None:
+        def release(done: cf.Future) -> None:
             with self._lock:
                 self._load[index] -= 1
+                # With task retries on, a task fails with ActorDiedError only once
+                # the actor is gone for good (restarts spent, or killed outright).
+                if not done.cancelled() and isinstance(done.exception(), died):
+                    self._dead.add(index)
 
         future.add_done_callback(release)
         return future
