@@ -111,7 +111,7 @@ def test_spex_on_grouped_template_segments(smollm2):
     assert result.interactions.feature_names == ["The food", "was", "not good", ", sadly", "."]
     assert result.seq_attr.shape == (6,)  # Captum's format_attr spreads groups over values
     assert result.seq_attr[2] == result.seq_attr[3]
-    assert counter.calls == 4  # 32 prompts, 8 per forward pass
+    assert counter.calls == 5  # 32 prompts, 8 per forward pass; one pass for their shared prefix
 
 
 def test_captum_token_by_token_path_agrees(smollm2):

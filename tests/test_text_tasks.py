@@ -111,4 +111,5 @@ def test_attribute_fills_every_forward_pass():
         llm.attribute(inp, target=" good", n_samples=100, perturbations_per_eval=10)
     finally:
         hook.remove()
-    assert sizes == [10] * 10  # 2**7 > 100: sampled, ten full passes
+    # 2**7 > 100: sampled, ten full passes, after one pass over the prefix all prompts share
+    assert sizes == [1] + [10] * 10

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,12 +19,12 @@ from ..core import Interactions, ValueFunction
 from ..core.cache import MaskStore, open_store
 from ..core.checks import check_int
 from ..core.executors import check_executor
+from ..scoring import DEFAULT_BATCH_SIZE as DEFAULT_PROMPTS_PER_EVAL
+from ..scoring import HFScorer
 from .base import InteractionAttribution
 
 __all__ = ["LLMAttribution", "LLMInteractionAttributionResult"]
 
-# Masked prompts per forward call when the caller does not say.
-DEFAULT_PROMPTS_PER_EVAL = 16
 _OUR_OPTIONS = (
     "n_samples",
     "perturbations_per_eval",
@@ -101,7 +101,8 @@ class LLMAttribution(CaptumLLMAttribution):
 
     def __init__(self, attr_method: Any, tokenizer: Any, attr_target: str = "log_prob") -> None:
         super().__init__(attr_method, tokenizer, attr_target)
-        self._keeps_logits = True  # until the model turns out not to take logits_to_keep
+        #: Scores the masked prompts of our methods (and :meth:`log_probs`).
+        self.scorer = HFScorer(self.model, tokenizer, batch_size=DEFAULT_PROMPTS_PER_EVAL)
 
     def attribute(  # type: ignore[override]
         self,
@@ -195,7 +196,7 @@ class LLMAttribution(CaptumLLMAttribution):
         budget = estimator.check_budget(
             n, estimator.default_budget(n) if n_samples is None else n_samples
         )
-        if not self._masked_prompts(inp, torch.zeros((1, n), dtype=torch.bool))[0].numel():
+        if not self._masked_prompts(inp, np.zeros((1, n), dtype=bool))[0]:
             raise ValueError(
                 "Dropping every feature leaves an empty prompt, which the model cannot score. "
                 "Put the features inside a template with fixed text (an instruction), or give "
@@ -219,10 +220,12 @@ class LLMAttribution(CaptumLLMAttribution):
                     masks, inp, target_tokens, use_cached_outputs, _inspect_forward, bar
                 )
             on_batch = None if bar is None else bar.update
-            values = self._batched_log_probs(masks, inp, target_tokens, batch_size, on_batch)
+            values = self.log_probs(
+                masks, inp, target_tokens, batch_size=batch_size, per_token=True, on_batch=on_batch
+            )
             if not per_token:
                 values = values[:, :1]
-            return values.exp() if self.attr_target == "prob" else values
+            return np.exp(values) if self.attr_target == "prob" else values
 
         executor = check_executor(kwargs.get("executor"))
         cache, fingerprint = kwargs.get("cache"), kwargs.get("fingerprint")
@@ -310,12 +313,15 @@ class LLMAttribution(CaptumLLMAttribution):
             names[group].append(value)
         return [" ".join(group) for group in names]
 
-    def _masked_prompts(self, inp: InterpretableInput, masks: Tensor) -> list[Tensor]:
-        """Token ids (1-D) of the prompt under each mask row."""
+    def _masked_prompts(
+        self, inp: InterpretableInput, masks: np.ndarray | Tensor
+    ) -> list[list[int]]:
+        """Token ids of the prompt under each mask row."""
+        masks = torch.as_tensor(np.ascontiguousarray(masks), dtype=torch.bool)
         if isinstance(inp, TextTokenInput):  # fixed length: Captum builds the whole batch
-            return list(inp.to_model_input(masks.long()))
+            return inp.to_model_input(masks.long()).tolist()
         return [
-            self._format_model_input(inp.to_model_input(row[None]))["input_ids"][0]
+            self._format_model_input(inp.to_model_input(row[None]))["input_ids"][0].tolist()
             for row in masks
         ]
 
@@ -371,29 +377,11 @@ class LLMAttribution(CaptumLLMAttribution):
             ``(k,)`` total log-probabilities of the target, or ``(k, 1 + T)``
             with ``per_token=True``: the total, then each token's.
         """
-        batch_size = check_int("batch_size", batch_size, 1)
-        target = torch.as_tensor(target_tokens, dtype=torch.long).reshape(-1)
-        if target.numel() == 0:
-            raise ValueError("The target is empty (no tokens): give a non-empty target.")
-        values = self._batched_log_probs(masks, inp, target, batch_size, on_batch).numpy()
+        target = torch.as_tensor(target_tokens, dtype=torch.long).reshape(-1).tolist()
+        values = self.scorer.target_log_probs(
+            self._masked_prompts(inp, masks), target, batch_size=batch_size, on_batch=on_batch
+        )
         return values if per_token else values[:, 0]
-
-    def _batched_log_probs(
-        self,
-        masks: np.ndarray,
-        inp: InterpretableInput,
-        target_tokens: Tensor,
-        batch_size: int,
-        on_batch: Callable[[int], None] | None,
-    ) -> Tensor:
-        """``(k, 1 + T)``: the target's total log-probability, then each token's, per mask."""
-        target = target_tokens.to(self.device)
-        out = []
-        for log_probs in self._log_prob_batches(masks, inp, target, batch_size, on_batch):
-            at_target = log_probs[:, : target.shape[0]]
-            per_token = at_target.gather(2, target.expand(len(log_probs), -1)[..., None])[..., 0]
-            out.append(torch.cat([per_token.sum(dim=1, keepdim=True), per_token], dim=1).cpu())
-        return torch.cat(out)
 
     def next_token_log_probs(
         self,
@@ -410,75 +398,12 @@ class LLMAttribution(CaptumLLMAttribution):
         between ``" positive"`` and ``" negative"`` after a sentiment question.
         ``on_batch`` is called with the number of prompts after each forward pass.
         """
-        batch_size = check_int("batch_size", batch_size, 1)
-        empty = torch.zeros(0, dtype=torch.long, device=self.device)
-        ids = list(token_ids)
-        batches = self._log_prob_batches(masks, inp, empty, batch_size, on_batch)
-        return torch.cat([lp[:, 0, ids].cpu() for lp in batches]).numpy()
-
-    def _log_prob_batches(
-        self,
-        masks: np.ndarray,
-        inp: InterpretableInput,
-        target: Tensor,
-        batch_size: int,
-        on_batch: Callable[[int], None] | None = None,
-    ) -> Iterator[Tensor]:
-        """Per batch of masked prompts (+ ``target``): log-probabilities ``(c, T + 1, vocab)``.
-
-        Position ``t < T`` predicts target token ``t``; position ``T`` predicts
-        the token after the target (after the prompt when the target is empty).
-        """
-        masks_t = torch.as_tensor(np.ascontiguousarray(masks), dtype=torch.bool)
-        n_target = target.shape[0]
-        pad_id = self.tokenizer.pad_token_id
-        if pad_id is None:
-            pad_id = getattr(self.tokenizer, "eos_token_id", None) or 0
-        for start in range(0, masks_t.shape[0], batch_size):
-            prompts = self._masked_prompts(inp, masks_t[start : start + batch_size])
-            if min(len(p) for p in prompts) == 0:  # scored from a pad position otherwise
-                raise ValueError("A masked prompt is empty; the model cannot score it.")
-            width = max(len(p) for p in prompts)
-            ids = torch.full((len(prompts), width + n_target), pad_id, dtype=torch.long)
-            attention = torch.zeros_like(ids)
-            for row, prompt in enumerate(prompts):  # left padding: all targets end aligned
-                ids[row, width - len(prompt) : width] = prompt
-                attention[row, width - len(prompt) :] = 1
-            ids[:, width:] = target.cpu()
-            ids, attention = ids.to(self.device), attention.to(self.device)
-            logits = self._target_logits(ids, attention, n_target)
-            yield torch.log_softmax(logits.float(), dim=-1)
-            if on_batch is not None:
-                on_batch(len(prompts))
-
-    def _target_logits(self, ids: Tensor, attention: Tensor, n_target: int) -> Tensor:
-        """Logits of the last ``n_target + 1`` positions of ``ids``: ``(c, n_target + 1, vocab)``.
-
-        They predict the last ``n_target`` tokens, then the token after ``ids``.
-        """
-        # Positions count real tokens only, so a left-padded prompt reads as unpadded.
-        inputs = {
-            "input_ids": ids,
-            "attention_mask": attention,
-            "position_ids": (attention.cumsum(dim=1) - 1).clamp(min=0),
-            "use_cache": False,
-        }
-        with torch.no_grad():
-            logits = None
-            if self._keeps_logits:
-                # Only the target's logits: the vocabulary projection of every prompt
-                # position would cost time and (batch x length x vocab) memory.
-                try:
-                    logits = self.model(**inputs, logits_to_keep=n_target + 1).logits
-                except TypeError as err:  # a model without logits_to_keep
-                    if "logits_to_keep" not in str(err):
-                        raise
-                    self._keeps_logits = False
-            if logits is None:
-                logits = self.model(**inputs).logits
-        if logits.dim() == 4:  # some models add a heads dimension (see Captum)
-            logits = logits[:, 0]
-        return logits[:, -(n_target + 1) :]  # logits[:, t] predicts token t + 1
+        return self.scorer.next_token_log_probs(
+            self._masked_prompts(inp, masks),
+            [int(i) for i in token_ids],
+            batch_size=batch_size,
+            on_batch=on_batch,
+        )
 
     def _one_prompt_at_a_time(
         self,
