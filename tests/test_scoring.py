@@ -55,8 +55,8 @@ def test_target_log_probs_equal_each_prompt_alone(lm, prefix_cache):
 def test_next_token_log_probs_with_a_prefix_that_shrinks(lm):
     model, tokenizer = lm
     rng = np.random.default_rng(1)
-    first = [[101, 7, 8, 9, 10, 11] + rng.integers(1000, 2000, 4).tolist() for _ in range(4)]
-    later = [[101, 7, 8] + rng.integers(1000, 2000, 5).tolist() for _ in range(6)]
+    first = [[101, 7, 8, 9, 10, 11, *rng.integers(1000, 2000, 4).tolist()] for _ in range(4)]
+    later = [[101, 7, 8, *rng.integers(1000, 2000, 5).tolist()] for _ in range(6)]
     scorer = HFScorer(model, tokenizer, batch_size=4)
     scores = np.concatenate(
         [scorer.next_token_log_probs(first, [5, 6]), scorer.next_token_log_probs(later, [5, 6])]
@@ -79,9 +79,8 @@ def test_threads_share_one_scorer(lm):
     serial = HFScorer(model, tokenizer, batch_size=4).target_log_probs(prompts, [3, 4])
     scorer = HFScorer(model, tokenizer, batch_size=4)
     with ThreadPoolExecutor(4) as pool:
-        parts = list(
-            pool.map(lambda i: scorer.target_log_probs(prompts[i : i + 5], [3, 4]), range(0, 40, 5))
-        )
+        chunks = [prompts[i : i + 5] for i in range(0, 40, 5)]
+        parts = list(pool.map(lambda chunk: scorer.target_log_probs(chunk, [3, 4]), chunks))
     np.testing.assert_allclose(np.concatenate(parts), serial, atol=1e-4, rtol=0)
     assert scorer.usage.prompts == 40
 
