@@ -35,6 +35,7 @@ _LAZY = {
     "SPEXAttribution": "attr",
     "LLMAttribution": "attr",
     "LLMInteractionAttributionResult": "attr",
+    "RemoteLLMAttribution": "attr",
     "ProxySPEXExplainer": "explainers",
     "SPEXExplainer": "explainers",
     "InteractionExplanation": "explainers",
@@ -57,12 +58,14 @@ __all__ = [
     "games",
     "models",
     "plots",
+    "scoring",
+    "api",
     *_LAZY,
 ]
 
 
 # Submodules that import matplotlib's pyplot load on first use too.
-_LAZY_MODULES = ("plots",)
+_LAZY_MODULES = ("plots", "scoring", "api")
 
 
 def __getattr__(name: str) -> Any:

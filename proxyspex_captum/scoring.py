@@ -49,7 +49,7 @@ import numpy as np
 
 from .core.checks import check_int
 
-__all__ = ["HFScorer", "LLMScorer", "Prompt", "Usage"]
+__all__ = ["HFScorer", "LLMScorer", "Prompt", "Usage", "UsageMeter"]
 
 #: A prompt: text, or token ids (local scorers; remote ones take text).
 Prompt = str | Sequence[int]
@@ -85,13 +85,32 @@ class Usage:
         return asdict(self)
 
 
+class UsageMeter:
+    """Thread-safe :class:`Usage` counters (scorers are called from several threads at once)."""
+
+    def __init__(self) -> None:
+        self._usage = Usage()
+        self._lock = threading.Lock()
+
+    def count(self, **increments: int) -> None:
+        """Add to the counters, e.g. ``count(requests=1, prompt_tokens=40)``."""
+        with self._lock:
+            for name, value in increments.items():
+                setattr(self._usage, name, getattr(self._usage, name) + int(value))
+
+    def snapshot(self) -> Usage:
+        """A copy of the counts so far."""
+        with self._lock:
+            return Usage(**self._usage.as_dict())
+
+
 class LLMScorer(ABC):
     """Log-probabilities of responses after prompts, for one model, in batches.
 
     Subclasses implement the two questions; both take a batch of prompts and
-    return one row per prompt, in order. :attr:`usage` counts the cost
-    (thread-safe: scorers are called from several threads at once when an
-    executor runs the batches).
+    return one row per prompt, in order, and accept ``batch_size`` (prompts
+    per forward pass, where that means something) and ``on_batch`` (called
+    with the number of prompts scored, as they are). :attr:`usage` counts the cost.
     """
 
     #: A chat model answers a user message (the scorer applies the chat format);
@@ -99,20 +118,12 @@ class LLMScorer(ABC):
     chat: bool = False
 
     def __init__(self) -> None:
-        self._usage = Usage()
-        self._usage_lock = threading.Lock()
+        self.meter = UsageMeter()
 
     @property
     def usage(self) -> Usage:
-        """A copy of the counts so far."""
-        with self._usage_lock:
-            return Usage(**self._usage.as_dict())
-
-    def count(self, **increments: int) -> None:
-        """Add to the usage counters (e.g. ``count(requests=1, prompt_tokens=40)``)."""
-        with self._usage_lock:
-            for name, value in increments.items():
-                setattr(self._usage, name, getattr(self._usage, name) + int(value))
+        """What this scorer has spent so far (a copy)."""
+        return self.meter.snapshot()
 
     @property
     @abstractmethod
@@ -121,7 +132,12 @@ class LLMScorer(ABC):
 
     @abstractmethod
     def next_token_log_probs(
-        self, prompts: Sequence[Prompt], candidates: Sequence[str | int]
+        self,
+        prompts: Sequence[Prompt],
+        candidates: Sequence[str | int],
+        *,
+        batch_size: int | None = None,
+        on_batch: Callable[[int], None] | None = None,
     ) -> np.ndarray:
         """``(k, c)``: log-probability of each candidate as the next token after each prompt.
 
@@ -132,7 +148,12 @@ class LLMScorer(ABC):
 
     @abstractmethod
     def target_log_probs(
-        self, prompts: Sequence[Prompt], target: str | Sequence[int]
+        self,
+        prompts: Sequence[Prompt],
+        target: str | Sequence[int],
+        *,
+        batch_size: int | None = None,
+        on_batch: Callable[[int], None] | None = None,
     ) -> np.ndarray:
         """``(k, 1 + T)``: the target's total log-probability after each prompt, then each token's.
 
@@ -300,7 +321,7 @@ class HFScorer(LLMScorer):
             if min(len(p) for p in batch) == 0:  # scored from a pad position otherwise
                 raise ValueError("A masked prompt is empty; the model cannot score it.")
             logits = self._target_logits(batch, target.tolist())
-            self.count(prompts=len(batch), prompt_tokens=sum(len(p) for p in batch))
+            self.meter.count(prompts=len(batch), prompt_tokens=sum(len(p) for p in batch))
             yield torch.log_softmax(logits.float(), dim=-1)
             if on_batch is not None:
                 on_batch(len(batch))
@@ -391,7 +412,7 @@ class HFScorer(LLMScorer):
             )
             attention = torch.cat([torch.ones((c, cached), dtype=attention.dtype), attention], 1)
             inputs.update({self._cache_argument: past, "use_cache": True})
-            self.count(cached_prompt_tokens=cached * c)
+            self.meter.count(cached_prompt_tokens=cached * c)
         device = self.device
         inputs.update(
             input_ids=ids.to(device),

@@ -1,19 +1,23 @@
-"""Captum adapters: ``ProxySPEXAttribution``, ``SPEXAttribution`` and ``LLMAttribution``.
+"""Captum adapters: our two methods, and LLM attribution for local and remote models.
 
 Names follow Captum's, so a Captum user finds what they know: the two
 methods are ``captum.attr.PerturbationAttribution`` subclasses, and
-:class:`LLMAttribution` is a subclass of Captum's that also accepts them.
+:class:`LLMAttribution` and :class:`RemoteLLMAttribution` are subclasses of
+Captum's that also accept them.
 """
 
 from .base import InteractionAttribution
 from .llm import LLMAttribution, LLMInteractionAttributionResult
 from .proxyspex import ProxySPEXAttribution
+from .remote import ProviderScorer, RemoteLLMAttribution
 from .spex import SPEXAttribution
 
 __all__ = [
     "InteractionAttribution",
     "LLMAttribution",
     "LLMInteractionAttributionResult",
+    "ProviderScorer",
     "ProxySPEXAttribution",
+    "RemoteLLMAttribution",
     "SPEXAttribution",
 ]

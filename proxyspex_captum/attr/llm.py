@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -20,7 +21,7 @@ from ..core.cache import MaskStore, open_store
 from ..core.checks import check_int
 from ..core.executors import check_executor
 from ..scoring import DEFAULT_BATCH_SIZE as DEFAULT_PROMPTS_PER_EVAL
-from ..scoring import HFScorer
+from ..scoring import HFScorer, Usage
 from .base import InteractionAttribution
 
 __all__ = ["LLMAttribution", "LLMInteractionAttributionResult"]
@@ -49,6 +50,9 @@ class LLMInteractionAttributionResult(LLMAttributionResult):
             input's tokens or template segments.
         token_interactions: One ``Interactions`` per target token when
             ``per_token=True`` was asked for, else ``None``.
+        usage: What this explanation cost the model
+            (:class:`~proxyspex_captum.scoring.Usage`: prompts scored,
+            requests and tokens for a remote model).
     """
 
     def __init__(
@@ -56,11 +60,13 @@ class LLMInteractionAttributionResult(LLMAttributionResult):
         *,
         interactions: Interactions,
         token_interactions: list[Interactions] | None = None,
+        usage: Usage | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.interactions = interactions
         self.token_interactions = token_interactions
+        self.usage = usage
 
     def top_interactions(self, k: int = 10) -> list[tuple[tuple[str, ...], float]]:
         """The ``k`` strongest interactions (Möbius coefficients), named by their features."""
@@ -237,29 +243,31 @@ class LLMAttribution(CaptumLLMAttribution):
             # One model call per batch of prompts: every forward pass is full, instead of
             # the estimator's ~20 calls that leave a partial pass at the end of each.
             calls_per_batch = batch_size
-        model_calls = ValueFunction(
-            value_function,
-            n,
-            batch_size=calls_per_batch,
-            show_progress=estimator.show_progress,
-            description=f"{type(estimator).__name__} model calls",
-            executor=executor,
-            store=store,
-        )
-        try:
+        spent = self.scorer.usage
+        with contextlib.ExitStack() as stack:
+            if bar is not None:
+                stack.callback(bar.close)
+            if store is not None and store is not cache:
+                stack.callback(store.close)
+            calls = self._calls(executor, stack)
+            model_calls = ValueFunction(
+                value_function,
+                n,
+                batch_size=calls.get("batch_size", calls_per_batch),
+                show_progress=estimator.show_progress,
+                description=f"{type(estimator).__name__} model calls",
+                store=store,
+                **{k: v for k, v in calls.items() if k != "batch_size"},
+            )
             result = estimator.explain(
                 model_calls, n, budget, feature_names=self._feature_names(inp)
             )
-        finally:
-            if bar is not None:
-                bar.close()
-            if store is not None and store is not cache:
-                store.close()
         inters = result if isinstance(result, list) else [result]
         index = self.attr_method.index
         attr = torch.stack([torch.as_tensor(i.first_order(index)) for i in inters]).float()
         attr = inp.format_attr(attr.to(self.device))
         return LLMInteractionAttributionResult(
+            usage=_spent_since(spent, self.scorer.usage),
             seq_attr=attr[0],
             token_attr=attr[1:] if per_token else None,
             input_tokens=inp.values,
@@ -270,18 +278,20 @@ class LLMAttribution(CaptumLLMAttribution):
         )
 
     # ------------------------------------------------------------------ helpers
+    def _calls(self, executor: Any, stack: contextlib.ExitStack) -> dict[str, Any]:
+        """How the model calls run: ``ValueFunction`` options (the executor here).
+
+        A remote model overrides this with a thread pool and more retries.
+        """
+        return {"executor": executor}
+
     def _fingerprint(
         self, inp: InterpretableInput, target_tokens: Tensor, per_token: bool, one_at_a_time: bool
     ) -> str:
         """Names the values of one ``attribute`` call: model, prompt, target and what is scored."""
-        model = self.model
-        config = getattr(model, "config", None)
-        name = getattr(config, "_name_or_path", None) or type(model).__qualname__
-        n_params = sum(p.numel() for p in model.parameters())
-        digest = hashlib.sha256()
+        name, identity = self._model_identity()
+        digest = hashlib.sha256(identity)
         for part in (
-            name,
-            n_params,
             type(inp).__name__,
             _describe(getattr(inp, "template", None)),
             getattr(inp, "inp_tensor", None) is not None and inp.inp_tensor.tolist(),
@@ -293,13 +303,23 @@ class LLMAttribution(CaptumLLMAttribution):
             one_at_a_time,
         ):
             digest.update(repr(part).encode() + b"\x00")
+        return f"llm:{name}:{digest.hexdigest()[:32]}"
+
+    def _model_identity(self) -> tuple[str, bytes]:
+        """The model's name, and bytes that tell it apart from another of that name."""
+        model = self.model
+        config = getattr(model, "config", None)
+        name = getattr(config, "_name_or_path", None) or type(model).__qualname__
+        n_params = sum(p.numel() for p in model.parameters())
+        identity = [repr((name, n_params)).encode()]
         # The weights themselves, sampled: the first and last tensors tell a fine-tuned
         # copy saved under the same name apart without hashing the whole model.
         params = list(model.parameters())
         for tensor in (params[0], params[-1]) if params else ():
-            flat = tensor.detach().float().cpu().contiguous().reshape(-1)
-            digest.update(flat.numpy().tobytes())
-        return f"llm:{name}:{digest.hexdigest()[:32]}"
+            identity.append(
+                tensor.detach().float().cpu().contiguous().reshape(-1).numpy().tobytes()
+            )
+        return name, b"\x00".join(identity)
 
     def _feature_names(self, inp: InterpretableInput) -> list[str]:
         """Readable names of the interpretable features: tokens, or template values."""
@@ -433,3 +453,9 @@ def _describe(template: Any) -> str:
     if template is None or isinstance(template, str):
         return repr(template)
     return f"{getattr(template, '__module__', '')}.{getattr(template, '__qualname__', '?')}"
+
+
+def _spent_since(before: Usage, after: Usage) -> Usage:
+    """The usage between two snapshots of a scorer's counters."""
+    start = before.as_dict()
+    return Usage(**{name: value - start[name] for name, value in after.as_dict().items()})

@@ -138,7 +138,10 @@ def run_batches(
     ``on_result(i, output)`` is called in this thread as each batch finishes,
     in completion order. A batch whose call raises (its worker died, the
     network dropped) is resubmitted up to ``retries`` times, waiting
-    ``backoff · 2**attempt`` seconds (with jitter) first. A batch that still
+    ``backoff · 2**attempt`` seconds (with jitter) first, or the error's
+    ``retry_after`` seconds if it has one and they are longer. An error whose
+    ``retryable`` attribute is false (a request the server refused as
+    malformed: sending it again would not help) is not retried. A batch that still
     fails cancels the batches not yet started, lets the running ones finish
     (their results still reach ``on_result``: nothing paid for is lost), and
     raises :class:`BatchFailedError` from its last exception. An error raised
@@ -212,9 +215,11 @@ def run_batches(
                     except Exception as check_error:  # a bad value: retrying would not help
                         stop(check_error, None)
                     continue
-                if attempts[i] > retries:
+                if attempts[i] > retries or not getattr(error, "retryable", True):
                     stop(error, i)
                 delay = backoff * 2 ** (attempts[i] - 1) * (1 + 0.5 * jitter.random())
+                # A server that says when to come back (HTTP 429's Retry-After) is obeyed.
+                delay = max(delay, float(getattr(error, "retry_after", None) or 0.0))
                 waiting.append((time.monotonic() + delay, i))
     except BaseException:  # Ctrl-C, or the errors above: start nothing new
         for future in pending:
