@@ -25,6 +25,7 @@ __all__ = [
     "SENTIMENT_QUESTION",
     "EmbeddingSentiment",
     "chat_prompt",
+    "sentiment_question",
     "sentiment_template",
 ]
 
@@ -45,6 +46,12 @@ def chat_prompt(user_message: str) -> str:
 SENTIMENT_LABELS = (" positive", " negative")
 
 
+def sentiment_question(n_segments: int, joiner: str = " ") -> str:
+    """The user's question about a review of ``n_segments`` pieces (a ``str.format`` template)."""
+    review = joiner.join("{}" for _ in range(n_segments))
+    return f"Review: {review}\nIs the sentiment of this review positive or negative?"
+
+
 def sentiment_gap_template(n_segments: int, joiner: str = " ") -> str:
     """A template whose next token is the review's sentiment: ``... The sentiment is``.
 
@@ -53,9 +60,7 @@ def sentiment_gap_template(n_segments: int, joiner: str = " ") -> str:
     sentiment the model reads. On the built-in review this prompt gave the
     most faithful surrogates of the variants tried (R² 0.79 at 500 calls).
     """
-    review = joiner.join("{}" for _ in range(n_segments))
-    question = f"Review: {review}\nIs the sentiment of this review positive or negative?"
-    return chat_prompt(question) + "The sentiment is"
+    return chat_prompt(sentiment_question(n_segments, joiner)) + "The sentiment is"
 
 
 def sentiment_template(n_segments: int) -> str:

@@ -28,12 +28,14 @@ import numpy as np
 import regex
 
 from .core.executors import replica
-from .examples import SENTIMENT_LABELS, chat_prompt, sentiment_gap_template
+from .examples import SENTIMENT_LABELS, chat_prompt, sentiment_gap_template, sentiment_question
 
 __all__ = ["TASKS", "UNITS", "TaskValueFunction", "TextTask", "split_units"]
 
 UNITS = ("word", "sentence", "token")
-TASKS = ("sentiment", "answer", "generate")
+TASKS = ("sentiment", "truefalse", "answer", "generate")
+#: The answers the ``"truefalse"`` task compares (the SPEX paper's closed-model protocol).
+TRUE_FALSE = ("True", "False")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 # One extended grapheme cluster (Unicode UAX #29): what a reader sees as one character,
 # e.g. a family emoji joined by ZWJs, a flag, a heart with its variation selector.
@@ -112,17 +114,28 @@ def _escape(text: str) -> str:
 class TextTask:
     """What is measured on a text, and the prompt template that carries its units.
 
+    The same task runs on any :class:`~proxyspex_captum.scoring.LLMScorer`:
+    a model that continues raw text (local, or a completions API) reads the
+    prompt in SmolLM2's chat format with the answer begun; a chat API reads
+    the user message alone (its own chat format applies).
+
     Args:
         units: The text's features, in order.
-        task: ``"sentiment"`` (value: log p(" positive") − log p(" negative")
-            as the next token of "The sentiment is", the answer to a
-            sentiment question about the text), ``"answer"``
-            (log-probability of ``answer`` to ``question`` about the text) or
-            ``"generate"`` (the text is the prompt; log-probability of
-            ``answer``, or of what the model generates when it is ``None``).
+        task: ``"sentiment"`` (value: log p(positive) − log p(negative) as
+            the answer's next token: after "The sentiment is" for a raw-text
+            model, as the first answer token of a chat model), ``"truefalse"``
+            (log p("True") − log p("False") as the answer's first token, to
+            ``question`` about the text: the SPEX paper's protocol for
+            closed models), ``"answer"`` (log-probability of ``answer`` to
+            ``question`` about the text) or ``"generate"`` (the text is the
+            prompt; log-probability of ``answer``, or of what the model
+            generates when it is ``None``). ``answer`` and ``generate`` need a
+            scorer with target log-probabilities (not a chat API).
         unit: How ``units`` were cut (``"token"`` joins them without spaces).
-        question: The question for ``"answer"`` (and optionally ``"generate"``).
+        question: The question for ``"answer"`` and ``"truefalse"`` (and
+            optionally ``"generate"``).
         answer: The answer to score; ``None`` lets the model generate it.
+        labels: The two next tokens ``"sentiment"`` compares on a raw-text model.
     """
 
     units: list[str]
@@ -138,80 +151,129 @@ class TextTask:
             raise ValueError(f"Unknown task {self.task!r}; choose one of {', '.join(TASKS)}.")
         if not self.units:
             raise ValueError("The text is empty: there is nothing to explain.")
-        if self.task == "answer" and not self.question:
-            raise ValueError("task='answer' needs a question about the text (--question).")
+        if self.task in ("answer", "truefalse") and not self.question:
+            raise ValueError(f"task={self.task!r} needs a question about the text (--question).")
+
+    @property
+    def candidates(self) -> tuple[str, str] | None:
+        """The two next tokens compared (raw-text prompts), or ``None`` for a target's log-prob."""
+        if self.task == "sentiment":
+            return self.labels
+        if self.task == "truefalse":
+            return TRUE_FALSE
+        return None
+
+    @property
+    def user_message(self) -> str:
+        """The ``str.format`` template of the user's turn (one ``{}`` per unit)."""
+        joiner = "" if self.unit == "token" else " "
+        body = joiner.join("{}" for _ in self.units)
+        if self.task == "sentiment":  # (a raw-text model's answer is begun for it instead)
+            return sentiment_question(len(self.units), joiner) + "\nAnswer with one word."
+        if self.task == "truefalse":
+            return f"{body}\n\n{_escape(self.question or '')}\nAnswer True or False."
+        if self.task == "answer" or self.question:
+            return f"Context: {body}\n\nQuestion: {_escape(self.question or '')}\nAnswer briefly."
+        return body
 
     @property
     def template(self) -> str:
-        joiner = "" if self.unit == "token" else " "
-        body = joiner.join("{}" for _ in self.units)
+        """The raw-text prompt template: the user's turn in chat format, the answer begun."""
         if self.task == "sentiment":
-            return sentiment_gap_template(len(self.units), joiner)
-        if self.task == "answer" or self.question:
-            return chat_prompt(
-                "Context: "
-                + body
-                + "\n\nQuestion: "
-                + _escape(self.question or "")
-                + "\nAnswer briefly."
-            )
-        return chat_prompt(body)
+            return sentiment_gap_template(len(self.units), "" if self.unit == "token" else " ")
+        return chat_prompt(self.user_message)
 
-    def interpretable_input(self) -> Any:
-        """Captum's ``TextTemplateInput`` over the units (a dropped unit is removed)."""
+    def interpretable_input(self, *, chat: bool = False) -> Any:
+        """Captum's ``TextTemplateInput`` over the units (a dropped unit is removed).
+
+        Args:
+            chat: The user message alone (for a chat API), not the raw-text prompt.
+        """
         from captum.attr import TextTemplateInput
 
-        return TextTemplateInput(self.template, values=list(self.units))
+        return TextTemplateInput(
+            self.user_message if chat else self.template, values=list(self.units)
+        )
 
     def value_function(
         self,
-        llm: Any,
+        scorer: Any,
         *,
-        batch_size: int = 16,
+        batch_size: int | None = None,
         on_batch: Callable[[int], None] | None = None,
     ) -> Callable[[np.ndarray], np.ndarray]:
-        """Masks ``(k, n)`` -> values ``(k,)`` through ``llm`` (a ``psx.LLMAttribution``).
+        """Masks ``(k, n)`` -> values ``(k,)`` through ``scorer``.
 
         For answers, the target is fixed here (generated once from the full
-        prompt when no answer was given) and kept in ``target_tokens``.
+        prompt when no answer was given, which needs a local model) and kept
+        in ``target_tokens``.
 
         Args:
-            llm: The ``psx.LLMAttribution`` wrapping the model and its tokenizer.
-            batch_size: Masked prompts per forward pass.
-            on_batch: Called with the number of prompts after each forward
-                pass (a progress bar's ``update``), so a long request shows progress.
+            scorer: An :class:`~proxyspex_captum.scoring.LLMScorer`, or a
+                ``psx.LLMAttribution`` (its scorer is used).
+            batch_size: Masked prompts per forward pass (local models).
+            on_batch: Called with the number of prompts scored, as they are
+                (a progress bar's ``update``), so a long request shows progress.
         """
-        inp = self.interpretable_input()
-        if self.task == "sentiment":
-            tokenizer = llm.tokenizer
-            ids = [tokenizer.encode(label, add_special_tokens=False)[0] for label in self.labels]
+        llm = scorer if hasattr(scorer, "scorer") else None
+        scorer = getattr(scorer, "scorer", scorer)
+        chat = bool(getattr(scorer, "chat", False))
+        inp = self.interpretable_input(chat=chat)
+        options = {"batch_size": batch_size, "on_batch": on_batch}
 
-            def sentiment(masks: np.ndarray) -> np.ndarray:
-                lp = llm.next_token_log_probs(
-                    masks, inp, ids, batch_size=batch_size, on_batch=on_batch
-                )
+        def prompts(masks: np.ndarray) -> list[str]:
+            import torch
+
+            rows = torch.as_tensor(np.ascontiguousarray(masks), dtype=torch.bool)
+            return [inp.to_model_input(row[None]) for row in rows]
+
+        if self.candidates is not None:
+            # A chat model's first answer token has no leading space, in any case.
+            labels = [c.strip() for c in self.candidates] if chat else list(self.candidates)
+
+            def gap(masks: np.ndarray) -> np.ndarray:
+                lp = scorer.next_token_log_probs(prompts(masks), labels, **options)
                 return lp[:, 0] - lp[:, 1]
 
-            return sentiment
-        if self.target_tokens is None:
-            self.target_tokens = llm.target_tokens(
-                inp,
-                self.answer,
-                gen_args=None if self.answer else {"max_new_tokens": 20, "do_sample": False},
+            return gap
+        if chat:
+            raise ValueError(
+                f"task={self.task!r} scores the log-probability of an answer, which a chat API "
+                "does not give: use a completions endpoint (or a local model), or the "
+                "'truefalse' or 'sentiment' task."
             )
+        if self.target_tokens is None:
+            if self.answer is not None:
+                tokenizer = getattr(scorer, "tokenizer", None)
+                self.target_tokens = (
+                    self.answer
+                    if tokenizer is None
+                    else tokenizer.encode(self.answer, add_special_tokens=False)
+                )
+            elif llm is not None:
+                self.target_tokens = llm.target_tokens(
+                    inp, None, gen_args={"max_new_tokens": 20, "do_sample": False}
+                )
+            else:
+                raise ValueError(
+                    "Without an answer, the model generates one, which needs a local model "
+                    "(a psx.LLMAttribution): give the answer to score."
+                )
         target = self.target_tokens
+        if not isinstance(target, str):
+            target = np.asarray(target).reshape(-1).tolist()
 
         def answer(masks: np.ndarray) -> np.ndarray:
-            return llm.log_probs(masks, inp, target, batch_size=batch_size, on_batch=on_batch)
+            return scorer.target_log_probs(prompts(masks), target, **options)[:, 0]
 
         return answer
 
     def describe_value(self, tokenizer: Any = None) -> str:
         """What the value of a mask means, in words."""
-        if self.task == "sentiment":
-            return (
-                f"log p({self.labels[0]!r}) − log p({self.labels[1]!r}) after 'The sentiment is'"
-            )
+        if self.candidates is not None:
+            first, second = self.candidates
+            where = "after 'The sentiment is'" if self.task == "sentiment" else "as the answer"
+            return f"log p({first!r}) − log p({second!r}) {where}"
         text = self.answer
         if text is None and self.target_tokens is not None and tokenizer is not None:
             text = tokenizer.decode(self.target_tokens)
@@ -265,4 +327,4 @@ class TaskValueFunction:
 
     def __call__(self, masks: np.ndarray) -> np.ndarray:
         llm = replica(functools.partial(load_llm, self.model), key=self._key)
-        return self.task.value_function(llm, batch_size=self.batch_size)(masks)
+        return self.task.value_function(llm.scorer, batch_size=self.batch_size)(masks)
