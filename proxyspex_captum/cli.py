@@ -7,6 +7,9 @@ Examples (from a shell)::
     proxyspex-captum explain --file passage.txt --unit sentence \\
         --task answer --question "Who won?" --answer "Ada" --out results/
     echo "Tell me about cats." | proxyspex-captum explain --task generate
+    proxyspex-captum explain --file riddle.txt --task truefalse \
+        --question "Should the contestant switch?" \
+        --api-base http://127.0.0.1:8765/v1 --concurrency 16 --cache riddle.sqlite
 """
 
 from __future__ import annotations
@@ -123,6 +126,35 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help="SQLite file keeping every model call paid for (a rerun resumes)",
     )
+    remote = explain.add_argument_group(
+        "a model behind an OpenAI-compatible API (instead of --model)",
+        "Requests go out --concurrency at a time; a failed one (dropped connection, timeout, "
+        "HTTP 429 or 5xx) is retried with exponential backoff and jitter; with --cache every "
+        "answer is kept as it arrives, so a rerun pays only for what is missing.",
+    )
+    remote.add_argument("--api-base", help="the API's base URL, e.g. http://127.0.0.1:8765/v1")
+    remote.add_argument("--api-model", help="the model to ask (default: the first listed)")
+    remote.add_argument(
+        "--api-key-env",
+        help="environment variable holding the API key (default: OPENAI_API_KEY if set)",
+    )
+    remote.add_argument(
+        "--api-endpoint",
+        choices=("auto", "chat", "completions"),
+        default="auto",
+        help="chat (user messages; top-20 log-probs of the first answer token) or "
+        "completions (raw prompts, as the local model reads them); auto: chat for "
+        "sentiment and truefalse, completions for answer and generate",
+    )
+    remote.add_argument(
+        "--concurrency", type=_integer(1), default=8, help="requests in flight (default 8)"
+    )
+    remote.add_argument(
+        "--requests-per-second", type=float, default=None, help="pace the requests"
+    )
+    remote.add_argument(
+        "--retries", type=_integer(0), default=6, help="retries of a failed request (default 6)"
+    )
     explain.add_argument("--out", type=Path, help="write result.json and PNG plots here")
     explain.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
@@ -221,8 +253,8 @@ def _check_request(args: argparse.Namespace, units: list[str]) -> None:
             f"{args.method} fits one weight per {args.unit} plus an intercept: it needs a budget "
             f"above {n} for {n} {args.unit}s; got {args.budget}."
         )
-    if args.task == "answer" and not args.question:
-        raise CLIError("--task answer needs --question (and optionally --answer).")
+    if args.task in ("answer", "truefalse") and not args.question:
+        raise CLIError(f"--task {args.task} needs --question (and optionally --answer).")
 
 
 def budget_warning(args: argparse.Namespace, units: list[str], text: str) -> str | None:
@@ -324,8 +356,11 @@ def _explain(args: argparse.Namespace, counted: ValueFunction, units: list[str])
 
 @contextmanager
 def _executor(args: argparse.Namespace) -> Iterator[Any]:
+    kind, workers = args.executor, args.workers
+    if args.api_base is not None:  # requests wait on the network: threads
+        kind, workers = "threads", args.concurrency
     try:
-        with start(args.executor, workers=args.workers, address=args.address) as executor:
+        with start(kind, workers=workers, address=args.address) as executor:
             yield executor
     except ImportError as err:
         raise CLIError(str(err)) from err
@@ -345,6 +380,63 @@ def _expected_calls(args: argparse.Namespace, n: int) -> int:
     return args.budget if estimator is None else estimator.max_queries(n, args.budget)
 
 
+def _check_remote(args: argparse.Namespace) -> None:
+    """The options a remote model refuses, before anything is asked of it."""
+    if args.api_base is None:
+        given = [
+            flag
+            for flag, value in (
+                ("--api-model", args.api_model),
+                ("--api-key-env", args.api_key_env),
+                ("--requests-per-second", args.requests_per_second),
+            )
+            if value is not None
+        ]
+        if given:
+            raise CLIError(f"{', '.join(given)} need --api-base (a model behind an API).")
+        return
+    if args.model != DEFAULT_MODEL:
+        raise CLIError("--model names a local model; with --api-base, name it with --api-model.")
+    if args.executor != "serial" or args.workers is not None or args.address is not None:
+        raise CLIError(
+            "A remote model's requests run on threads: set --concurrency, not --executor, "
+            "--workers or --address."
+        )
+    if args.unit == "token":
+        raise CLIError("--unit token needs the model's tokenizer: use word or sentence units.")
+    if args.task == "generate" and args.answer is None:
+        raise CLIError(
+            "--task generate with a remote model needs --answer (the answer to score): "
+            "generating one needs the local model."
+        )
+    if args.api_endpoint == "chat" and args.task in ("answer", "generate"):
+        raise CLIError(
+            f"--task {args.task} scores the log-probability of an answer, which a chat API does "
+            "not give: use --api-endpoint completions, or --task truefalse or sentiment."
+        )
+    if args.requests_per_second is not None and not args.requests_per_second > 0:
+        raise CLIError(f"--requests-per-second must be > 0, got {args.requests_per_second}.")
+
+
+def _connect(args: argparse.Namespace) -> Any:
+    """The remote model's scorer (its server, model and key checked now)."""
+    from .api import ChatScorer, CompletionsScorer, OpenAIClient
+
+    try:
+        client = OpenAIClient(
+            args.api_base,
+            model=args.api_model,
+            api_key_env=args.api_key_env,
+            requests_per_second=args.requests_per_second,
+        )
+    except (ConnectionError, PermissionError, ValueError, ImportError) as err:
+        raise CLIError(str(err)) from err
+    endpoint = args.api_endpoint
+    if endpoint == "auto":
+        endpoint = "chat" if args.task in ("sentiment", "truefalse") else "completions"
+    return ChatScorer(client) if endpoint == "chat" else CompletionsScorer(client)
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Do the work of ``explain``; returns what ``result.json`` holds."""
     warned: list[str] = []
@@ -352,6 +444,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise CLIError("--workers and --address need --executor threads, processes, dask or ray.")
     if args.address is not None and args.executor not in ("dask", "ray"):
         raise CLIError("--address is for --executor dask or ray.")
+    _check_remote(args)
     text = _read_text(args)
     if args.out is not None:
         _check_out(args.out)
@@ -368,37 +461,50 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     tokenizer_needed = args.unit == "token"
     units = None if tokenizer_needed else checked(split_units(text, args.unit))
     tic = time.perf_counter()
-    try:
-        from .models import load_model
+    tokenizer = scorer = None
+    if args.api_base is not None:
+        scorer = _connect(args)
+        model_name = f"{scorer.client.model} at {scorer.client.api_base}"
+    else:
+        try:
+            from .models import load_model
 
-        model, tokenizer = load_model(args.model)
-    except (OSError, ImportError, ValueError) as err:
-        raise CLIError(str(err)) from err
+            model, tokenizer = load_model(args.model)
+        except (OSError, ImportError, ValueError) as err:
+            raise CLIError(str(err)) from err
+        model_name = str(args.model)
     load_seconds = time.perf_counter() - tic
     if units is None:
         units = checked(split_units(text, "token", tokenizer))
     n = len(units)
-
-    from .attr import LLMAttribution, ProxySPEXAttribution
-
-    llm = LLMAttribution(ProxySPEXAttribution(model), tokenizer)
     task = TextTask(
         units, task=args.task, unit=args.unit, question=args.question, answer=args.answer
     )
-    task.value_function(llm)  # fixes the answer's tokens (generating it if none was given)
-    values = TaskValueFunction(task, model=str(args.model), batch_size=args.batch_size)
-    values.adopt(llm)  # this process has the model: serial and thread calls use it
+    if scorer is not None:
+        values: Any = task.value_function(scorer)
+        fingerprint = task.fingerprint(model_name, chat=scorer.chat)
+        calls = {"batch_size": 1, "retries": args.retries, "retry_backoff": 1.0}
+    else:
+        from .attr import LLMAttribution, ProxySPEXAttribution
+
+        llm = LLMAttribution(ProxySPEXAttribution(model), tokenizer)
+        scorer = llm.scorer
+        task.value_function(llm)  # fixes the answer's tokens (generating it if none was given)
+        values = TaskValueFunction(task, model=model_name, batch_size=args.batch_size)
+        values.adopt(llm)  # this process has the model: serial and thread calls use it
+        fingerprint = values.fingerprint
+        calls = {"batch_size": args.batch_size}
     progress = _Progress(disable=args.quiet)
-    store = _open_cache(args, values.fingerprint, n)
+    store = _open_cache(args, fingerprint, n)
     try:
         with _executor(args) as executor:
             counted = ValueFunction(
                 values,
                 n,
-                batch_size=args.batch_size,
                 executor=executor,
                 store=store,
                 on_progress=progress.update,
+                **calls,
             )
             tic = time.perf_counter()
             with progress.stage("model calls", _expected_calls(args, n)):
@@ -422,7 +528,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "unit": args.unit,
         "task": args.task,
         "value": task.describe_value(tokenizer),
-        "model": str(args.model),
+        "model": model_name,
+        "usage": scorer.usage.as_dict(),
         "method": args.method,
         "budget": args.budget,
         "model_calls": inter.n_queries,
@@ -466,6 +573,13 @@ def report(summary: dict[str, Any], top: int) -> str:
         f"Faithfulness: R² = {summary['faithfulness_r2']:.3f} on {summary['n_test']} held-out "
         "random masks (1 = the interactions reproduce the model exactly).",
     ]
+    usage = summary.get("usage") or {}
+    if usage.get("requests"):
+        lines.append(
+            f"API usage: {usage['requests']} requests ({usage['failed_requests']} failed and "
+            f"retried), {usage['prompt_tokens']} prompt tokens, "
+            f"{usage['completion_tokens']} completion tokens."
+        )
     return "\n".join(lines)
 
 

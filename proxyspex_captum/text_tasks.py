@@ -268,6 +268,21 @@ class TextTask:
 
         return answer
 
+    def fingerprint(self, model: str, *, chat: bool = False) -> str:
+        """Names this task's values on ``model`` (for ``cache=``): prompt, units, answer.
+
+        Args:
+            model: Names the model (and where it runs, for a remote one).
+            chat: The prompts are user messages to a chat API.
+        """
+        target = self.target_tokens
+        if target is not None and not isinstance(target, str):
+            target = np.asarray(target).tolist()
+        prompt = self.user_message if chat else self.template
+        parts = (model, chat, self.task, self.unit, self.units, self.question, self.answer)
+        digest = hashlib.sha256(repr((*parts, prompt, self.labels, target)).encode()).hexdigest()
+        return f"text:{model}:{self.task}:{digest[:32]}"
+
     def describe_value(self, tokenizer: Any = None) -> str:
         """What the value of a mask means, in words."""
         if self.candidates is not None:
@@ -319,11 +334,7 @@ class TaskValueFunction:
     @property
     def fingerprint(self) -> str:
         """Names the values (for ``cache=``): model, task, text units and answer."""
-        task = self.task
-        target = None if task.target_tokens is None else np.asarray(task.target_tokens).tolist()
-        parts = (self.model, task.task, task.unit, task.units, task.question, task.answer)
-        digest = hashlib.sha256(repr((*parts, task.labels, target)).encode()).hexdigest()
-        return f"text:{self.model}:{task.task}:{digest[:32]}"
+        return self.task.fingerprint(self.model)
 
     def __call__(self, masks: np.ndarray) -> np.ndarray:
         llm = replica(functools.partial(load_llm, self.model), key=self._key)
