@@ -68,9 +68,9 @@ OTHER_BLAS := $(shell if [ -n "$$OPENBLAS_CORETYPE" ]; then echo "env -u OPENBLA
 # that makes hundreds of SmolLM2 calls timed out at nbmake's default 300 s on a busy
 # 2-core machine); the docs built.
 test: lint $(SERVE_STAMP)
-	PSX_SERVE_PYTHON=$(SERVE_PY) $(PY) -m pytest
+	PSX_SERVE_PYTHON=$(abspath $(SERVE_PY)) $(PY) -m pytest
 	$(OTHER_BLAS) $(PY) -m pytest -q -p no:cacheprovider -m "not slow and not llm and not distributed and not server"
-	PSX_TUTORIAL_BUDGET=small PSX_SERVE_PYTHON=$(SERVE_PY) $(PY) -m pytest -p no:cacheprovider --nbmake --nbmake-timeout=900 tutorials
+	PSX_TUTORIAL_BUDGET=small PSX_SERVE_PYTHON=$(abspath $(SERVE_PY)) $(PY) -m pytest -p no:cacheprovider --nbmake --nbmake-timeout=900 tutorials
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 # The embedded SmolLM2 explains the sentiment of a built-in review with a negation.

@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import median_seconds
 
 import proxyspex_captum as psx
 from proxyspex_captum.core import ValueFunction
@@ -56,21 +57,12 @@ class SleepModel:
         return self.game(masks)
 
 
-def _timed(func, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        tic = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - tic)
-    return statistics.median(times)
-
-
 def sleep_table(args: argparse.Namespace) -> list[str]:
     n, k, batch = 40, args.masks, args.batch
     model = SleepModel(n, args.sleep)
     masks = uniform_masks(n, k, np.random.default_rng(0))
     batches = math.ceil(k / batch)
-    serial = _timed(lambda: ValueFunction(model, n, batch_size=batch)(masks), args.repeats)
+    serial = median_seconds(lambda: ValueFunction(model, n, batch_size=batch)(masks), args.repeats)
     reference = ValueFunction(model, n, batch_size=batch)(masks)
     lines = [
         f"### Sleep-bound model: {args.sleep * 1000:.0f} ms per batch, {k} masks in "
@@ -90,7 +82,7 @@ def sleep_table(args: argparse.Namespace) -> list[str]:
                 def run(pool=pool, out=out):
                     out.append(ValueFunction(model, n, batch_size=batch, executor=pool)(masks))
 
-                seconds = _timed(run, args.repeats)
+                seconds = median_seconds(run, args.repeats)
             assert all(np.array_equal(o, reference) for o in out), (kind, workers)
             ideal = math.ceil(batches / workers) * args.sleep
             overhead = (seconds - ideal) / batches * 1000
@@ -164,7 +156,7 @@ def cache_table(args: argparse.Namespace) -> list[str]:
     for n, k, batch in ((40, 5000, 50), (512, 5000, 50), (1000, 2000, 20)):
         game = hierarchical_game(n, n_terms=20, max_order=3, random_state=0)
         masks = uniform_masks(n, k, np.random.default_rng(1))
-        memory = _timed(
+        memory = median_seconds(
             lambda g=game, n=n, b=batch, m=masks: ValueFunction(g, n, batch_size=b)(m),
             args.repeats,
         )

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import statistics
 import time
+from collections.abc import Callable
 
 import numpy as np
+
+
+def median_seconds(func: Callable[[], object], repeats: int) -> float:
+    """The median wall time of ``repeats`` calls of ``func``."""
+    times = []
+    for _ in range(repeats):
+        tic = time.perf_counter()
+        func()
+        times.append(time.perf_counter() - tic)
+    return statistics.median(times)
 
 
 class TimedGame:

@@ -15,15 +15,18 @@ Examples:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 __all__ = [
     "NEGATION_REVIEW",
+    "RIDDLES",
     "SENTIMENT_LABELS",
     "SENTIMENT_QUESTION",
     "EmbeddingSentiment",
+    "Riddle",
     "chat_prompt",
     "sentiment_question",
     "sentiment_template",
@@ -34,6 +37,66 @@ NEGATION_REVIEW = "The acting was not bad at all , and the ending was great ."
 
 SENTIMENT_QUESTION = "Is this movie review positive or negative? Review: {review}\n" + (
     "Answer with one word."
+)
+
+
+@dataclass(frozen=True)
+class Riddle:
+    """A classic riddle, altered so that the famous answer is wrong (a True/False question).
+
+    Attributes:
+        name: A short name.
+        text: The riddle (explained word by word).
+        question: Asked after it, answered True or False.
+        answer: The right answer to the altered riddle.
+    """
+
+    name: str
+    text: str
+    question: str
+    answer: bool
+
+
+#: Five altered classic riddles, written for this project (the SPEX paper's
+#: closed-model experiment asks such riddles of GPT-4o-mini): a model that
+#: answers from memory of the classic gets them wrong.
+RIDDLES = (
+    Riddle(
+        "monty hall",
+        "A quiz show hides a car behind one of three doors. You pick door one. The host, who "
+        "has no idea where the car is, stumbles against door three and it swings open on an "
+        "empty stage.",
+        "Does switching to door two give you a better than even chance of the car?",
+        False,
+    ),
+    Riddle(
+        "river crossing",
+        "A farmer has to bring a wolf, a goat and a cabbage to the far bank of a river. His "
+        "new ferry is wide enough to carry the farmer and all three of them at the same time.",
+        "Can the farmer bring everything across in one trip?",
+        True,
+    ),
+    Riddle(
+        "bridge and torch",
+        "Four hikers reach an old rope bridge at night with a single torch. The bridge can hold "
+        "all four together, and each of them crosses it in exactly two minutes.",
+        "Can all four hikers be on the other side within three minutes?",
+        True,
+    ),
+    Riddle(
+        "birthday",
+        "Twenty-three cousins meet at a party, and it turns out that every one of them was "
+        "born on the first of March.",
+        "Is the chance that two of the cousins share a birthday below one half?",
+        False,
+    ),
+    Riddle(
+        "trolley",
+        "A runaway tram is rolling toward a stretch of track where nobody stands. A lever "
+        "would switch it onto a siding where five track workers are eating lunch.",
+        "Would pulling the lever save lives?",
+        False,
+    ),
 )
 
 
