@@ -333,3 +333,37 @@ def test_smollm2_on_a_process_pool_equals_serial(tmp_path, capsys):
         serial["interactions"]
     )
     assert pooled["full_value"] == serial["full_value"]
+
+
+# -- a model behind an API: refusals before anything is asked of it ---------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--api-model", "gpt-9"], "--api-model need --api-base"),
+        (["--api-base", "http://127.0.0.1:1/v1", "--executor", "processes"], "--concurrency"),
+        (["--api-base", "http://127.0.0.1:1/v1", "--unit", "token"], "tokenizer"),
+        (["--api-base", "http://127.0.0.1:1/v1", "--model", "gpt2"], "--api-model"),
+        (
+            [
+                "--api-base",
+                "http://127.0.0.1:1/v1",
+                "--task",
+                "answer",
+                "--question",
+                "Q?",
+                "--api-endpoint",
+                "chat",
+            ],
+            "chat API",
+        ),
+        (["--api-base", "http://127.0.0.1:1/v1", "--task", "generate"], "needs --answer"),
+        (["--api-base", "http://127.0.0.1:1/v1"], "Could not reach the API"),
+        (["--task", "truefalse"], "needs --question"),
+    ],
+)
+def test_remote_options_are_refused_before_any_request(capsys, extra, message):
+    code, _, err = _run(["explain", "not bad at all", "--quiet", *extra], capsys)
+    assert code == 2
+    assert message in err

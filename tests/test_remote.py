@@ -113,6 +113,10 @@ def test_chat_scorer_reads_the_first_answer_token(vllm):
     values = task.value_function(scorer)(np.ones((2, len(RIDDLE)), dtype=bool))
     assert np.isfinite(values).all() and values[0] == pytest.approx(values[1], abs=1e-4)
     assert scorer.usage.requests == 2
+    answer = TextTask(RIDDLE, task="answer", question=QUESTION, answer=" Yes")
+    with pytest.raises(ValueError, match="chat API"):  # no target log-probs there
+        answer.value_function(scorer)
+    assert scorer.usage.requests == 2
 
 
 def test_faults_are_retried_or_stop_the_run_as_documented(vllm):

@@ -113,3 +113,32 @@ def test_attribute_fills_every_forward_pass():
         hook.remove()
     # 2**7 > 100: sampled, ten full passes, after one pass over the prefix all prompts share
     assert sizes == [1] + [10] * 10
+
+
+def test_true_false_task_is_the_gap_of_the_first_answer_token(tiny_llm):
+    words = "the host opens an empty door".split()
+    task = TextTask(words, task="truefalse", question="Should you switch?")
+    masks = np.random.default_rng(3).random((6, len(words))) < 0.5
+    values = task.value_function(tiny_llm)(masks)
+    # By hand: the raw prompt in chat format, then log p(True) - log p(False).
+    from proxyspex_captum.examples import chat_prompt
+
+    prompts = [
+        chat_prompt(
+            " ".join(w for w, keep in zip(words, row, strict=True) if keep)
+            + "\n\nShould you switch?\nAnswer True or False."
+        )
+        for row in masks
+    ]
+    scores = tiny_llm.scorer.next_token_log_probs(prompts, ["True", "False"])
+    np.testing.assert_allclose(values, scores[:, 0] - scores[:, 1], atol=1e-5)
+    with pytest.raises(ValueError, match="needs a question"):
+        TextTask(words, task="truefalse")
+
+
+def test_a_task_without_an_answer_needs_a_local_model_to_generate_one(tiny_llm):
+    task = TextTask(["not", "bad"], task="answer", question="Good?")
+    with pytest.raises(ValueError, match="needs a local model"):
+        task.value_function(tiny_llm.scorer)  # a scorer alone cannot generate
+    assert task.value_function(tiny_llm)(np.ones((1, 2), dtype=bool)).shape == (1,)
+    assert task.target_tokens is not None  # generated once, kept for the fingerprint

@@ -249,15 +249,13 @@ class LLMAttribution(CaptumLLMAttribution):
                 stack.callback(bar.close)
             if store is not None and store is not cache:
                 stack.callback(store.close)
-            calls = self._calls(executor, stack)
             model_calls = ValueFunction(
                 value_function,
                 n,
-                batch_size=calls.get("batch_size", calls_per_batch),
                 show_progress=estimator.show_progress,
                 description=f"{type(estimator).__name__} model calls",
                 store=store,
-                **{k: v for k, v in calls.items() if k != "batch_size"},
+                **self._calls(executor, calls_per_batch, stack),
             )
             result = estimator.explain(
                 model_calls, n, budget, feature_names=self._feature_names(inp)
@@ -278,12 +276,15 @@ class LLMAttribution(CaptumLLMAttribution):
         )
 
     # ------------------------------------------------------------------ helpers
-    def _calls(self, executor: Any, stack: contextlib.ExitStack) -> dict[str, Any]:
-        """How the model calls run: ``ValueFunction`` options (the executor here).
+    def _calls(
+        self, executor: Any, batch_size: int | str | None, stack: contextlib.ExitStack
+    ) -> dict[str, Any]:
+        """How the model calls run: the ``ValueFunction`` options ``executor`` and ``batch_size``.
 
-        A remote model overrides this with a thread pool and more retries.
+        A remote model overrides this (a thread pool, one request a batch, more
+        retries); what it starts is closed by ``stack``.
         """
-        return {"executor": executor}
+        return {"executor": executor, "batch_size": batch_size}
 
     def _fingerprint(
         self, inp: InterpretableInput, target_tokens: Tensor, per_token: bool, one_at_a_time: bool

@@ -243,7 +243,9 @@ class RemoteLLMAttribution(LLMAttribution, CaptumRemoteLLMAttribution):
             ]
         return [self._format_remote_model_input(inp.to_model_input(row[None])) for row in masks]
 
-    def _calls(self, executor: Any, stack: contextlib.ExitStack) -> dict[str, Any]:
+    def _calls(
+        self, executor: Any, batch_size: int | str | None, stack: contextlib.ExitStack
+    ) -> dict[str, Any]:
         """One request per batch (each answer cached as it arrives), on a thread pool."""
         if executor is None:
             executor = stack.enter_context(ThreadPoolExecutor(self.concurrency))
