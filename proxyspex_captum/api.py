@@ -42,16 +42,19 @@ import math
 import os
 import threading
 import time
+import urllib.parse
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from .core.checks import check_int
-from .scoring import LLMScorer, Prompt, UsageMeter
+from .core.checks import check_int, check_real
+from .scoring import LLMScorer, Prompt, UnsupportedRequest, UsageMeter
 
 __all__ = [
     "APIError",
+    "AbsentCandidateWarning",
     "ChatScorer",
     "CompletionsScorer",
     "OpenAIClient",
@@ -65,6 +68,15 @@ __all__ = [
 KTH = "kth"
 # Seconds the checks before a run wait for the server (listing its models).
 CHECK_TIMEOUT = 15.0
+# Answers after which a candidate never listed among the top k is warned about.
+ABSENT_AFTER = 20
+#: Where ``OPENAI_API_KEY`` is sent without being asked for by name.
+OPENAI_HOST = "api.openai.com"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+class AbsentCandidateWarning(UserWarning):
+    """A candidate token is never among the top k listed: its value is always the floor."""
 
 
 class APIError(RuntimeError):
@@ -149,10 +161,7 @@ class RateLimiter:
 
     def __init__(self, per_second: float | None) -> None:
         if per_second is not None:
-            if isinstance(per_second, bool) or not isinstance(per_second, (int, float)):
-                raise TypeError(f"requests_per_second must be a number, got {per_second!r}.")
-            if not math.isfinite(per_second) or per_second <= 0:
-                raise ValueError(f"requests_per_second must be > 0, got {per_second}.")
+            per_second = check_real("requests_per_second", per_second, 0.0, low_open=True)
         self.per_second = per_second
         self._next = 0.0
         self._lock = threading.Lock()
@@ -166,6 +175,31 @@ class RateLimiter:
             self._next = slot + 1.0 / self.per_second
         if slot > now:
             time.sleep(slot - now)
+
+
+def _api_key(api_base: str, api_key_env: str | None) -> tuple[str | None, str]:
+    """The key to send to ``api_base`` and the variable it comes from.
+
+    A key goes only where the user sends it: the variable they name, or
+    ``OPENAI_API_KEY`` to OpenAI's own API. Never in clear text to another
+    machine (plain http is for this machine's loopback only).
+    """
+    url = urllib.parse.urlsplit(api_base)
+    if api_key_env is None:
+        default = "OPENAI_API_KEY"
+        return (os.environ.get(default) if url.hostname == OPENAI_HOST else None), default
+    key = os.environ.get(api_key_env)
+    if not key:
+        raise ValueError(
+            f"The API key variable {api_key_env} is not set (or empty): export it, or leave "
+            "api_key_env out for a server that needs no key."
+        )
+    if url.scheme != "https" and url.hostname not in LOOPBACK:
+        raise ValueError(
+            f"Refusing to send the key in {api_key_env} in clear text to {url.hostname} "
+            "(http://): use an https:// address."
+        )
+    return key, api_key_env
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
@@ -186,9 +220,10 @@ class OpenAIClient:
     Args:
         api_base: The API's base URL, e.g. ``http://127.0.0.1:8765/v1``.
         model: The model to ask; ``None``: the first one the server lists.
-        api_key_env: The environment variable holding the key. ``None``: use
-            ``OPENAI_API_KEY`` when it is set, else send no key (local
-            servers need none). A variable named here must be set.
+        api_key_env: The environment variable holding the key (it must be set;
+            over plain http only to this machine). ``None``: ``OPENAI_API_KEY``
+            if set, to ``api.openai.com`` only; no key elsewhere (local
+            servers need none).
         timeout: Seconds before a request is abandoned (and retried).
         requests_per_second: Pace requests (all threads together); ``None``: no limit.
 
@@ -217,32 +252,29 @@ class OpenAIClient:
                 "api_base must be an http(s) URL such as http://127.0.0.1:8765/v1, got "
                 f"{api_base!r}."
             )
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-            raise ValueError(f"timeout must be a number of seconds > 0, got {timeout!r}.")
+        timeout = check_real("timeout", timeout, 0.0, low_open=True)
         self.api_base = api_base.rstrip("/")
         self.limiter = RateLimiter(requests_per_second)
         self.meter = UsageMeter()
-        self._key_env = api_key_env or "OPENAI_API_KEY"
-        key = os.environ.get(self._key_env)
-        if api_key_env is not None and not key:
-            raise ValueError(
-                f"The API key variable {api_key_env} is not set (or empty): export it, or leave "
-                "api_key_env out for a server that needs no key."
-            )
+        key, self._key_env = _api_key(self.api_base, api_key_env)
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self._sent_key = bool(key)
         self._http = httpx.Client(headers=headers, timeout=timeout)
         self._httpx = httpx
-        self.models = self._list_models()
-        if model is None:
-            if not self.models:
-                raise ValueError(f"The API at {self.api_base} serves no model.")
-            model = self.models[0]
-        elif model not in self.models:
-            raise ValueError(
-                f"The API at {self.api_base} does not serve the model {model!r}; it serves: "
-                f"{', '.join(self.models) or 'nothing'}."
-            )
+        try:
+            self.models = self._list_models()
+            if model is None:
+                if not self.models:
+                    raise ValueError(f"The API at {self.api_base} serves no model.")
+                model = self.models[0]
+            elif model not in self.models:
+                raise ValueError(
+                    f"The API at {self.api_base} does not serve the model {model!r}; it serves: "
+                    f"{', '.join(self.models) or 'nothing'}."
+                )
+        except BaseException:
+            self._http.close()
+            raise
         self.model = model
 
     def __repr__(self) -> str:  # never the key
@@ -361,11 +393,7 @@ def top_k_log_prob(
             paper used -100), or ``"kth"``: the lowest listed log-probability,
             an upper bound on the absent token's.
     """
-    if merge_variants:
-        wanted = candidate.strip().casefold()
-        found = [lp for token, lp in top.items() if token.strip().casefold() == wanted]
-    else:
-        found = [top[candidate]] if candidate in top else []
+    found = _matching(top, candidate, merge_variants)
     if found:
         peak = max(found)
         return peak + math.log(sum(math.exp(lp - peak) for lp in found))
@@ -374,12 +402,16 @@ def top_k_log_prob(
     return float(floor)
 
 
+def _matching(top: Mapping[str, float], candidate: str, merge_variants: bool) -> list[float]:
+    """The log-probabilities of the listed tokens that are ``candidate`` (or its variants)."""
+    if merge_variants:
+        wanted = candidate.strip().casefold()
+        return [lp for token, lp in top.items() if token.strip().casefold() == wanted]
+    return [top[candidate]] if candidate in top else []
+
+
 def _check_floor(floor: Any) -> float | str:
-    if floor == KTH:
-        return KTH
-    if isinstance(floor, bool) or not isinstance(floor, (int, float)) or not math.isfinite(floor):
-        raise ValueError(f"floor must be a finite number or 'kth', got {floor!r}.")
-    return float(floor)
+    return KTH if floor == KTH else check_real("floor", floor)
 
 
 class _APIScorer(LLMScorer):
@@ -401,52 +433,79 @@ class _APIScorer(LLMScorer):
         self.top_logprobs = check_int("top_logprobs", top_logprobs, 1, 20)
         self.floor = _check_floor(floor)
         self.merge_variants = bool(merge_variants)
+        # Per candidate: answers read, and how many listed it (a candidate that is
+        # never listed is probably not one token of this model: warned about once).
+        self._seen: dict[str, list[int]] = {}
+        self._target_widths: dict[str, int] = {}  # tokens of each target (all prompts agree)
+        self._seen_lock = threading.Lock()
 
     @property
     def model_name(self) -> str:
         return f"{self.client.api_base}:{self.client.model}"
 
-    def _each(
-        self,
-        prompts: Sequence[Prompt],
-        path: str,
-        payload: Callable[[str], dict[str, Any]],
-        read: Callable[[str, dict[str, Any]], np.ndarray],
-        on_batch: Callable[[int], None] | None,
-    ) -> np.ndarray:
-        """One request per prompt: ``payload(prompt)`` to ``path``, the answer read by ``read``."""
-        rows = []
-        for prompt in prompts:
-            if not isinstance(prompt, str):
-                raise TypeError("A remote model takes text prompts, not token ids.")
-            body = self.client.post(path, payload(prompt))
-            try:
-                rows.append(read(prompt, body))
-            except (KeyError, IndexError, TypeError, ValueError) as err:
-                self.meter.count(failed_requests=1)
-                raise APIError(
-                    f"The answer from {path} carries no usable log-probabilities ({err}; "
-                    f"{json.dumps(body)[:200]}): the server or model must support `logprobs` "
-                    "(the OpenAI API's option).",
-                    retryable=False,
-                ) from None
-            except APIError:
-                self.meter.count(failed_requests=1)
-                raise
-            self.meter.count(prompts=1)
-            if on_batch is not None:
-                on_batch(1)
-        return np.array(rows, dtype=float)
+    @property
+    def identity(self) -> str:
+        return (
+            f"{type(self).__name__}({self.model_name}, top_logprobs={self.top_logprobs}, "
+            f"floor={self.floor}, merge_variants={self.merge_variants})"
+        )
 
-    def _candidates(self, top: Mapping[str, float], candidates: Sequence[str | int]) -> np.ndarray:
+    def _request(
+        self,
+        path: str,
+        payload: dict[str, Any],
+        read: Callable[[dict[str, Any]], np.ndarray],
+    ) -> np.ndarray:
+        """One request; its answer read by ``read``. An unreadable answer is a failed request."""
+        body = self.client.post(path, payload)
+        try:
+            return read(body)
+        except APIError:
+            self.meter.count(failed_requests=1)
+            raise
+        except Exception as err:  # the same request would be answered the same way
+            self.meter.count(failed_requests=1)
+            raise APIError(
+                f"The answer from {path} carries no usable log-probabilities "
+                f"({type(err).__name__}: {err}; {json.dumps(body)[:200]}): the server or model "
+                "must support `logprobs` (the OpenAI API's option).",
+                retryable=False,
+            ) from None
+
+    def _candidates(self, top: Mapping[str, float], candidates: Sequence[str]) -> np.ndarray:
         if not top:
             raise ValueError("no log-probabilities are listed for the first token")
-        return np.array(
-            [
-                top_k_log_prob(top, str(c), merge_variants=self.merge_variants, floor=self.floor)
-                for c in candidates
-            ]
-        )
+        values = [
+            top_k_log_prob(top, c, merge_variants=self.merge_variants, floor=self.floor)
+            for c in candidates
+        ]
+        self._note_absent(top, candidates)
+        return np.array(values)
+
+    def _note_absent(self, top: Mapping[str, float], candidates: Sequence[str]) -> None:
+        """Warn once about a candidate no answer has listed after ``ABSENT_AFTER`` answers."""
+        with self._seen_lock:
+            for candidate in candidates:
+                seen = self._seen.setdefault(candidate, [0, 0])
+                seen[0] += 1
+                seen[1] += bool(_matching(top, candidate, self.merge_variants))
+                if seen[0] == ABSENT_AFTER and seen[1] == 0:
+                    warnings.warn(
+                        f"The candidate {candidate!r} was not among the top {self.top_logprobs} "
+                        f"first tokens of {ABSENT_AFTER} answers: every mask gets the floor for "
+                        "it. Is it one token of this model (e.g. without a leading space for a "
+                        "chat answer)?",
+                        AbsentCandidateWarning,
+                        stacklevel=2,
+                    )
+
+    @staticmethod
+    def _check_candidates(candidates: Sequence[str | int]) -> list[str]:
+        if not all(isinstance(c, str) and c for c in candidates):
+            raise UnsupportedRequest(
+                f"A remote model's candidates are tokens as text, got {list(candidates)!r}."
+            )
+        return list(candidates)  # type: ignore[arg-type]
 
 
 class CompletionsScorer(_APIScorer):
@@ -489,19 +548,22 @@ class CompletionsScorer(_APIScorer):
         batch_size: int | None = None,
         on_batch: Callable[[int], None] | None = None,
     ) -> np.ndarray:
-        def payload(prompt: str) -> dict[str, Any]:
-            return {
+        wanted = self._check_candidates(candidates)
+
+        def read(body: dict[str, Any]) -> np.ndarray:
+            return self._candidates(body["choices"][0]["logprobs"]["top_logprobs"][0], wanted)
+
+        def ask(prompt: str) -> np.ndarray:
+            payload = {
                 "prompt": prompt,
                 "max_tokens": 1,
                 "temperature": 0.0,
                 "logprobs": self.top_logprobs,
             }
+            return self._request("/completions", payload, read)
 
-        def read(prompt: str, body: dict[str, Any]) -> np.ndarray:
-            return self._candidates(body["choices"][0]["logprobs"]["top_logprobs"][0], candidates)
-
-        rows = self._each(prompts, "/completions", payload, read, on_batch)
-        return rows.reshape(len(prompts), len(candidates))
+        rows = self._each_prompt(prompts, ask, on_batch)
+        return rows.reshape(len(prompts), len(wanted))
 
     def target_log_probs(
         self,
@@ -512,44 +574,45 @@ class CompletionsScorer(_APIScorer):
         on_batch: Callable[[int], None] | None = None,
     ) -> np.ndarray:
         if not isinstance(target, str) or not target:
-            raise ValueError("A remote target must be non-empty text.")
-        widths: list[int] = []
+            raise UnsupportedRequest("A remote target must be non-empty text.")
 
-        def payload(prompt: str) -> dict[str, Any]:
-            return {
+        def ask(prompt: str) -> np.ndarray:
+            payload = {
                 "prompt": prompt + target,
                 "max_tokens": 1,
                 "temperature": 0.0,
                 "echo": True,
                 "logprobs": 0,
             }
+            return self._request(
+                "/completions", payload, lambda body: self._read_target(prompt, target, body)
+            )
 
-        def read(prompt: str, body: dict[str, Any]) -> np.ndarray:
-            echoed = body["choices"][0]["logprobs"]
-            offsets, values = echoed["text_offset"], echoed["token_logprobs"]
-            end = len(prompt) + len(target)
-            if len(prompt) not in offsets:
-                raise APIError(
-                    "The prompt's last token runs into the target (no token starts where the "
-                    "target does): begin the target with a space, or end the prompt at a word "
-                    "boundary.",
-                    retryable=False,
-                )
-            # The target's tokens: those starting inside it (the generated one starts after).
-            picked = [
-                float(v) for o, v in zip(offsets, values, strict=True) if len(prompt) <= o < end
-            ]
-            if widths and len(picked) != widths[0]:
-                raise APIError(
-                    f"The target is {len(picked)} tokens after one prompt and {widths[0]} after "
-                    "another (it merges with the prompts' ends differently): begin it with a "
-                    "space.",
-                    retryable=False,
-                )
-            widths.append(len(picked))
-            return np.array([sum(picked), *picked])
+        return self._each_prompt(prompts, ask, on_batch)
 
-        return self._each(prompts, "/completions", payload, read, on_batch)
+    def _read_target(self, prompt: str, target: str, body: dict[str, Any]) -> np.ndarray:
+        """``[total, *per token]`` of ``target``, read off the echo of ``prompt + target``."""
+        echoed = body["choices"][0]["logprobs"]
+        offsets, values = echoed["text_offset"], echoed["token_logprobs"]
+        if len(prompt) not in offsets:
+            raise APIError(
+                "The prompt's last token runs into the target (no token starts where the "
+                "target does): begin the target with a space, or end the prompt at a word "
+                "boundary.",
+                retryable=False,
+            )
+        # The target's tokens: those starting inside it (the generated one starts after).
+        end = len(prompt) + len(target)
+        picked = [float(v) for o, v in zip(offsets, values, strict=True) if len(prompt) <= o < end]
+        with self._seen_lock:  # every prompt must split the target into the same tokens
+            width = self._target_widths.setdefault(target, len(picked))
+        if len(picked) != width:
+            raise APIError(
+                f"The target is {len(picked)} tokens after one prompt and {width} after "
+                "another (it merges with the prompts' ends differently): begin it with a space.",
+                retryable=False,
+            )
+        return np.array([sum(picked), *picked])
 
 
 class ChatScorer(_APIScorer):
@@ -584,6 +647,10 @@ class ChatScorer(_APIScorer):
         )
         self.system_prompt = system_prompt
 
+    @property
+    def identity(self) -> str:
+        return f"{super().identity[:-1]}, system_prompt={self.system_prompt!r})"
+
     def messages(self, prompt: str) -> list[dict[str, str]]:
         """The chat messages sent for ``prompt``."""
         system = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
@@ -597,22 +664,25 @@ class ChatScorer(_APIScorer):
         batch_size: int | None = None,
         on_batch: Callable[[int], None] | None = None,
     ) -> np.ndarray:
-        def payload(prompt: str) -> dict[str, Any]:
-            return {
+        wanted = self._check_candidates(candidates)
+
+        def read(body: dict[str, Any]) -> np.ndarray:
+            first = body["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+            top = {entry["token"]: float(entry["logprob"]) for entry in first}
+            return self._candidates(top, wanted)
+
+        def ask(prompt: str) -> np.ndarray:
+            payload = {
                 "messages": self.messages(prompt),
                 "max_tokens": 1,
                 "temperature": 0.0,
                 "logprobs": True,
                 "top_logprobs": self.top_logprobs,
             }
+            return self._request("/chat/completions", payload, read)
 
-        def read(prompt: str, body: dict[str, Any]) -> np.ndarray:
-            first = body["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
-            top = {entry["token"]: float(entry["logprob"]) for entry in first}
-            return self._candidates(top, candidates)
-
-        rows = self._each(prompts, "/chat/completions", payload, read, on_batch)
-        return rows.reshape(len(prompts), len(candidates))
+        rows = self._each_prompt(prompts, ask, on_batch)
+        return rows.reshape(len(prompts), len(wanted))
 
     def target_log_probs(
         self,
@@ -622,7 +692,7 @@ class ChatScorer(_APIScorer):
         batch_size: int | None = None,
         on_batch: Callable[[int], None] | None = None,
     ) -> np.ndarray:
-        raise NotImplementedError(
+        raise UnsupportedRequest(
             "A chat API gives the log-probabilities of the tokens it generates only (the top k "
             "of the first): score next-token candidates (e.g. True vs False), or use a "
             "completions endpoint that echoes prompt log-probabilities (CompletionsScorer)."

@@ -49,13 +49,15 @@ import numpy as np
 
 from .core.checks import check_int
 
-__all__ = ["HFScorer", "LLMScorer", "Prompt", "Usage", "UsageMeter"]
+__all__ = ["HFScorer", "LLMScorer", "Prompt", "UnsupportedRequest", "Usage", "UsageMeter"]
 
 #: A prompt: text, or token ids (local scorers; remote ones take text).
 Prompt = str | Sequence[int]
 
 # Masked prompts per forward pass when the caller does not say.
 DEFAULT_BATCH_SIZE = 16
+# Shared tokens worth a key/value cache of their own.
+MIN_PREFIX = 2
 
 
 @dataclass
@@ -83,6 +85,18 @@ class Usage:
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
+
+    def __sub__(self, other: Usage) -> Usage:
+        """What was spent between two snapshots: ``after - before``."""
+        start = other.as_dict()
+        return Usage(**{name: value - start[name] for name, value in self.as_dict().items()})
+
+
+class UnsupportedRequest(ValueError):
+    """A question this scorer cannot ask (a prompt or target of the wrong kind, a score its
+    API does not give): asking again would not help, so it is never retried."""
+
+    retryable = False
 
 
 class UsageMeter:
@@ -128,7 +142,33 @@ class LLMScorer(ABC):
     @property
     @abstractmethod
     def model_name(self) -> str:
-        """Names the model (for cache fingerprints and reports)."""
+        """Names the model (and where it runs, for a remote one)."""
+
+    @property
+    def identity(self) -> str:
+        """Names what the scores depend on: the model and the scorer's settings (cache keys)."""
+        return self.model_name
+
+    def _each_prompt(
+        self,
+        prompts: Sequence[Prompt],
+        ask: Callable[[str], Any],
+        on_batch: Callable[[int], None] | None,
+    ) -> np.ndarray:
+        """One request per prompt (a remote model): ``ask(text)`` gives the prompt's row."""
+        rows = []
+        for prompt in prompts:
+            rows.append(ask(self._prompt_text(prompt)))
+            self.meter.count(prompts=1)
+            if on_batch is not None:
+                on_batch(1)
+        return np.array(rows, dtype=float)
+
+    def _prompt_text(self, prompt: Prompt) -> str:
+        """The prompt as the text a remote model reads."""
+        if not isinstance(prompt, str):
+            raise UnsupportedRequest("A remote model takes text prompts, not token ids.")
+        return prompt
 
     @abstractmethod
     def next_token_log_probs(
@@ -326,14 +366,12 @@ class HFScorer(LLMScorer):
             if on_batch is not None:
                 on_batch(len(batch))
 
-    def _shared_prefix(self, batch: list[list[int]]) -> int:
-        """Tokens at the start of every prompt seen so far (kept ≥ 1 short of each prompt).
+    def _shared_prefix(self, batch: list[list[int]], reference: Sequence[int]) -> int:
+        """How many tokens every prompt of ``batch`` shares with ``reference``'s start.
 
-        The cached prefix only shrinks: cropping a key/value cache is exact
-        (position ``i``'s keys and values depend on tokens ``≤ i`` only).
+        Each prompt keeps at least one token of its own to score from.
         """
-        limit = min(len(p) for p in batch) - 1  # each prompt keeps a token to score from
-        reference = self._prefix if self._prefix_kv is not None else tuple(batch[0])
+        limit = min(len(p) for p in batch) - 1
         length = min(limit, len(reference))
         for prompt in batch:
             same = 0
@@ -341,6 +379,29 @@ class HFScorer(LLMScorer):
                 same += 1
             length = same
         return max(length, 0)
+
+    def _prefix_for(self, batch: list[list[int]]) -> list[tuple[Any, Any]]:
+        """The key/value cache of the prefix the batch's prompts share (empty: none worth it).
+
+        The prefix held is the one every prompt scored so far shares: it only
+        shrinks, by cropping its cache (exact: position ``i``'s keys and values
+        depend on tokens ``≤ i`` only). Prompts of another template start over
+        from their own shared prefix.
+        """
+        with self._lock:
+            held = self._prefix_kv is not None
+            cached = self._shared_prefix(batch, self._prefix if held else batch[0])
+            if cached < MIN_PREFIX and held:  # another template: its own prefix
+                cached = self._shared_prefix(batch, batch[0])
+            if cached < MIN_PREFIX:
+                return []
+            try:
+                return self._prefix_cache_for(batch[0][:cached])
+            except (AttributeError, TypeError, ImportError):
+                # A transformers without the cache API used here (DynamicCache layers,
+                # before ~4.56): score whole prompts, as without the cache.
+                self.prefix_cache = False
+                return []
 
     def _prefix_cache_for(self, prefix: list[int]) -> list[tuple[Any, Any]]:
         """The cached keys/values of ``prefix`` (computing or cropping what is held)."""
@@ -383,12 +444,7 @@ class HFScorer(LLMScorer):
 
         n_target = len(target)
         c = len(batch)
-        kv: list[tuple[Any, Any]] = []
-        if self.prefix_cache:
-            with self._lock:
-                cached = self._shared_prefix(batch)
-                if cached >= 2:  # else nothing worth caching (yet): not a shared template
-                    kv = self._prefix_cache_for(batch[0][:cached])
+        kv = self._prefix_for(batch) if self.prefix_cache else []
         cached = kv[0][0].shape[2] if kv else 0
         suffixes = [p[cached:] for p in batch]
         width = max(len(s) for s in suffixes)

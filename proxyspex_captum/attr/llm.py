@@ -265,7 +265,7 @@ class LLMAttribution(CaptumLLMAttribution):
         attr = torch.stack([torch.as_tensor(i.first_order(index)) for i in inters]).float()
         attr = inp.format_attr(attr.to(self.device))
         return LLMInteractionAttributionResult(
-            usage=_spent_since(spent, self.scorer.usage),
+            usage=self.scorer.usage - spent,
             seq_attr=attr[0],
             token_attr=attr[1:] if per_token else None,
             input_tokens=inp.values,
@@ -290,9 +290,10 @@ class LLMAttribution(CaptumLLMAttribution):
         self, inp: InterpretableInput, target_tokens: Tensor, per_token: bool, one_at_a_time: bool
     ) -> str:
         """Names the values of one ``attribute`` call: model, prompt, target and what is scored."""
-        name, identity = self._model_identity()
-        digest = hashlib.sha256(identity)
+        name, model_parts, model_bytes = self._model_identity()
+        digest = hashlib.sha256()
         for part in (
+            *model_parts,
             type(inp).__name__,
             _describe(getattr(inp, "template", None)),
             getattr(inp, "inp_tensor", None) is not None and inp.inp_tensor.tolist(),
@@ -304,23 +305,24 @@ class LLMAttribution(CaptumLLMAttribution):
             one_at_a_time,
         ):
             digest.update(repr(part).encode() + b"\x00")
+        for chunk in model_bytes:
+            digest.update(chunk)
         return f"llm:{name}:{digest.hexdigest()[:32]}"
 
-    def _model_identity(self) -> tuple[str, bytes]:
-        """The model's name, and bytes that tell it apart from another of that name."""
+    def _model_identity(self) -> tuple[str, tuple, list[bytes]]:
+        """The model's name, what names it in a fingerprint, and bytes that tell it apart."""
         model = self.model
         config = getattr(model, "config", None)
         name = getattr(config, "_name_or_path", None) or type(model).__qualname__
         n_params = sum(p.numel() for p in model.parameters())
-        identity = [repr((name, n_params)).encode()]
         # The weights themselves, sampled: the first and last tensors tell a fine-tuned
         # copy saved under the same name apart without hashing the whole model.
         params = list(model.parameters())
-        for tensor in (params[0], params[-1]) if params else ():
-            identity.append(
-                tensor.detach().float().cpu().contiguous().reshape(-1).numpy().tobytes()
-            )
-        return name, b"\x00".join(identity)
+        weights = [
+            tensor.detach().float().cpu().contiguous().reshape(-1).numpy().tobytes()
+            for tensor in ((params[0], params[-1]) if params else ())
+        ]
+        return name, (name, n_params), weights
 
     def _feature_names(self, inp: InterpretableInput) -> list[str]:
         """Readable names of the interpretable features: tokens, or template values."""
@@ -454,9 +456,3 @@ def _describe(template: Any) -> str:
     if template is None or isinstance(template, str):
         return repr(template)
     return f"{getattr(template, '__module__', '')}.{getattr(template, '__qualname__', '?')}"
-
-
-def _spent_since(before: Usage, after: Usage) -> Usage:
-    """The usage between two snapshots of a scorer's counters."""
-    start = before.as_dict()
-    return Usage(**{name: value - start[name] for name, value in after.as_dict().items()})

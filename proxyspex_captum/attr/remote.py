@@ -25,7 +25,7 @@ from torch import Tensor
 
 from ..api import APIError, RateLimiter, is_transient
 from ..core.checks import check_int
-from ..scoring import LLMScorer, Prompt
+from ..scoring import LLMScorer, Prompt, UnsupportedRequest
 from .llm import LLMAttribution
 
 __all__ = ["ProviderScorer", "RemoteLLMAttribution"]
@@ -42,9 +42,10 @@ class ProviderScorer(LLMScorer):
     """A Captum ``RemoteLLMProvider`` as an :class:`~proxyspex_captum.scoring.LLMScorer`.
 
     Each prompt is one ``provider.get_logprobs(prompt, target, tokenizer)``
-    call (a next-token candidate is a one-token target). A call that raises
-    is wrapped in an :class:`~proxyspex_captum.api.APIError` that says
-    whether retrying may help (the provider's own exception is its cause).
+    call; a next-token candidate is a one-token target, so a prompt costs one
+    call per candidate (and a retry of that prompt sends them all again). A
+    call that raises is wrapped in an :class:`~proxyspex_captum.api.APIError`
+    that says whether retrying may help (the provider's exception is its cause).
 
     Args:
         provider: Any Captum ``RemoteLLMProvider`` (``VLLMProvider`` included).
@@ -93,21 +94,8 @@ class ProviderScorer(LLMScorer):
             return target
         return self.tokenizer.decode(list(np.asarray(target).reshape(-1)))
 
-    def _each(
-        self,
-        prompts: Sequence[Prompt],
-        ask: Callable[[str], list[float]],
-        on_batch: Callable[[int], None] | None,
-    ) -> np.ndarray:
-        rows = []
-        for prompt in prompts:
-            if not isinstance(prompt, str):
-                prompt = self.tokenizer.decode(list(prompt))
-            rows.append(ask(prompt))
-            self.meter.count(prompts=1)
-            if on_batch is not None:
-                on_batch(1)
-        return np.array(rows, dtype=float)
+    def _prompt_text(self, prompt: Prompt) -> str:
+        return self._text(prompt)
 
     def target_log_probs(
         self,
@@ -119,14 +107,13 @@ class ProviderScorer(LLMScorer):
     ) -> np.ndarray:
         text = self._text(target)
         if not text:
-            raise ValueError("The target is empty: give a non-empty target.")
+            raise UnsupportedRequest("The target is empty: give a non-empty target.")
 
         def ask(prompt: str) -> list[float]:
             per_token = self._get_logprobs(prompt, text)
             return [sum(per_token), *per_token]
 
-        rows = self._each(prompts, ask, on_batch)
-        return rows if len(rows) else np.zeros((0, 1))
+        return self._each_prompt(prompts, ask, on_batch)
 
     def next_token_log_probs(
         self,
@@ -141,7 +128,7 @@ class ProviderScorer(LLMScorer):
         def ask(prompt: str) -> list[float]:
             return [self._get_logprobs(prompt, text)[0] for text in texts]
 
-        return self._each(prompts, ask, on_batch).reshape(len(prompts), len(texts))
+        return self._each_prompt(prompts, ask, on_batch).reshape(len(prompts), len(texts))
 
 
 class RemoteLLMAttribution(LLMAttribution, CaptumRemoteLLMAttribution):
@@ -256,6 +243,6 @@ class RemoteLLMAttribution(LLMAttribution, CaptumRemoteLLMAttribution):
             "retry_backoff": DEFAULT_BACKOFF,
         }
 
-    def _model_identity(self) -> tuple[str, bytes]:
+    def _model_identity(self) -> tuple[str, tuple, list[bytes]]:
         """The provider's model and address (the weights are out of reach)."""
-        return self.scorer.model_name, self.scorer.model_name.encode()
+        return self.scorer.model_name, (self.scorer.identity,), []
