@@ -68,6 +68,12 @@ __all__ = [
 KTH = "kth"
 # Seconds the checks before a run wait for the server (listing its models).
 CHECK_TIMEOUT = 15.0
+#: Requests in flight at once, retries of a failed request and the first backoff
+#: (seconds, doubling, with jitter) when the caller does not say: six retries wait
+#: about a minute in all, long enough for a server to restart.
+DEFAULT_CONCURRENCY = 8
+DEFAULT_RETRIES = 6
+DEFAULT_BACKOFF = 1.0
 # Answers after which a candidate never listed among the top k is warned about.
 ABSENT_AFTER = 20
 #: Where ``OPENAI_API_KEY`` is sent without being asked for by name.

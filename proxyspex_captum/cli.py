@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from . import api
 from .baselines import METHODS, min_budget, run_method
 from .core import SPEX, Interactions, PoorFitWarning, ProxySPEX, ValueFunction
 from .core.base import POOR_FIT_R2
@@ -147,13 +148,16 @@ def _parser() -> argparse.ArgumentParser:
         "sentiment and truefalse, completions for answer and generate",
     )
     remote.add_argument(
-        "--concurrency", type=_integer(1), default=8, help="requests in flight (default 8)"
+        "--concurrency", type=_integer(1), default=None, help="requests in flight (default 8)"
     )
     remote.add_argument(
         "--requests-per-second", type=float, default=None, help="pace the requests"
     )
     remote.add_argument(
-        "--retries", type=_integer(0), default=6, help="retries of a failed request (default 6)"
+        "--retries",
+        type=_integer(0),
+        default=None,
+        help="retries of a failed request (default 6: about a minute of backoff)",
     )
     explain.add_argument("--out", type=Path, help="write result.json and PNG plots here")
     explain.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -358,7 +362,7 @@ def _explain(args: argparse.Namespace, counted: ValueFunction, units: list[str])
 def _executor(args: argparse.Namespace) -> Iterator[Any]:
     kind, workers = args.executor, args.workers
     if args.api_base is not None:  # requests wait on the network: threads
-        kind, workers = "threads", args.concurrency
+        kind, workers = "threads", args.concurrency or api.DEFAULT_CONCURRENCY
     try:
         with start(kind, workers=workers, address=args.address) as executor:
             yield executor
@@ -389,6 +393,8 @@ def _check_remote(args: argparse.Namespace) -> None:
                 ("--api-model", args.api_model),
                 ("--api-key-env", args.api_key_env),
                 ("--requests-per-second", args.requests_per_second),
+                ("--concurrency", args.concurrency),
+                ("--retries", args.retries),
             )
             if value is not None
         ]
@@ -420,10 +426,8 @@ def _check_remote(args: argparse.Namespace) -> None:
 
 def _connect(args: argparse.Namespace) -> Any:
     """The remote model's scorer (its server, model and key checked now)."""
-    from .api import ChatScorer, CompletionsScorer, OpenAIClient
-
     try:
-        client = OpenAIClient(
+        client = api.OpenAIClient(
             args.api_base,
             model=args.api_model,
             api_key_env=args.api_key_env,
@@ -434,7 +438,7 @@ def _connect(args: argparse.Namespace) -> Any:
     endpoint = args.api_endpoint
     if endpoint == "auto":
         endpoint = "chat" if args.task in ("sentiment", "truefalse") else "completions"
-    return ChatScorer(client) if endpoint == "chat" else CompletionsScorer(client)
+    return api.ChatScorer(client) if endpoint == "chat" else api.CompletionsScorer(client)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -482,8 +486,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     if scorer is not None:
         values: Any = task.value_function(scorer)
-        fingerprint = task.fingerprint(model_name, chat=scorer.chat)
-        calls = {"batch_size": 1, "retries": args.retries, "retry_backoff": 1.0}
+        fingerprint = task.fingerprint(scorer.identity, chat=scorer.chat)
+        retries = api.DEFAULT_RETRIES if args.retries is None else args.retries
+        calls = {"batch_size": 1, "retries": retries, "retry_backoff": api.DEFAULT_BACKOFF}
     else:
         from .attr import LLMAttribution, ProxySPEXAttribution
 
@@ -529,7 +534,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "task": args.task,
         "value": task.describe_value(tokenizer),
         "model": model_name,
-        "usage": scorer.usage.as_dict(),
+        # Counted in this process: with processes, Dask or Ray the calls happen elsewhere.
+        "usage": scorer.usage.as_dict() if args.executor in ("serial", "threads") else None,
         "method": args.method,
         "budget": args.budget,
         "model_calls": inter.n_queries,

@@ -269,18 +269,20 @@ class TextTask:
         return answer
 
     def fingerprint(self, model: str, *, chat: bool = False) -> str:
-        """Names this task's values on ``model`` (for ``cache=``): prompt, units, answer.
+        """Names this task's values on ``model`` (for ``cache=``): units, question, answer.
 
         Args:
-            model: Names the model (and where it runs, for a remote one).
-            chat: The prompts are user messages to a chat API.
+            model: Names the model and how it is scored (a scorer's ``identity``).
+            chat: The prompts are user messages to a chat API (their wording counts).
         """
         target = self.target_tokens
         if target is not None and not isinstance(target, str):
             target = np.asarray(target).tolist()
-        prompt = self.user_message if chat else self.template
-        parts = (model, chat, self.task, self.unit, self.units, self.question, self.answer)
-        digest = hashlib.sha256(repr((*parts, prompt, self.labels, target)).encode()).hexdigest()
+        parts = (model, self.task, self.unit, self.units, self.question, self.answer)
+        parts += (self.labels, target)
+        if chat:
+            parts += ("chat", self.user_message)
+        digest = hashlib.sha256(repr(parts).encode()).hexdigest()
         return f"text:{model}:{self.task}:{digest[:32]}"
 
     def describe_value(self, tokenizer: Any = None) -> str:

@@ -393,3 +393,32 @@ def test_start_dask_runs_a_local_cluster_and_closes_it(game):
         assert ProxySPEX(random_state=9).explain(game, N, BUDGET, executor=pool) == reference
         client = pool._client
     assert client.status == "closed"
+
+
+def test_ctrl_c_keeps_the_batches_already_running():
+    import threading
+
+    masks = np.ones((9, 2), dtype=bool)
+    kept: dict[int, np.ndarray] = {}
+    started: list[int] = []
+    both_running = threading.Event()
+
+    def slow(batch):  # the first batch (one mask) comes back at once, the others in 2 s
+        if len(batch) > 1:
+            started.append(1)
+            if len(started) == 2:
+                both_running.set()
+            time.sleep(2.0)
+        return batch.sum(axis=1)
+
+    def on_result(i, out):
+        if i == 0:  # Ctrl-C as the first batch comes back, its freed worker busy again
+            both_running.wait(timeout=30)
+            raise KeyboardInterrupt
+        kept[i] = out
+
+    with ThreadPoolExecutor(2) as pool, pytest.raises(KeyboardInterrupt):
+        run_batches(slow, masks, [0, 1, 3, 5, 7, 9], executor=pool, on_result=on_result)
+    # Batches 1 and 2 were running: paid for, kept. Batches 3 and 4 never started.
+    assert sorted(kept) == [1, 2]
+    assert len(started) == 2

@@ -196,11 +196,11 @@ def test_a_server_killed_mid_run_is_waited_for_and_a_resume_pays_nothing_twice(v
             values, n, budget, executor=executor, cache=cache, fingerprint="review", retries=8
         )
 
-    killer = threading.Thread(target=_kill_and_restart, args=(vllm, scorer, 40))
+    killer = threading.Thread(target=_kill_and_restart, args=(vllm, scorer, 40), daemon=True)
     killer.start()
     with ThreadPoolExecutor(4) as pool:
         result = explain(pool)
-    killer.join()
+    killer.join(timeout=600)
     usage = scorer.usage
     assert usage.failed_requests > 0  # the outage was met, and waited out
     assert usage.requests == budget + usage.failed_requests
@@ -213,7 +213,8 @@ def test_a_server_killed_mid_run_is_waited_for_and_a_resume_pays_nothing_twice(v
 
 
 def _kill_and_restart(server: ServerProcess, scorer, after: int) -> None:
-    while scorer.usage.requests < after:
+    deadline = time.monotonic() + 300  # a run that failed early must not hang the suite
+    while scorer.usage.requests < after and time.monotonic() < deadline:
         time.sleep(0.05)
     server.stop()
     server.start()

@@ -111,3 +111,17 @@ def test_refusals(lm):
     with pytest.raises(ValueError, match="tokenizer"):
         HFScorer(model).target_log_probs(["text"], [5])
     assert scorer.target_log_probs([], [5]).shape == (0, 2)
+
+
+def test_prompts_of_another_template_get_their_own_prefix(lm):
+    model, tokenizer = lm
+    rng = np.random.default_rng(4)
+    first = [[101, 7, 8, 9, *rng.integers(1000, 2000, 3).tolist()] for _ in range(4)]
+    other = [[300, 301, 302, 303, *rng.integers(1000, 2000, 3).tolist()] for _ in range(4)]
+    scorer = HFScorer(model, tokenizer, batch_size=4)
+    scores = np.concatenate(
+        [scorer.target_log_probs(first, [5]), scorer.target_log_probs(other, [5])]
+    )
+    expected = np.array([_one_by_one(model, p, [5])[0] for p in first + other])
+    np.testing.assert_allclose(scores, expected, atol=1e-4, rtol=0)
+    assert scorer.usage.cached_prompt_tokens == 4 * 4 + 4 * 4  # both templates cached

@@ -23,19 +23,19 @@ from captum.attr._core.remote_provider import RemoteLLMProvider
 from captum.attr._utils.interpretable_input import InterpretableInput
 from torch import Tensor
 
-from ..api import APIError, RateLimiter, is_transient
+from ..api import (
+    DEFAULT_BACKOFF,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_RETRIES,
+    APIError,
+    RateLimiter,
+    is_transient,
+)
 from ..core.checks import check_int
 from ..scoring import LLMScorer, Prompt, UnsupportedRequest
 from .llm import LLMAttribution
 
 __all__ = ["ProviderScorer", "RemoteLLMAttribution"]
-
-#: Requests in flight at once when the caller does not say.
-DEFAULT_CONCURRENCY = 8
-#: Retries of a failed request: with the 1 s first backoff, doubling, they wait
-#: about a minute (longer with jitter) in all, enough for a server to restart.
-DEFAULT_RETRIES = 6
-DEFAULT_BACKOFF = 1.0
 
 
 class ProviderScorer(LLMScorer):

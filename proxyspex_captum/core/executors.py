@@ -55,6 +55,9 @@ __all__ = [
 # (a restarted node, a rate limit) do not come back together.
 DEFAULT_BACKOFF = 0.5
 DEFAULT_RETRIES = 2
+# Longest wait a failed batch's error may ask for (``retry_after``, e.g. HTTP 429's
+# Retry-After), in seconds.
+MAX_RETRY_AFTER = 300.0
 # Seconds RayExecutor waits for its actors to start (and build their models).
 ACTOR_START_TIMEOUT = 600.0
 
@@ -139,7 +142,7 @@ def run_batches(
     in completion order. A batch whose call raises (its worker died, the
     network dropped) is resubmitted up to ``retries`` times, waiting
     ``backoff · 2**attempt`` seconds (with jitter) first, or the error's
-    ``retry_after`` seconds if it has one and they are longer. An error whose
+    ``retry_after`` seconds (at most 300) if it has one and they are longer. An error whose
     ``retryable`` attribute is false (a request the server refused as
     malformed: sending it again would not help) is not retried. A batch that still
     fails cancels the batches not yet started, lets the running ones finish
@@ -162,13 +165,20 @@ def run_batches(
         lo, hi = bounds[i]
         pending[executor.submit(func, masks[lo:hi])] = i
 
-    def stop(error: BaseException, i: int | None) -> None:
-        # What is already running was paid for: keep it. (A future cancelled here
-        # is left out: only its executor would mark it done, and Ray's never does.)
+    def keep_running() -> None:
+        """Cancel the batches not started; wait for the running ones and keep their values.
+
+        What is already running is paid for. (A future cancelled here is left
+        out: only its executor would mark it done, and Ray's never does.)
+        """
         running = [future for future in pending if not future.cancel()]
         for future in cf.as_completed(running):
             if future.exception() is None:
                 on_result(pending[future], future.result())
+        pending.clear()
+
+    def stop(error: BaseException, i: int | None) -> None:
+        keep_running()
         if i is None:
             raise error
         lo, hi = bounds[i]
@@ -218,10 +228,15 @@ def run_batches(
                 if attempts[i] > retries or not getattr(error, "retryable", True):
                     stop(error, i)
                 delay = backoff * 2 ** (attempts[i] - 1) * (1 + 0.5 * jitter.random())
-                # A server that says when to come back (HTTP 429's Retry-After) is obeyed.
-                delay = max(delay, float(getattr(error, "retry_after", None) or 0.0))
+                # A server that says when to come back (HTTP 429's Retry-After) is obeyed,
+                # up to a limit (a day-long Retry-After would hang the run silently).
+                asked = float(getattr(error, "retry_after", None) or 0.0)
+                delay = max(delay, min(asked, MAX_RETRY_AFTER))
                 waiting.append((time.monotonic() + delay, i))
-    except BaseException:  # Ctrl-C, or the errors above: start nothing new
+    except KeyboardInterrupt:  # Ctrl-C: start nothing new, keep what is being paid for
+        keep_running()  # (a second Ctrl-C abandons the running batches too)
+        raise
+    except BaseException:  # the errors above: start nothing new
         for future in pending:
             future.cancel()
         raise
@@ -317,7 +332,7 @@ class RayExecutor(cf.Executor):
         address: A running cluster's address; ``None`` joins the cluster this
             process is connected to, or starts a local one.
         max_restarts: Times Ray restarts a dead actor (and runs its batches
-            again on it).
+            again on it); -1: without limit.
 
     Examples:
         >>> from proxyspex_captum.core.executors import RayExecutor  # doctest: +SKIP
@@ -359,7 +374,7 @@ class RayExecutor(cf.Executor):
             self._owns_ray = True
         else:
             self._owns_ray = False
-        max_restarts = check_int("max_restarts", max_restarts, 0)
+        max_restarts = check_int("max_restarts", max_restarts, -1)  # -1: Ray's "for ever"
         # Task retries = restarts: a batch in flight when its actor died (or sent
         # while it restarts) waits for the restarted actor instead of failing at
         # once; the caller's retries would otherwise be spent on an actor that is
