@@ -521,7 +521,9 @@ class CompletionsScorer(_APIScorer):
     one generated token; target scores from the log-probabilities the server
     echoes for the prompt's own tokens (``echo=true``), the target appended.
     The same prompts give the values of :class:`~proxyspex_captum.scoring.HFScorer`
-    on the same weights (to what the server's arithmetic changes).
+    on the same weights (to what the server's arithmetic changes), when the
+    target starts at a token boundary (e.g. with a space): the server
+    tokenizes prompt and target together.
 
     llama.cpp's Python server echoes log-probabilities shifted by one token
     (llama-cpp-python issue #1983): use vLLM (or a server that echoes them
