@@ -45,15 +45,13 @@ def _text(output: dict) -> str:
     return "".join("".join(p) if isinstance(p, list) else p for p in parts)
 
 
-def test_the_tutorials_are_there_and_in_the_docs():
+def test_the_tutorials_are_there():
     assert [p.name for p in TUTORIALS] == [
         "01_captum_llm_sentiment.ipynb",
         "02_shap_text_workflow.ipynb",
         "03_long_context_qa.ipynb",
         "05_closed_model_api.ipynb",
     ]
-    for path in TUTORIALS:  # the docs render the executed copy
-        assert (ROOT / "docs" / "tutorials" / path.name).read_bytes() == path.read_bytes()
 
 
 @pytest.mark.parametrize("path", TUTORIALS, ids=lambda p: p.stem)
