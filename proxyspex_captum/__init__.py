@@ -60,12 +60,14 @@ __all__ = [
     "plots",
     "scoring",
     "api",
+    "data",
+    "influence",
     *_LAZY,
 ]
 
 
 # Submodules that import matplotlib's pyplot load on first use too.
-_LAZY_MODULES = ("plots", "scoring", "api")
+_LAZY_MODULES = ("plots", "scoring", "api", "data", "influence")
 
 
 def __getattr__(name: str) -> Any:

@@ -1,0 +1,272 @@
+"""Training examples as features: retraining games, and Captum's DataInfluence face.
+
+Ground truth here is retraining itself: every subset for small n (brute
+force), planted duplicates and flipped labels in real digits, and
+counterfactual retraining without the examples of a predicted pair.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from brute_force import all_masks, mobius
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier
+from torch.utils.data import TensorDataset
+
+import proxyspex_captum as psx
+from proxyspex_captum.data import retraining_game, training_game
+from proxyspex_captum.influence import ProxySPEXInfluence, SPEXInfluence
+
+
+@pytest.fixture(scope="module")
+def digits():
+    data = load_digits()
+    return data.data / 16.0, data.target
+
+
+def _subset(X, y, rng, n_per_class, classes=(0, 1, 2)):
+    rows = np.concatenate(
+        [rng.choice(np.flatnonzero(y == c), n_per_class, replace=False) for c in classes]
+    )
+    return X[rows], y[rows]
+
+
+# -- brute force: every subset of a few training examples ---------------------------
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    [KNeighborsClassifier(n_neighbors=3), LogisticRegression(C=1.0, max_iter=500)],
+    ids=["knn", "logistic"],
+)
+def test_every_retraining_of_a_few_examples_is_reproduced_exactly(digits, estimator):
+    X, y = digits
+    X_train, y_train = _subset(X, y, np.random.default_rng(0), 3, classes=(0, 1, 2))
+    X_train, y_train = X_train[:8], y_train[:8]  # classes 0, 0, 0, 1, 1, 1, 2, 2
+    game = retraining_game(estimator, X_train, y_train, X[-3:], np.array([0, 1, 2]))
+    masks = all_masks(8)
+    table = game(masks)  # (256, 3): every retraining, one column per test point
+    assert table.shape == (256, 3) and np.isfinite(table).all()
+    assert game.n_fallbacks > 0  # the empty set and one-class subsets got the prior
+    inters = psx.ProxySPEX(max_order=8, random_state=0).explain(game, 8, 256)
+    assert len(inters) == 3
+    for j, inter in enumerate(inters):
+        np.testing.assert_allclose(inter.predict(masks), table[:, j], atol=1e-6)
+        truth = mobius(table[:, j], 8)
+        for subset, value in truth.items():
+            assert inter.mobius.get(subset, 0.0) == pytest.approx(value, abs=1e-6)
+
+
+def test_a_seeded_estimator_gives_the_same_model_for_the_same_subset(digits):
+    from sklearn.ensemble import RandomForestClassifier
+
+    X, y = digits
+    X_train, y_train = _subset(X, y, np.random.default_rng(1), 5)
+    forest = RandomForestClassifier(n_estimators=5, random_state=0)
+    game = retraining_game(forest, X_train, y_train, X[-4:], y[-4:] % 3)
+    masks = np.random.default_rng(2).random((6, len(X_train))) < 0.7
+    np.testing.assert_array_equal(game(masks), game(masks))
+    threaded = retraining_game(forest, X_train, y_train, X[-4:], y[-4:] % 3, n_jobs=2)
+    np.testing.assert_array_equal(threaded(masks), game(masks))
+
+
+# -- planted structure in real digits ------------------------------------------------
+
+
+def _by_distance(X, y, point, label):
+    """Rows of class ``label``, nearest to ``point`` first."""
+    rows = np.flatnonzero(y == label)
+    return rows[np.argsort(((X[rows] - point) ** 2).sum(axis=1))]
+
+
+def test_duplicates_are_redundant_pairs(digits):
+    X, y = digits
+    point, pool_X, pool_y = X[-1], X[:-1], y[:-1]
+    label = y[-1]
+    same = _by_distance(pool_X, pool_y, point, label)
+    other = _by_distance(pool_X, pool_y, point, (label + 1) % 10)
+    # The nearest example of the test point's class, twice; the other class next;
+    # the rest of its class far away. 1-NN is right while either copy is kept.
+    rows = np.concatenate([same[:1], same[:1], other[:8], same[-8:]])
+    X_train, y_train = pool_X[rows], pool_y[rows]
+    distances = ((X_train - point) ** 2).sum(axis=1)
+    assert distances[1] < distances[2:10].min() and distances[2:10].max() < distances[10:].min()
+    game = retraining_game(KNeighborsClassifier(1), X_train, y_train, [point], [label])
+    inter = psx.ProxySPEX(max_order=3, random_state=0).explain(game, 18, 600)
+    assert inter.mobius.get((0, 1), 0.0) < -10  # an OR: removing both is what costs
+    # Counterfactual retraining without either copy and without both: the truth agrees.
+    masks = np.ones((4, 18), dtype=bool)
+    masks[1, 0] = masks[2, 1] = False
+    masks[3, :2] = False
+    full, without_i, without_j, without_both = game(masks).ravel()
+    true_pair = full - without_i - without_j + without_both
+    predicted = inter.predict(masks)
+    assert true_pair < -10
+    assert predicted[0] - predicted[1] - predicted[2] + predicted[3] == pytest.approx(
+        true_pair, rel=0.2
+    )
+
+
+def test_a_flipped_label_is_a_strong_opponent(digits):
+    X, y = digits
+    point, pool_X, pool_y = X[-2], X[:-2], y[:-2].copy()
+    label = y[-2]
+    same = _by_distance(pool_X, pool_y, point, label)
+    other = _by_distance(pool_X, pool_y, point, (label + 1) % 10)
+    rows = np.concatenate([same[:9], other[-8:]])
+    X_train, y_train = pool_X[rows], pool_y[rows].copy()
+    y_train[0] = (label + 1) % 10  # the nearest example, mislabelled
+    game = retraining_game(KNeighborsClassifier(1), X_train, y_train, [point], [label])
+    shapley = psx.ProxySPEX(max_order=3, random_state=0).explain(game, 17, 600).first_order()
+    assert shapley[0] == shapley.min() and shapley[0] < -10
+
+
+# -- bad input is refused before any retraining --------------------------------------
+
+
+class NotAnEstimator:
+    pass
+
+
+def test_bad_input_is_refused_before_any_fit(digits):
+    X, y = digits
+    X_train, y_train = X[:20], y[:20]
+    knn = KNeighborsClassifier(1)
+    with pytest.raises(TypeError, match="cloned"):
+        retraining_game(NotAnEstimator(), X_train, y_train, X[-2:], y[-2:])
+    with pytest.raises(ValueError, match="one label per example"):
+        retraining_game(knn, X_train, y_train[:-1], X[-2:], y[-2:])
+    with pytest.raises(ValueError, match="needs y_test"):
+        retraining_game(knn, X_train, y_train, X[-2:])
+    with pytest.raises(ValueError, match="never shows"):
+        retraining_game(knn, X_train[y_train < 5], y_train[y_train < 5], X[-2:], [9, 9])
+    with pytest.raises(ValueError, match="shape"):
+        retraining_game(knn, X_train, y_train, X[-2:, :10], y[-2:])
+    with pytest.raises(ValueError, match="one group label"):
+        retraining_game(knn, X_train, y_train, X[-2:], y[-2:], groups=[0, 1])
+    with pytest.raises(ValueError, match="for regressors"):
+        retraining_game(knn, X_train, y_train, X[-2:], y[-2:], output="prediction")
+    with pytest.raises(ValueError, match="Unknown output"):
+        retraining_game(knn, X_train, y_train, X[-2:], y[-2:], output="logit")
+    game = retraining_game(knn, X_train, y_train, X[-2:], y[-2:])
+    with pytest.raises(ValueError, match="shape"):
+        game(np.ones((2, 5), dtype=bool))
+
+
+def test_unfittable_subsets_get_the_prior_and_a_note(digits):
+    X, y = digits
+    rows = np.flatnonzero(y < 2)[:10]
+    game = retraining_game(LogisticRegression(), X[rows], y[rows], X[-1:], [y[rows][0]])
+    one_class = (y[rows] == y[rows][0]) & (np.arange(10) < 9)
+    values = game(np.vstack([np.zeros(10, bool), one_class]))
+    assert np.isfinite(values).all() and game.n_fallbacks == 2
+    assert any("class" in note or "empty" in note for note in game.notes)
+
+
+def test_groups_make_features_of_whole_groups(digits):
+    X, y = digits
+    X_train, y_train = X[:30], y[:30]
+    groups = np.repeat(np.arange(6), 5)
+    game = retraining_game(
+        KNeighborsClassifier(1), X_train, y_train, X[-3:], y[-3:], groups=groups
+    )
+    assert game.n_features == 6
+    mask = np.zeros(6, dtype=bool)
+    mask[[1, 4]] = True
+    np.testing.assert_array_equal(game.indices(mask), [*range(5, 10), *range(20, 25)])
+
+
+def test_a_regression_game_scores_predictions_and_squared_errors():
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import Ridge
+
+    X, y = load_diabetes(return_X_y=True)
+    prediction = retraining_game(Ridge(), X[:12], y[:12], X[-2:], output="prediction")
+    loss = retraining_game(Ridge(), X[:12], y[:12], X[-2:], y[-2:], output="loss")
+    mask = np.ones((1, 12), dtype=bool)
+    np.testing.assert_allclose(loss(mask), (prediction(mask) - y[-2:]) ** 2)
+    assert prediction(np.zeros((1, 12), dtype=bool)) == pytest.approx(y[:12].mean())
+
+
+# -- Captum's DataInfluence face, on a torch training loop ---------------------------
+
+
+def _torch_problem(digits):
+    X, y = digits
+    rows = np.flatnonzero(y < 3)[:24]
+    X_train = torch.tensor(X[rows], dtype=torch.float32)
+    y_train = torch.tensor(y[rows])
+
+    def train(indices):
+        generator = torch.Generator().manual_seed(0)  # same subset, same model
+        model = torch.nn.Linear(64, 3)
+        with torch.no_grad():
+            model.weight.copy_(0.01 * torch.randn(3, 64, generator=generator))
+            model.bias.zero_()
+        optimiser = torch.optim.SGD(model.parameters(), lr=0.5)
+        if len(indices):
+            for _ in range(30):
+                optimiser.zero_grad()
+                loss = torch.nn.functional.cross_entropy(model(X_train[indices]), y_train[indices])
+                loss.backward()
+                optimiser.step()
+        return model
+
+    test_rows = np.flatnonzero(y < 3)[-4:]
+    test = (torch.tensor(X[test_rows], dtype=torch.float32), torch.tensor(y[test_rows]))
+    return TensorDataset(X_train, y_train), train, test
+
+
+def test_influence_has_captums_shapes_and_top_k(digits):
+    dataset, train, test = _torch_problem(digits)
+    influence = ProxySPEXInfluence(train(np.arange(24)), dataset, train, random_state=0)
+    from captum.influence import DataInfluence
+
+    assert isinstance(influence, DataInfluence)
+    scores = influence.influence(test, budget=200)
+    assert scores.shape == (4, 24) and scores.dtype == torch.float32
+    top = influence.influence(test, k=3, budget=200)
+    assert top.indices.shape == top.influence_scores.shape == (4, 3)
+    expected = torch.topk(scores, 3, dim=1)
+    torch.testing.assert_close(top.influence_scores, expected.values)
+    bottom = influence.influence(test, k=2, proponents=False, budget=200)
+    torch.testing.assert_close(
+        bottom.influence_scores, torch.topk(scores, 2, largest=False).values
+    )
+    inters = influence.influence_interactions(test, budget=200)
+    assert len(inters) == 4 and inters[0].feature_names[:2] == ["train 0", "train 1"]
+
+
+def test_influence_by_groups_and_spex(digits):
+    dataset, train, test = _torch_problem(digits)
+    groups = np.repeat(np.arange(8), 3)
+    spex = SPEXInfluence(train(np.arange(24)), dataset, train, groups=groups, random_state=0)
+    scores = spex.influence(test)
+    assert scores.shape == (4, 8)
+
+
+def test_a_broken_score_fn_fails_before_any_retraining(digits):
+    dataset, train, test = _torch_problem(digits)
+    calls = []
+
+    def counted(indices):
+        calls.append(len(indices))
+        return train(indices)
+
+    influence = ProxySPEXInfluence(
+        train(np.arange(24)), dataset, counted, score_fn=lambda model, inputs: [1.0, np.nan]
+    )
+    with pytest.raises(ValueError, match="score_fn"):
+        influence.influence(test, budget=200)
+    assert calls == []
+    with pytest.raises(TypeError, match="callables"):
+        ProxySPEXInfluence(None, dataset, "train")
+
+
+def test_training_game_reads_tensors_and_counts_its_features():
+    game = training_game(lambda idx: torch.tensor(idx, dtype=torch.float32), lambda m: m.sum(), 5)
+    values = game(np.array([[1, 0, 1, 0, 0], [0, 0, 0, 0, 1]], dtype=bool))
+    np.testing.assert_array_equal(values.ravel(), [2.0, 4.0])
