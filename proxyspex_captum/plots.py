@@ -33,7 +33,17 @@ from matplotlib.path import Path
 
 from .core.interactions import Interactions
 
-__all__ = ["NEGATIVE", "POSITIVE", "bar", "comparison", "heatmap", "image", "network", "text"]
+__all__ = [
+    "NEGATIVE",
+    "POSITIVE",
+    "bar",
+    "comparison",
+    "heatmap",
+    "image",
+    "network",
+    "text",
+    "training_examples",
+]
 
 #: SHAP's colours for a positive and a negative contribution.
 POSITIVE = "#ff0051"
@@ -439,6 +449,70 @@ def image(
     ax.axis("off")
     ax.set_title(f"Patch interactions (top {len(top)})")
     return _finish(fig, ax, show)
+
+
+# ----------------------------------------------------------------- training data
+def training_examples(
+    interactions: Interactions,
+    images: Sequence[np.ndarray],
+    *,
+    query: np.ndarray | None = None,
+    k: int = 6,
+    show: bool = False,
+) -> tuple[Any, Any]:
+    """The strongest pairs of training examples, shown as the examples themselves.
+
+    One row per pair (the ``k`` largest |Möbius coefficients| of order 2):
+    the two examples side by side, joined by a bar in the pair's colour,
+    with the coefficient and a word for it: *synergy* (positive: they help
+    together more than apart) or *redundant* (negative: either one does the
+    other's work, as near-duplicates do). Each example's title is its name
+    and Shapley value. With ``query`` the test point is shown on the left.
+
+    Args:
+        interactions: Interactions over training examples (e.g. from
+            :func:`proxyspex_captum.data.retraining_game`).
+        images: One 2-D image per training example (or per feature), e.g. 8×8 digits.
+        query: The explained test point's image.
+        k: Pairs shown.
+
+    Returns:
+        ``(figure, axes)``, axes a ``(rows, columns)`` array.
+    """
+    if len(images) != interactions.n_features:
+        raise ValueError(
+            f"images must hold one image per feature ({interactions.n_features}), got "
+            f"{len(images)}."
+        )
+    pairs = _top({s: v for s, v in interactions.mobius.items() if len(s) == 2}, k)
+    if not pairs:
+        raise ValueError("These interactions hold no pair of training examples to show.")
+    shapley = interactions.first_order()
+    offset = 0 if query is None else 1
+    fig, axes = plt.subplots(
+        len(pairs), 3 + offset, figsize=(2.0 * (3 + offset), 2.0 * len(pairs)), squeeze=False
+    )
+    for row, ((i, j), value) in zip(axes, pairs, strict=True):
+        for ax in row:
+            ax.axis("off")
+        if query is not None:
+            row[0].imshow(np.asarray(query, dtype=float), cmap="gray_r")
+            row[0].set_title("test point", fontsize=9)
+        for ax, feature in ((row[offset], i), (row[offset + 2], j)):
+            ax.imshow(np.asarray(images[feature], dtype=float), cmap="gray_r")
+            name = _plain(interactions.names_of((feature,))[0])
+            ax.set_title(f"{name}\nShapley {shapley[feature]:+.2f}", fontsize=9)
+        link = row[offset + 1]
+        link.set_xlim(0, 1)
+        link.set_ylim(0, 1)
+        link.add_line(
+            Line2D([0, 1], [0.5, 0.5], color=_sign_colour(value), linewidth=6, gid="pair")
+        )
+        kind = "synergy" if value > 0 else "redundant"
+        link.text(0.5, 0.68, f"{kind}\n{value:+.2f}", ha="center", va="bottom", fontsize=10)
+    fig.suptitle("Strongest pairs of training examples (Möbius coefficients)")
+    fig.tight_layout()
+    return _finish(fig, axes, show)
 
 
 # ----------------------------------------------------------------- comparison

@@ -192,3 +192,25 @@ def test_dollar_signs_are_shown_literally_and_unpatched_features_are_skipped(tmp
     with pytest.warns(UserWarning, match="no patch"):
         _, ax = psx.plots.image(inter, np.ones((4, 4)), segments)
     assert len([a for a in ax.get_children() if a.get_gid() == "pair"]) == 1
+
+
+def test_training_examples_shows_each_pair_as_its_images():
+    from proxyspex_captum.core import Interactions
+
+    inter = Interactions(
+        {(): 0.0, (0,): 1.0, (1,): 1.0, (0, 1): -1.5, (2, 3): 0.5},
+        n_features=4,
+        feature_names=["a", "b", "c", "d"],
+    )
+    images = [np.full((8, 8), i, dtype=float) for i in range(4)]
+    fig, axes = psx.plots.training_examples(inter, images, query=np.zeros((8, 8)), k=2)
+    assert axes.shape == (2, 4)
+    first, second = axes
+    assert first[1].get_title().startswith("a") and first[3].get_title().startswith("b")
+    assert "redundant" in first[2].texts[0].get_text()  # the strongest pair, negative
+    assert "synergy" in second[2].texts[0].get_text()
+    (line,) = [child for child in first[2].get_lines() if child.get_gid() == "pair"]
+    assert line.get_color() == psx.plots.NEGATIVE
+    with pytest.raises(ValueError, match="one image per feature"):
+        psx.plots.training_examples(inter, images[:3])
+    plt.close(fig)
