@@ -50,6 +50,7 @@ def test_the_tutorials_are_there():
         "01_captum_llm_sentiment.ipynb",
         "02_shap_text_workflow.ipynb",
         "03_long_context_qa.ipynb",
+        "04_data_attribution.ipynb",
         "05_closed_model_api.ipynb",
     ]
 
