@@ -472,8 +472,9 @@ def training_examples(
     Args:
         interactions: Interactions over training examples (e.g. from
             :func:`proxyspex_captum.data.retraining_game`).
-        images: One 2-D image per training example (or per feature), e.g. 8×8 digits.
-        query: The explained test point's image.
+        images: One image per training example (or per feature), e.g. 8×8
+            digits; a 1-D row (a tabular example) is drawn as a strip of cells.
+        query: The explained test point's image (or row).
         k: Pairs shown.
 
     Returns:
@@ -496,10 +497,10 @@ def training_examples(
         for ax in row:
             ax.axis("off")
         if query is not None:
-            row[0].imshow(np.asarray(query, dtype=float), cmap="gray_r")
+            row[0].imshow(np.atleast_2d(np.asarray(query, dtype=float)), cmap="gray_r")
             row[0].set_title("test point", fontsize=9)
         for ax, feature in ((row[offset], i), (row[offset + 2], j)):
-            ax.imshow(np.asarray(images[feature], dtype=float), cmap="gray_r")
+            ax.imshow(np.atleast_2d(np.asarray(images[feature], dtype=float)), cmap="gray_r")
             name = _plain(interactions.names_of((feature,))[0])
             ax.set_title(f"{name}\nShapley {shapley[feature]:+.2f}", fontsize=9)
         link = row[offset + 1]

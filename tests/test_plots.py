@@ -213,4 +213,7 @@ def test_training_examples_shows_each_pair_as_its_images():
     assert line.get_color() == psx.plots.NEGATIVE
     with pytest.raises(ValueError, match="one image per feature"):
         psx.plots.training_examples(inter, images[:3])
+    rows = np.arange(12.0).reshape(4, 3)  # tabular examples: strips of cells
+    _, axes = psx.plots.training_examples(inter, rows, k=1)
+    assert axes[0][0].get_images()[0].get_array().shape == (1, 3)
     plt.close(fig)
