@@ -135,12 +135,10 @@ def counterfactual_pairs(inters, game, n: int) -> list[tuple[str, int, float, fl
             ("full set", np.ones((1, n), dtype=bool)),
             ("random subsets", rng.random((N_CONTEXTS, n)) < 0.5),
         ):
-            bases = bases.copy()
-            bases[:, [a, b]] = context == "full set"
             masks = np.repeat(bases, 4, axis=0)  # both, without a, without b, neither
+            masks[:, [a, b]] = True
             masks[1::4, a] = masks[3::4, a] = False
             masks[2::4, b] = masks[3::4, b] = False
-            masks[0::4, [a, b]] = True
             truth = game(masks)[:, j].reshape(-1, 4)
             guess = inters[j].predict(masks).reshape(-1, 4)
             interaction = lambda v: (v[:, 0] - v[:, 1] - v[:, 2] + v[:, 3]).mean()  # noqa: E731

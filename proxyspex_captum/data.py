@@ -36,7 +36,7 @@ import numpy as np
 
 from .core.checks import check_int
 
-__all__ = ["OUTPUTS", "RetrainingGame", "retraining_game", "training_game"]
+__all__ = ["OUTPUTS", "RetrainingGame", "check_scores", "retraining_game", "training_game"]
 
 #: What a retrained classifier gives per test point: the correct class's margin
 #: over the strongest other class (log-probabilities, or decision values), its
@@ -57,6 +57,8 @@ class RetrainingGame:
 
     Attributes:
         n_features: Training examples, or groups of them.
+        group_labels: Each feature's label: the example's index, or the group's
+            label (groups in sorted order).
         groups: For each feature, the indices of the training examples it keeps.
         n_fallbacks: Subsets that could not be fitted (empty, one class
             left, ...) and got the fallback value instead.
@@ -70,10 +72,12 @@ class RetrainingGame:
         *,
         groups: Sequence[Any] | None = None,
         n_jobs: int | None = None,
+        quiet: tuple[type[Warning], ...] = (),
     ) -> None:
         self._fit_and_score = fit_and_score
         self.n_train = check_int("n_train", n_train, 1)
-        self.groups = _group_members(groups, self.n_train)
+        self.group_labels, self.groups = _group_members(groups, self.n_train)
+        self._quiet = quiet
         self.n_features = len(self.groups)
         if self.n_features < 2:
             raise ValueError(
@@ -95,16 +99,20 @@ class RetrainingGame:
         if masks.ndim != 2 or masks.shape[1] != self.n_features:
             raise ValueError(f"masks must have shape (k, {self.n_features}), got {masks.shape}.")
         jobs = [self.indices(mask) for mask in masks]
-        if self.n_jobs in (None, 1) or len(jobs) == 1:
-            rows = [self._fit_and_score(kept) for kept in jobs]
-        else:
-            from joblib import Parallel, delayed
+        # Once, in this thread: warnings.catch_warnings is not thread-safe.
+        with warnings.catch_warnings():
+            for category in self._quiet:
+                warnings.simplefilter("ignore", category)
+            if self.n_jobs in (None, 1) or len(jobs) == 1:
+                rows = [self._fit_and_score(kept) for kept in jobs]
+            else:
+                from joblib import Parallel, delayed
 
-            # Threads: scikit-learn's fits release the GIL in their numeric cores, and a
-            # thread shares the data instead of copying it to each worker.
-            rows = Parallel(n_jobs=self.n_jobs, prefer="threads")(
-                delayed(self._fit_and_score)(kept) for kept in jobs
-            )
+                # Threads: scikit-learn's fits release the GIL in their numeric cores,
+                # and a thread shares the data instead of copying it to each worker.
+                rows = Parallel(n_jobs=self.n_jobs, prefer="threads")(
+                    delayed(self._fit_and_score)(kept) for kept in jobs
+                )
         return np.stack(rows)
 
     def note_fallback(self, error: Exception) -> None:
@@ -116,18 +124,20 @@ class RetrainingGame:
                 self.notes.append(kind)
 
 
-def _group_members(groups: Sequence[Any] | None, n_train: int) -> list[np.ndarray]:
-    """Training-example indices of each feature: one each, or one list per group."""
+def _group_members(
+    groups: Sequence[Any] | None, n_train: int
+) -> tuple[list[Any], list[np.ndarray]]:
+    """Each feature's label and training-example indices: one each, or one per group (sorted)."""
     if groups is None:
-        return [np.array([i]) for i in range(n_train)]
+        return list(range(n_train)), [np.array([i]) for i in range(n_train)]
     labels = np.asarray(groups)
     if labels.shape != (n_train,):
         raise ValueError(
             f"groups must give one group label per training example ({n_train}), got shape "
             f"{labels.shape}."
         )
-    _, inverse = np.unique(labels, return_inverse=True)
-    return [np.flatnonzero(inverse == g) for g in range(inverse.max() + 1)]
+    unique, inverse = np.unique(labels, return_inverse=True)
+    return unique.tolist(), [np.flatnonzero(inverse == g) for g in range(len(unique))]
 
 
 def retraining_game(
@@ -163,14 +173,22 @@ def retraining_game(
             groups (a mask keeps or drops a whole group), for thousands of
             examples in hundreds of groups.
         n_jobs: Retrain masks in parallel on this many threads (joblib;
-            ``-1``: every core); ``None``: one after another. An executor
-            (``explain(..., executor=...)``) parallelises across batches instead.
+            ``-1``: every core); ``None``: one after another.
 
     Returns:
-        A :class:`RetrainingGame`. A subset that cannot be fitted (empty, a
-        classifier left with one class) gets the prediction of the subset's
-        label frequencies (add-one smoothed; a regressor: the mean of all
-        training targets when empty), counted in ``n_fallbacks``.
+        A :class:`RetrainingGame`. A subset the estimator refuses to fit
+        (scikit-learn's ``ValueError``: empty, a classifier left with one
+        class, fewer examples than a k-NN's neighbours) gets the prediction of
+        the subset's label frequencies (add-one smoothed; a margin of 0 for a
+        model with decision values only; a regressor: the mean of the kept
+        targets, or of all when empty), counted in ``n_fallbacks``. The whole
+        training set must fit. Errors of scoring a fitted model are not caught.
+        For a model without ``predict_proba``, ``"probability"`` and ``"loss"``
+        read a softmax of its decision values (not calibrated).
+
+    Retrainings run on threads (``n_jobs``, or a thread pool as
+    ``explain(..., executor=...)``): the game holds its data and a lock, and
+    does not pickle for process pools or clusters.
     """
     from sklearn.base import clone, is_classifier
 
@@ -183,7 +201,15 @@ def retraining_game(
         ) from err
     X_train, X_test = np.asarray(X_train), np.asarray(X_test)
     y_train = np.asarray(y_train)
-    if len(X_train) != len(y_train):
+    for name, X in (("X_train", X_train), ("X_test", X_test)):
+        if X.ndim < 2:
+            raise ValueError(
+                f"{name} must have one row per example and at least one column, got shape "
+                f"{X.shape} (a single feature is X.reshape(-1, 1))."
+            )
+        if np.issubdtype(X.dtype, np.number) and not np.isfinite(X).all():
+            raise ValueError(f"{name} holds NaN or infinite values: every fit would fail.")
+    if y_train.ndim != 1 or len(X_train) != len(y_train):
         raise ValueError(
             f"X_train has {len(X_train)} rows and y_train {len(y_train)}: one label per example."
         )
@@ -204,14 +230,26 @@ def retraining_game(
         if y_test is None:
             raise ValueError(f"output={output!r} needs y_test, the test points' true labels.")
         y_test = np.asarray(y_test)
-        if len(y_test) != len(X_test):
-            raise ValueError(f"X_test has {len(X_test)} rows and y_test {len(y_test)}.")
+        if y_test.ndim != 1 or len(y_test) != len(X_test):
+            raise ValueError(
+                f"y_test must hold one label per test point ({len(X_test)}), got shape "
+                f"{y_test.shape}."
+            )
     classes = np.unique(y_train) if classifier else None
     if classifier and output != "prediction":
         unknown = sorted(set(np.unique(y_test).tolist()) - set(classes.tolist()))
         if unknown:
             raise ValueError(f"y_test has labels {unknown} that y_train never shows.")
-    scorer = _Scorer(output, classes, y_test)
+    scorer = _Scorer(output, classes, y_test, not hasattr(template, "predict_proba"))
+    # k-NN (also inside a pipeline) cannot predict from fewer examples than neighbours.
+    neighbours = max(
+        (
+            v
+            for k, v in template.get_params().items()
+            if k.endswith("n_neighbors") and isinstance(v, int)
+        ),
+        default=None,
+    )
     game: RetrainingGame
 
     def fit_and_score(kept: np.ndarray) -> np.ndarray:
@@ -219,16 +257,27 @@ def retraining_game(
         try:
             if len(kept) == 0:
                 raise ValueError("the training subset is empty")
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # convergence warnings on tiny subsets
-                model.fit(X_train[kept], y_train[kept])
-                return scorer(model, X_test)
-        except ValueError as err:  # one class left, fewer samples than neighbours, ...
+            if neighbours is not None and len(kept) < neighbours:
+                raise ValueError(f"{len(kept)} examples for {neighbours} neighbours")
+            model.fit(X_train[kept], y_train[kept])
+        except ValueError as err:  # one class left, too few examples, ...
+            if len(kept) == len(X_train):  # the whole training set must fit: a real error
+                raise
             game.note_fallback(err)
             return scorer.from_prior(y_train, kept, len(X_test))
+        return scorer(model, X_test)
 
-    game = RetrainingGame(fit_and_score, len(X_train), groups=groups, n_jobs=n_jobs)
+    game = RetrainingGame(
+        fit_and_score, len(X_train), groups=groups, n_jobs=n_jobs, quiet=_convergence_warnings()
+    )
     return game
+
+
+def _convergence_warnings() -> tuple[type[Warning], ...]:
+    """scikit-learn's convergence warnings: expected on tiny subsets, silenced while retraining."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    return (ConvergenceWarning,)
 
 
 def training_game(
@@ -262,21 +311,47 @@ def training_game(
     if not callable(train_fn) or not callable(score_fn):
         raise TypeError("train_fn and score_fn must be callables.")
 
+    widths: list[int] = []
+
     def fit_and_score(kept: np.ndarray) -> np.ndarray:
-        out = score_fn(train_fn(kept))
-        if hasattr(out, "detach"):
-            out = out.detach().cpu().numpy()
-        return np.asarray(out, dtype=float).reshape(-1)
+        return check_scores(score_fn(train_fn(kept)), widths, "score_fn(train_fn(indices))")
 
     return RetrainingGame(fit_and_score, n_train, groups=groups, n_jobs=n_jobs)
+
+
+def check_scores(values: Any, widths: list[int], what: str) -> np.ndarray:
+    """``values`` as a finite float vector, as long as the first one seen (kept in ``widths``)."""
+    if hasattr(values, "detach"):  # a torch tensor
+        values = values.detach().cpu().numpy()
+    array = np.asarray(values, dtype=float)
+    if array.ndim == 0:  # one test point, as a scalar
+        array = array.reshape(1)
+    if array.ndim > 1 and array.size == max(array.shape):
+        array = array.reshape(-1)  # (n_test, 1) or (1, n_test)
+    if array.ndim != 1 or len(array) == 0:
+        raise ValueError(f"{what} must return one number per test point, got shape {array.shape}.")
+    if not widths:
+        widths.append(len(array))
+    if len(array) != widths[0]:
+        raise ValueError(f"{what} returned {len(array)} scores, then {widths[0]}.")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{what} returned NaN or infinite scores.")
+    return array
 
 
 class _Scorer:
     """Turns a fitted model (or a fallback prior) into the chosen output per test point."""
 
-    def __init__(self, output: str, classes: np.ndarray | None, y_test: np.ndarray | None):
+    def __init__(
+        self,
+        output: str,
+        classes: np.ndarray | None,
+        y_test: np.ndarray | None,
+        decision_values: bool = False,
+    ):
         self.output, self.classes = output, classes
         self.y_test = y_test
+        self.decision_values = decision_values  # margins from decision_function
         if classes is not None and y_test is not None:
             self.true = np.searchsorted(classes, y_test)  # column of each true class
 
@@ -289,6 +364,12 @@ class _Scorer:
         scores = np.asarray(model.decision_function(X_test), dtype=float)
         if scores.ndim == 1:  # binary: the score of classes_[1] against classes_[0]
             scores = np.stack([-scores / 2, scores / 2], axis=1)
+        if scores.shape[1] != len(model.classes_):
+            raise TypeError(
+                f"{type(model).__name__}.decision_function gives {scores.shape[1]} columns for "
+                f"{len(model.classes_)} classes (one-vs-one?): use one score per class "
+                "(e.g. decision_function_shape='ovr') or a model with predict_proba."
+            )
         # A class the subset never showed scores below every class it did.
         floor = scores.min(axis=1, keepdims=True) - 1.0
         return self._from_scores(self._full(model, scores, floor))
@@ -300,6 +381,9 @@ class _Scorer:
             return self._regression(np.full(n_test, float(mean)))
         counts = np.array([(y_train[kept] == c).sum() for c in self.classes], dtype=float)
         probabilities = (counts + 1) / (counts.sum() + len(self.classes))
+        if self.output == "margin" and self.decision_values:
+            # Decision values have no probability scale: no preference is a margin of 0.
+            return np.zeros(n_test)
         return self._from_probabilities(np.tile(probabilities, (n_test, 1)))
 
     def _full(self, model: Any, columns: np.ndarray, fill: Any) -> np.ndarray:
@@ -307,7 +391,12 @@ class _Scorer:
         columns = np.asarray(columns, dtype=float)
         full = np.empty((len(columns), len(self.classes)))
         full[:] = fill
-        full[:, np.searchsorted(self.classes, model.classes_)] = columns
+        where = np.searchsorted(self.classes, model.classes_)
+        if not np.array_equal(
+            self.classes[np.minimum(where, len(self.classes) - 1)], model.classes_
+        ):
+            raise TypeError(f"{type(model).__name__} has classes the training labels do not.")
+        full[:, where] = columns
         return full
 
     def _from_probabilities(self, probabilities: np.ndarray) -> np.ndarray:

@@ -49,7 +49,7 @@ from captum.influence._utils.common import KMostInfluentialResults
 from .core import SPEX, Interactions, ProxySPEX
 from .core.base import EstimatorOwner, InteractionEstimator
 from .core.checks import check_int
-from .data import training_game
+from .data import check_scores, training_game
 
 __all__ = ["InteractionInfluence", "ProxySPEXInfluence", "SPEXInfluence", "correct_class_margin"]
 
@@ -117,21 +117,24 @@ class InteractionInfluence(EstimatorOwner, DataInfluence):
         self.groups = groups
         self.n_jobs = n_jobs
         self.n_train = check_int("len(train_dataset)", len(train_dataset), 2)
+        if groups is not None and len(groups) != self.n_train:
+            raise ValueError(
+                f"groups must give one group label per training example ({self.n_train}), "
+                f"got {len(groups)}."
+            )
         self._init_estimator(
             max_order=max_order, index=index, random_state=random_state, options=estimator_options
         )
 
     def _game(self, inputs: Any) -> Any:
         """The retraining game of ``inputs``, after ``score_fn`` was checked on ``model``."""
-        n_test = _check_scores(self.score_fn(self.model, inputs), None, "score_fn(model, inputs)")
-
-        def score(trained: Any) -> np.ndarray:
-            values = self.score_fn(trained, inputs)
-            _check_scores(values, n_test, "score_fn(train_fn(indices), inputs)")
-            return values
-
+        check_scores(self.score_fn(self.model, inputs), [], "score_fn(model, inputs)")
         return training_game(
-            self.train_fn, score, self.n_train, groups=self.groups, n_jobs=self.n_jobs
+            self.train_fn,
+            lambda trained: self.score_fn(trained, inputs),
+            self.n_train,
+            groups=self.groups,
+            n_jobs=self.n_jobs,
         )
 
     def influence_interactions(
@@ -147,9 +150,8 @@ class InteractionInfluence(EstimatorOwner, DataInfluence):
         game = self._game(inputs)
         n = game.n_features
         budget = self.estimator.default_budget(n) if budget is None else budget
-        names = [f"train {i}" for i in range(n)] if self.groups is None else None
-        if names is None:
-            names = [f"group {label}" for label in np.unique(np.asarray(self.groups))]
+        kind = "train" if self.groups is None else "group"
+        names = [f"{kind} {label}" for label in game.group_labels]
         result = self.estimator.explain(game, n, budget, feature_names=names, **explain_options)
         return result if isinstance(result, list) else [result]
 
@@ -169,6 +171,8 @@ class InteractionInfluence(EstimatorOwner, DataInfluence):
                 ``(*features, labels)``, as Captum's TracIn takes it).
             k: ``None``: all scores, ``(n_test, n_train)`` (``n_groups`` with
                 groups). Else the ``k`` strongest proponents (or opponents).
+                With groups, ``indices`` are positions in the sorted group
+                labels (the features' order), not training-example indices.
             proponents: With ``k``: the largest scores (examples that raise the
                 test output) or, ``False``, the smallest (those that lower it).
             budget: Retrainings (default: the estimator's ``default_budget``).
@@ -185,19 +189,6 @@ class InteractionInfluence(EstimatorOwner, DataInfluence):
         k = check_int("k", k, 1, scores.shape[1])
         values, indices = torch.topk(scores, k, dim=1, largest=proponents)
         return KMostInfluentialResults(indices, values)
-
-
-def _check_scores(values: Any, n_test: int | None, what: str) -> int:
-    """The number of test points ``values`` scores; raise if it is not a finite vector."""
-    array = values.detach().cpu().numpy() if hasattr(values, "detach") else np.asarray(values)
-    array = np.asarray(array, dtype=float)
-    if array.ndim != 1 or len(array) == 0:
-        raise ValueError(f"{what} must return one number per test point, got shape {array.shape}.")
-    if n_test is not None and len(array) != n_test:
-        raise ValueError(f"{what} returned {len(array)} scores for {n_test} test points.")
-    if not np.isfinite(array).all():
-        raise ValueError(f"{what} returned NaN or infinite scores.")
-    return len(array)
 
 
 class ProxySPEXInfluence(InteractionInfluence):

@@ -472,8 +472,9 @@ def training_examples(
     Args:
         interactions: Interactions over training examples (e.g. from
             :func:`proxyspex_captum.data.retraining_game`).
-        images: One image per training example (or per feature), e.g. 8×8
-            digits; a 1-D row (a tabular example) is drawn as a strip of cells.
+        images: One image per feature (per training example, or per group
+            with groups), e.g. 8×8 digits; a 1-D row (a tabular example) is
+            drawn as a strip of cells.
         query: The explained test point's image (or row).
         k: Pairs shown.
 

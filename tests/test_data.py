@@ -145,6 +145,12 @@ def test_bad_input_is_refused_before_any_fit(digits):
         retraining_game(knn, X_train[y_train < 5], y_train[y_train < 5], X[-2:], [9, 9])
     with pytest.raises(ValueError, match="shape"):
         retraining_game(knn, X_train, y_train, X[-2:, :10], y[-2:])
+    with pytest.raises(ValueError, match="reshape"):
+        retraining_game(knn, X_train[:, 0], y_train, X[-2:, 0], y[-2:])
+    with pytest.raises(ValueError, match="NaN"):
+        retraining_game(knn, np.where(X_train > 0.9, np.nan, X_train), y_train, X[-2:], y[-2:])
+    with pytest.raises(ValueError, match="one label per test point"):
+        retraining_game(knn, X_train, y_train, X[-2:], 3)
     with pytest.raises(ValueError, match="one group label"):
         retraining_game(knn, X_train, y_train, X[-2:], y[-2:], groups=[0, 1])
     with pytest.raises(ValueError, match="for regressors"):
@@ -154,6 +160,45 @@ def test_bad_input_is_refused_before_any_fit(digits):
     game = retraining_game(knn, X_train, y_train, X[-2:], y[-2:])
     with pytest.raises(ValueError, match="shape"):
         game(np.ones((2, 5), dtype=bool))
+
+
+def test_margins_probabilities_and_losses_by_hand(digits):
+    X, y = digits
+    X_train, y_train = _subset(X, y, np.random.default_rng(5), 6, classes=(0, 1, 2))
+    X_test, y_test = X[-6:][np.isin(y[-6:], (0, 1, 2))], y[-6:][np.isin(y[-6:], (0, 1, 2))]
+    model = LogisticRegression(max_iter=500).fit(X_train, y_train)
+    p = model.predict_proba(X_test)
+    rows = np.arange(len(y_test))
+    p_true = p[rows, y_test]
+    others = p.copy()
+    others[rows, y_test] = 0
+    everything = np.ones((1, len(X_train)), dtype=bool)
+    expected = {
+        "margin": np.log(p_true) - np.log(others.max(axis=1)),
+        "probability": p_true,
+        "loss": -np.log(p_true),
+    }
+    for output, values in expected.items():
+        game = retraining_game(
+            LogisticRegression(max_iter=500), X_train, y_train, X_test, y_test, output=output
+        )
+        np.testing.assert_allclose(game(everything)[0], values, rtol=1e-6)
+
+
+def test_decision_values_of_a_model_without_probabilities(digits):
+    from sklearn.svm import LinearSVC
+
+    X, y = digits
+    X_train, y_train = _subset(X, y, np.random.default_rng(6), 6, classes=(3, 8))
+    X_test, y_test = X[-40:][np.isin(y[-40:], (3, 8))][:3], y[-40:][np.isin(y[-40:], (3, 8))][:3]
+    model = LinearSVC(random_state=0).fit(X_train, y_train)
+    d = model.decision_function(X_test)  # the score of class 8 against class 3
+    game = retraining_game(LinearSVC(random_state=0), X_train, y_train, X_test, y_test)
+    everything = np.ones((1, len(X_train)), dtype=bool)
+    np.testing.assert_allclose(game(everything)[0], np.where(y_test == 8, d, -d), rtol=1e-6)
+    one_class = np.isin(np.arange(len(X_train)), np.flatnonzero(y_train == 3)[:2])
+    np.testing.assert_array_equal(game(one_class[None])[0], 0.0)  # no preference
+    assert game.n_fallbacks == 1
 
 
 def test_unfittable_subsets_get_the_prior_and_a_note(digits):
@@ -232,6 +277,7 @@ def test_influence_has_captums_shapes_and_top_k(digits):
     assert top.indices.shape == top.influence_scores.shape == (4, 3)
     expected = torch.topk(scores, 3, dim=1)
     torch.testing.assert_close(top.influence_scores, expected.values)
+    torch.testing.assert_close(scores.gather(1, top.indices), top.influence_scores)
     bottom = influence.influence(test, k=2, proponents=False, budget=200)
     torch.testing.assert_close(
         bottom.influence_scores, torch.topk(scores, 2, largest=False).values
@@ -246,6 +292,10 @@ def test_influence_by_groups_and_spex(digits):
     spex = SPEXInfluence(train(np.arange(24)), dataset, train, groups=groups, random_state=0)
     scores = spex.influence(test)
     assert scores.shape == (4, 8)
+    names = spex.influence_interactions(test, budget=320)[0].feature_names
+    assert names[:2] == ["group 0", "group 1"]
+    with pytest.raises(ValueError, match="one group label"):
+        SPEXInfluence(None, dataset, train, groups=[0, 1])
 
 
 def test_a_broken_score_fn_fails_before_any_retraining(digits):
