@@ -36,6 +36,8 @@ _LAZY = {
     "LLMAttribution": "attr",
     "LLMInteractionAttributionResult": "attr",
     "RemoteLLMAttribution": "attr",
+    "ProxySPEXHeadAttribution": "attr",
+    "SPEXHeadAttribution": "attr",
     "ProxySPEXExplainer": "explainers",
     "SPEXExplainer": "explainers",
     "InteractionExplanation": "explainers",
@@ -62,12 +64,13 @@ __all__ = [
     "api",
     "data",
     "influence",
+    "components",
     *_LAZY,
 ]
 
 
 # Submodules that import matplotlib's pyplot load on first use too.
-_LAZY_MODULES = ("plots", "scoring", "api", "data", "influence")
+_LAZY_MODULES = ("plots", "scoring", "api", "data", "influence", "components")
 
 
 def __getattr__(name: str) -> Any:

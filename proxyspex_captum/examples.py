@@ -22,6 +22,7 @@ import numpy as np
 
 __all__ = [
     "NEGATION_REVIEW",
+    "RECALL_TASK",
     "RIDDLES",
     "SENTIMENT_LABELS",
     "SENTIMENT_QUESTION",
@@ -55,6 +56,39 @@ class Riddle:
     text: str
     question: str
     answer: bool
+
+
+#: Prompts and the next word that answers each, written for the attention-head
+#: game: factual recall (capitals, opposites) and in-context recall (a fact
+#: stated earlier in the prompt). Only prompts SmolLM2-135M-Instruct answers
+#: correctly (greedy, no chat template) were kept: 25 of 40 written.
+RECALL_TASK: tuple[tuple[str, str], ...] = (
+    ("The capital of France is", " Paris"),
+    ("The capital of Japan is", " Tokyo"),
+    ("The capital of Italy is", " Rome"),
+    ("The capital of Germany is", " Berlin"),
+    ("The capital of Spain is", " Madrid"),
+    ("The capital of Russia is", " Moscow"),
+    ("The capital of England is", " London"),
+    ("The capital of China is", " Beijing"),
+    ("The capital of Greece is", " Athens"),
+    ("Anna likes apples. Ben likes grapes. Carl likes pears. Ben likes", " grapes"),
+    ("Anna likes apples. Ben likes grapes. Carl likes pears. Anna likes", " apples"),
+    ("Tom has a red car. Sue has a blue bike. Sue has a", " blue"),
+    ("The key is under the mat. The coin is in the box. The coin is in the", " box"),
+    ("The key is under the mat. The coin is in the box. The key is under the", " mat"),
+    ("one, two, three, four,", " five"),
+    ("A, B, C, D,", " E"),
+    ("Mia lives in Oslo. Leo lives in Rome. Leo lives in", " Rome"),
+    ("The opposite of hot is", " cold"),
+    ("The opposite of up is", " down"),
+    ("Water freezes at zero degrees", " Celsius"),
+    ("The password is tulip. Remember it. The password is", " tul"),
+    ("My dog is called Rex. What is my dog called? My dog is called", " Rex"),
+    ("Red, green, blue. Red, green,", " blue"),
+    ("Paris is in France. Berlin is in Germany. Madrid is in", " Spain"),
+    ("Ice is frozen", " water"),
+)
 
 
 #: Five altered classic riddles, written for this project (the SPEX paper's

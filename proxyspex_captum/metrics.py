@@ -17,6 +17,7 @@ from .baselines import METHODS, run_method
 from .core.checks import check_int
 from .core.interactions import Interactions
 from .core.sampling import as_generator
+from .core.subset_search import greedy_removal
 from .core.value_function import MaskFunction, ValueFunction
 
 __all__ = [
@@ -172,7 +173,7 @@ def removal_curve(
             raise ValueError(
                 f"The interactions have {interactions.n_features} features, not {n_features}."
             )
-        order = _greedy_removal_order(interactions, max_removed)
+        order = greedy_removal(interactions, max_removed, maximize=False)
     else:
         values = np.asarray(attributions, dtype=float).reshape(-1)
         if values.shape != (n_features,):
@@ -187,25 +188,6 @@ def removal_curve(
     if values[0] == 0:
         raise ValueError("f(all) is 0, so the relative change is undefined; shift the output.")
     return np.abs(values[0] - values[1:]) / abs(values[0])
-
-
-def _greedy_removal_order(interactions: Interactions, max_removed: int) -> np.ndarray:
-    """Features in the order the surrogate says removing them lowers the output most."""
-    n = interactions.n_features
-    involved = sorted({i for s in interactions.mobius for i in s})
-    candidates = involved + [i for i in range(n) if i not in set(involved)]
-    mask = np.ones(n, dtype=bool)
-    full = interactions.full_value
-    order: list[int] = []
-    for _ in range(max_removed):
-        options = [i for i in candidates if mask[i]]
-        trial = np.repeat(mask[None], len(options), axis=0)
-        trial[np.arange(len(options)), options] = False
-        drops = full - interactions.predict(trial)
-        best = options[int(np.argmax(drops))]
-        order.append(best)
-        mask[best] = False
-    return np.array(order)
 
 
 # ---------------------------------------------------------------- recovery

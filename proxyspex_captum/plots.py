@@ -20,6 +20,7 @@ Examples:
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -38,6 +39,7 @@ __all__ = [
     "POSITIVE",
     "bar",
     "comparison",
+    "heads",
     "heatmap",
     "image",
     "network",
@@ -378,6 +380,90 @@ def _text_legend(ax: Any, arcs: bool) -> None:
         title="deeper shade, wider arc: larger effect",
         title_fontsize=8,
     )
+
+
+# ---------------------------------------------------------------------- heads
+_HEAD_NAME = re.compile(r"^L(\d+)\.H(\d+)$")
+
+
+def heads(
+    interactions: Interactions,
+    *,
+    index: str = "shapley",
+    k: int = 10,
+    ax: Any = None,
+    show: bool = False,
+) -> tuple[Any, Any]:
+    """Attention heads as a layer × head map, with their strongest pairs drawn between them.
+
+    Each cell is a head's first-order value in ``index``; the ``k`` largest
+    |Möbius| pairs are drawn as arcs between their heads, red for synergy
+    (the heads matter more together: a circuit), blue for redundancy (either
+    does the other's job), thicker for larger. Heads are read from feature
+    names ``L{layer}.H{head}`` (``psx.components``' names).
+
+    Examples:
+        >>> import proxyspex_captum as psx
+        >>> inter = psx.Interactions.from_mobius(
+        ...     {(0,): 1.0, (1, 3): 2.0}, n_features=4,
+        ...     feature_names=["L0.H0", "L0.H1", "L1.H0", "L1.H1"])
+        >>> fig, ax = psx.plots.heads(inter)
+        >>> ax.get_xlabel(), len(ax.patches)
+        ('head', 1)
+    """
+    cells = []
+    for name in interactions.feature_names or [
+        f"feature {i}" for i in range(interactions.n_features)
+    ]:
+        match = _HEAD_NAME.match(str(name))
+        if match is None:
+            raise ValueError(
+                f"Feature {name!r} is not a head name L<layer>.H<head>: plots.heads draws the "
+                "interactions of a head game (psx.components.head_game)."
+            )
+        cells.append((int(match[1]), int(match[2])))
+    layers = max(c[0] for c in cells) + 1
+    width = max(c[1] for c in cells) + 1
+    grid = np.full((layers, width), np.nan)
+    for (layer, head), value in zip(cells, interactions.first_order(index), strict=True):
+        grid[layer, head] = value
+    fig, ax = _axes(ax, (2.2 + 0.45 * width, 1.2 + 0.3 * layers))
+    limit = float(np.nanmax(np.abs(grid))) if np.isfinite(grid).any() else 1.0
+    limit = limit or 1.0
+    image_ = ax.imshow(grid, cmap=_CMAP, norm=TwoSlopeNorm(0.0, -limit, limit), aspect="auto")
+    pairs = _top({s: v for s, v in interactions.mobius.items() if len(s) == 2}, k)
+    strongest = max((abs(v) for _, v in pairs), default=1.0)
+    for (i, j), value in pairs:
+        (y0, x0), (y1, x1) = cells[i], cells[j]
+        bend = 0.3 if (x0, y0) != (x1, y1) else 0.0
+        ax.add_patch(
+            PathPatch(
+                Path(
+                    [(x0, y0), ((x0 + x1) / 2 + bend * abs(y1 - y0 + 1), (y0 + y1) / 2), (x1, y1)],
+                    [Path.MOVETO, Path.CURVE3, Path.CURVE3],
+                ),
+                facecolor="none",
+                edgecolor=_sign_colour(value),
+                linewidth=0.8 + 3.0 * abs(value) / strongest,
+                alpha=0.8,
+            )
+        )
+    ax.set_xlabel("head")
+    ax.set_ylabel("layer")
+    ax.set_xticks(range(width))
+    ax.set_yticks(range(layers))
+    fig.colorbar(image_, ax=ax, label=f"{index} value")
+    ax.legend(
+        handles=[
+            Line2D([], [], color=POSITIVE, label="synergy (pair)"),
+            Line2D([], [], color=NEGATIVE, label="redundant (pair)"),
+        ],
+        loc="upper left",
+        bbox_to_anchor=(1.25, 1.0),
+        fontsize="small",
+    )
+    ax.set_title(f"Attention heads: {index} values, {len(pairs)} strongest pairs")
+    return _finish(fig, ax, show)
 
 
 # ---------------------------------------------------------------------- image
