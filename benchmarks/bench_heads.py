@@ -6,13 +6,16 @@ mean log-probability of the right next word on the 25 prompts of
 ``psx.examples.RECALL_TASK`` (factual and in-context recall).
 
 1. ProxySPEX (default settings; this benchmark decides no default) on
-   ``--budget`` masks; Banzhaf regression (the LIME-style linear model) fitted
-   on the *same* masks; R² of both on 200 held-out uniform masks.
+   ``--budget`` masks drawn two ways: every subset alike (each head kept
+   with probability 0.5, the default) and around the sizes pruned to
+   (``--keep-probability``, 0.75, chosen before any run); Banzhaf regression
+   (the LIME-style linear model) fitted on the *same* masks; R² on 200
+   held-out masks of each kind.
 2. Pruning curves: for k heads kept, the true task score (mean log-prob and
-   accuracy) of the set chosen by ``psx.components.prune`` on the ProxySPEX
-   surrogate, against the top-k of three marginal rankings: ProxySPEX's own
-   Shapley values, Banzhaf regression's coefficients (same masks) and
-   gradient head importance (Michel et al. 2019, one backward pass).
+   accuracy) of the set chosen by ``psx.components.prune`` on each ProxySPEX
+   surrogate, against the top-k of marginal rankings: Shapley values,
+   Banzhaf regression's coefficients (same masks) and gradient head
+   importance (Michel et al. 2019, one backward pass).
 3. Within- and across-layer pairs among the strongest interactions.
 
 Run: ``.venv/bin/python benchmarks/bench_heads.py [--budget 1000]``. Every
@@ -82,6 +85,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=int, default=1000)
     parser.add_argument("--held-out", type=int, default=200)
+    parser.add_argument("--keep-probability", type=float, default=0.75)
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
 
@@ -98,27 +102,44 @@ def main() -> None:
     cache.parent.mkdir(parents=True, exist_ok=True)
     store = MaskStore(cache, fingerprint="smollm2-recall25-zero-heads-v1", n_features=n)
     cached = CachedGame(game, store)
-    estimator = psx.ProxySPEX(random_state=0, show_progress=True)
-    tic = time.perf_counter()
-    inter = estimator.explain(cached, n, args.budget, feature_names=[h.name for h in heads])
-    wall = time.perf_counter() - tic
-    meta = inter.metadata
-    computed = cached.computed
-    # Banzhaf regression on exactly the masks ProxySPEX paid for.
-    masks, values = np.concatenate(cached.masks), np.concatenate(cached.values)
-    design = np.hstack([np.ones((len(masks), 1)), masks.astype(float)])
-    coef = np.linalg.lstsq(design, values, rcond=None)[0]
-    banzhaf = psx.baselines.linear_surrogate(coef[0], coef[1:], "banzhaf")
+    names = [h.name for h in heads]
 
-    held = uniform_masks(n, args.held_out, np.random.default_rng(12345))
-    held_values = cached(held)
-    r2_proxy = r2(inter.predict(held), held_values)
-    r2_linear = r2(banzhaf.predict(held), held_values)
+    # Two designs at the same budget: every subset alike (the default), and masks
+    # around the sizes pruned to (each head kept with probability 0.75).
+    fits = {}
+    for p in (0.5, args.keep_probability):
+        first = sum(len(m) for m in cached.masks)
+        computed_before = cached.computed
+        estimator = psx.ProxySPEX(keep_probability=p, random_state=0, show_progress=True)
+        tic = time.perf_counter()
+        inter = estimator.explain(cached, n, args.budget, feature_names=names)
+        wall = time.perf_counter() - tic
+        masks = np.concatenate(cached.masks)[first:]
+        values = np.concatenate(cached.values)[first:]
+        # Banzhaf regression (LIME-style linear model) on exactly the masks ProxySPEX paid for.
+        design = np.hstack([np.ones((len(masks), 1)), masks.astype(float)])
+        coef = np.linalg.lstsq(design, values, rcond=None)[0]
+        fits[p] = {
+            "inter": inter,
+            "coef": coef,
+            "linear": psx.baselines.linear_surrogate(coef[0], coef[1:], "banzhaf"),
+            "wall": wall,
+            "computed": cached.computed - computed_before,
+            "distinct": len(masks),
+        }
+
+    held = {
+        p: uniform_masks(n, args.held_out, np.random.default_rng(12345), keep_probability=p)
+        for p in fits
+    }
+    held_values = {p: cached(masks) for p, masks in held.items()}
 
     gradient = components.gradient_importance(model, task.batch, task)
+    lo, hi = (f"p={p}" for p in fits)
     rankings = {
-        "ProxySPEX Shapley (top-k)": inter.first_order("shapley"),
-        "Banzhaf regression (top-k)": coef[1:],
+        f"Shapley ({lo}, top-k)": fits[0.5]["inter"].first_order("shapley"),
+        f"Banzhaf regression ({lo}, top-k)": fits[0.5]["coef"][1:],
+        f"Banzhaf regression ({hi}, top-k)": fits[args.keep_probability]["coef"][1:],
         "gradient importance (top-k)": gradient,
     }
     rows = []
@@ -127,7 +148,8 @@ def main() -> None:
     for k in KEEP:
         chosen = {}
         tic = time.perf_counter()
-        chosen["ProxySPEX prune (searched)"] = components.prune(inter, k)
+        for p in fits:
+            chosen[f"ProxySPEX prune (p={p})"] = components.prune(fits[p]["inter"], k)
         prune_seconds += time.perf_counter() - tic
         for name, scores in rankings.items():
             chosen[name] = np.argsort(-np.asarray(scores), kind="stable")[:k]
@@ -138,11 +160,10 @@ def main() -> None:
             curves.setdefault(name, []).append((logp, acc))
         rows.append(k)
 
-    pairs = [(s, v) for s, v in inter.top(200) if len(s) == 2][:20]
-    within = sum(heads[i].layer == heads[j].layer for (i, j), _ in pairs)
-    orders = {}
-    for s in inter.mobius:
-        orders[len(s)] = orders.get(len(s), 0) + 1
+    inter = fits[0.5]["inter"]
+    pairs = {
+        p: [(s, v) for s, v in f["inter"].top(300) if len(s) == 2][:20] for p, f in fits.items()
+    }
 
     lines = [
         "# Attention heads: interactions and pruning (SmolLM2-135M-Instruct)",
@@ -152,28 +173,45 @@ def main() -> None:
         "the input of `o_proj`; value: mean log-probability of the right next word on the 25 "
         "prompts of `psx.examples.RECALL_TASK` (the full model: "
         f"{game.full_value:.3f}, accuracy {accuracy:.2f}). One run, one seed; this "
-        "benchmark decides no default.",
+        "benchmark decides no default. p is the probability that a mask keeps each head "
+        "(ProxySPEX's `keep_probability`; 0.5 is the default).",
         "",
         "## Faithfulness",
         "",
-        f"ProxySPEX at {args.budget} masks ({len(masks)} distinct; wall time {wall:.0f} s in "
-        f"this run, of which the model {meta['model_seconds']:.0f} s for {computed} masks not "
-        f"cached before; own {meta['algorithm_seconds']:.1f} s); "
-        f"Banzhaf regression on the same masks. R² on {args.held_out} held-out uniform masks:",
+        f"ProxySPEX at {args.budget} masks per design; Banzhaf regression (linear) on the same "
+        f"masks. R² on {args.held_out} held-out masks drawn at each p:",
         "",
-        "| method | held-out R² |",
-        "|---|---|",
-        f"| ProxySPEX (max_order {inter.max_order}, {len(inter)} terms) | {r2_proxy:.3f} |",
-        f"| Banzhaf regression (linear) | {r2_linear:.3f} |",
-        "",
-        "Terms by order: " + ", ".join(f"{k}: {v}" for k, v in sorted(orders.items())) + ".",
+        "| design | method | terms | R², held out at "
+        + " | R², held out at ".join(f"p={p}" for p in fits)
+        + " | wall s (model calls made) |",
+        "|---|---|---|" + "---|" * len(fits) + "---|",
+    ]
+    for p, f in fits.items():
+        for label, surrogate in (("ProxySPEX", f["inter"]), ("Banzhaf regression", f["linear"])):
+            cells = [f"{r2(surrogate.predict(held[q]), held_values[q]):.3f}" for q in fits]
+            extra = f"{f['wall']:.0f} ({f['computed']})" if label == "ProxySPEX" else "same masks"
+            lines.append(
+                f"| p={p} | {label} | {len(surrogate)} | " + " | ".join(cells) + f" | {extra} |"
+            )
+    for p, f in fits.items():
+        orders: dict[int, int] = {}
+        for subset in f["inter"].mobius:
+            orders[len(subset)] = orders.get(len(subset), 0) + 1
+        lines.append("")
+        lines.append(
+            f"ProxySPEX terms by order at p={p}: "
+            + ", ".join(f"{k}: {v}" for k, v in sorted(orders.items()))
+            + f"; own time {f['inter'].metadata['algorithm_seconds']:.1f} s."
+        )
+    lines += [
         "",
         "## Pruning curves",
         "",
         "The true task score with only k heads kept (the rest zero-ablated), for the set each "
-        "method chooses. Mean log-probability of the right answer (higher is better) / "
-        "accuracy over the 25 prompts. The searched set costs "
-        f"{prune_seconds:.1f} s for all k together; no model call.",
+        "method chooses: mean log-probability of the right answer (higher is better) / "
+        "accuracy over the 25 prompts. `prune` searches a ProxySPEX surrogate "
+        f"({prune_seconds:.1f} s for all k and both surrogates; no model call); the others keep "
+        "the top k of a marginal ranking.",
         "",
         "| k kept | " + " | ".join(curves) + " |",
         "|---|" + "---|" * len(curves),
@@ -189,21 +227,36 @@ def main() -> None:
         best_counts[top] += 1
     lines += [
         "",
-        "Best log-probability (k < 270): "
+        "Best log-probability (k < 270), by method: "
         + ", ".join(f"{name} {c}" for name, c in best_counts.items())
-        + f" of {len(rows) - 1} values of k.",
+        + f" (of {len(rows) - 1} values of k).",
         "",
         "## Where the strongest pairs are",
         "",
-        f"Of the {len(pairs)} largest |Möbius| pairs, {within} are within one layer and "
-        f"{len(pairs) - within} across layers "
-        f"({sum(v > 0 for _, v in pairs)} synergies, {sum(v < 0 for _, v in pairs)} redundant).",
-        "",
-        "| pair | Möbius coefficient |",
-        "|---|---|",
     ]
-    for (i, j), v in pairs[:10]:
-        lines.append(f"| {heads[i].name} × {heads[j].name} | {v:+.3f} |")
+    for p, top_pairs in pairs.items():
+        within = sum(heads[i].layer == heads[j].layer for (i, j), _ in top_pairs)
+        lines.append(
+            f"- p={p}: of the {len(top_pairs)} largest |Möbius| pairs, {within} are within one "
+            f"layer and {len(top_pairs) - within} across layers "
+            f"({sum(v > 0 for _, v in top_pairs)} synergies, "
+            f"{sum(v < 0 for _, v in top_pairs)} redundant)."
+        )
+    lines += [
+        "",
+        "| pair (p=0.5) | Möbius | pair (p=" + str(args.keep_probability) + ") | Möbius |",
+    ]
+    lines.append("|---|---|---|---|")
+    lo_pairs, hi_pairs = pairs[0.5][:10], pairs[args.keep_probability][:10]
+    for r in range(max(len(lo_pairs), len(hi_pairs))):
+        cells = []
+        for group in (lo_pairs, hi_pairs):
+            if r < len(group):
+                (i, j), v = group[r]
+                cells += [f"{heads[i].name} × {heads[j].name}", f"{v:+.3f}"]
+            else:
+                cells += ["", ""]
+        lines.append("| " + " | ".join(cells) + " |")
     out = ROOT / "benchmarks" / "results" / "heads.md"
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
@@ -223,7 +276,7 @@ def main() -> None:
     ax.set_title("Pruning SmolLM2's heads: searched surrogate vs marginal rankings")
     fig.tight_layout()
     fig.savefig(ROOT / "docs" / "images" / "heads_pruning.png", dpi=110)
-    fig, ax = psx.plots.heads(inter, k=12)
+    fig, ax = psx.plots.heads(fits[args.keep_probability]["inter"], k=12)
     fig.set_size_inches(8, 9)
     fig.tight_layout()
     fig.savefig(ROOT / "docs" / "images" / "heads_map.png", dpi=110)

@@ -229,3 +229,24 @@ def test_a_fold_whose_proxy_finds_no_split_counts_as_a_constant():
             lambda m: m.all(axis=1).astype(float), n_features=20, budget=100
         )
     assert inter.metadata["cv_r2"] < 0.5
+
+
+def test_keep_probability_concentrates_calls_and_still_recovers_a_planted_game():
+    game = psx.games.hierarchical_game(64, random_state=1)
+    calls = []
+
+    def model(masks):
+        calls.append(masks)
+        return game(masks)
+
+    est = psx.ProxySPEX(keep_probability=0.8, random_state=0)
+    inter = est.explain(model, n_features=64, budget=1500)
+    assert np.concatenate(calls)[2:].mean() == pytest.approx(0.8, abs=0.02)
+    assert inter.metadata["keep_probability"] == 0.8
+    assert psx.faithfulness(inter, game) > 0.9
+    assert (
+        "keep_probability"
+        not in psx.ProxySPEX(random_state=0).explain(game, n_features=64, budget=200).metadata
+    )
+    with pytest.raises(ValueError, match="keep_probability"):
+        psx.ProxySPEX(keep_probability=1.0)

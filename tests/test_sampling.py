@@ -69,3 +69,33 @@ def test_fwht_batched_and_power_of_two():
     np.testing.assert_allclose(fwht(values)[:, 1], fwht(values[:, 1]))
     with pytest.raises(ValueError, match="power-of-two"):
         fwht(np.ones(6))
+
+
+@pytest.mark.parametrize("n", [10, 100])
+def test_biased_masks_keep_features_at_the_asked_rate(n):
+    masks = uniform_masks(n, 400, np.random.default_rng(0), keep_probability=0.8)
+    assert masks.shape == (400, n)
+    assert len({row.tobytes() for row in masks}) == 400
+    assert not masks[0].any() and masks[1].all()
+    if n == 100:
+        assert masks[2:].mean() == pytest.approx(0.8, abs=0.03)
+    else:  # 400 distinct masks of 1,024: discarding repeats pulls the rate toward 0.5
+        assert 0.55 < masks[2:].mean() < 0.8
+    same = uniform_masks(n, 400, np.random.default_rng(0), keep_probability=0.8)
+    assert np.array_equal(masks, same)
+
+
+def test_keep_probability_checks():
+    rng = np.random.default_rng(0)
+    for bad in (0.0, 1.0, 1.5):
+        with pytest.raises(ValueError, match="keep_probability"):
+            uniform_masks(30, 10, rng, keep_probability=bad)
+    with pytest.raises(ValueError, match="antithetic"):
+        uniform_masks(30, 10, rng, antithetic=True, keep_probability=0.7)
+    # 15 of the 16 masks of 4 features: masks with three features dropped are too rare.
+    with pytest.raises(ValueError, match="distinct masks"):
+        uniform_masks(4, 15, rng, keep_probability=0.999)
+    # The default draws exactly what it drew before the option existed.
+    a = uniform_masks(200, 50, np.random.default_rng(3))
+    b = uniform_masks(200, 50, np.random.default_rng(3), keep_probability=0.5)
+    assert np.array_equal(a, b)

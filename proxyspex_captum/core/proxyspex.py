@@ -110,6 +110,11 @@ class ProxySPEX(InteractionEstimator):
             per usable core; ``None`` or 1: one after the other. Threads, not
             LightGBM's OpenMP: OpenMP's waiting threads spin, which made small
             fits 5–7x slower on a busy machine (``benchmarks/bench_threads.py``).
+        keep_probability: Probability that a mask keeps each feature. 0.5
+            (default) treats every subset alike, as Shapley and Banzhaf values
+            do; higher concentrates the model calls near the full input, where
+            the surrogate then fits best: for pruning (keep 200 of 270 heads:
+            about 0.75) or when removing half the features breaks the model.
         random_state: Seed or ``numpy.random.Generator``; the same seed gives
             the same masks and the same result.
         batch_size: Largest number of masks per model call.
@@ -148,6 +153,7 @@ class ProxySPEX(InteractionEstimator):
         min_child_samples: int = 5,
         early_stopping_rounds: int = 20,
         n_jobs: int | str | None = "auto",
+        keep_probability: float = 0.5,
         random_state: int | np.random.Generator | None = None,
         batch_size: int | str | None = "auto",
         show_progress: bool = False,
@@ -183,6 +189,9 @@ class ProxySPEX(InteractionEstimator):
                 raise ValueError(f"n_jobs must be 'auto', None or an integer, got {n_jobs!r}.")
             check_int("n_jobs", n_jobs)  # <= 0: LightGBM's default, every core
         self.n_jobs = n_jobs
+        self.keep_probability = check_real(
+            "keep_probability", keep_probability, 0.0, 1.0, low_open=True, high_open=True
+        )
 
     def _min_sampled_budget(self, n_features: int) -> int:
         return self.MIN_BUDGET
@@ -190,9 +199,13 @@ class ProxySPEX(InteractionEstimator):
     def _explain(
         self, value_function: ValueFunction, n_features: int, budget: int, rng: np.random.Generator
     ) -> list[tuple[np.ndarray, np.ndarray, dict[str, Any]]]:
-        masks = uniform_masks(n_features, budget, rng)
+        masks = uniform_masks(n_features, budget, rng, keep_probability=self.keep_probability)
         values = value_function(masks).reshape(len(masks), -1)
-        return [self._fit_output(masks, y, rng) for y in values.T]
+        fits = [self._fit_output(masks, y, rng) for y in values.T]
+        if self.keep_probability != 0.5:
+            for _, _, metadata in fits:
+                metadata["keep_probability"] = self.keep_probability
+        return fits
 
     def _fit_output(
         self, masks: np.ndarray, y: np.ndarray, rng: np.random.Generator

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import check_int
+from .checks import check_int, check_real
 
 __all__ = ["MAX_ENUMERATED_FEATURES", "all_masks", "as_generator", "uniform_masks"]
 
@@ -16,6 +16,8 @@ __all__ = ["MAX_ENUMERATED_FEATURES", "all_masks", "as_generator", "uniform_mask
 # features: 92 MB of booleans) and sampling without replacement is done on mask
 # codes, which cannot loop however close the sample comes to all 2**n masks.
 MAX_ENUMERATED_FEATURES = 22
+# Rounds of fresh draws before biased sampling gives up on finding enough distinct masks.
+MAX_DRAW_ROUNDS = 1000
 
 
 def as_generator(random_state: int | np.random.Generator | None) -> np.random.Generator:
@@ -48,8 +50,9 @@ def uniform_masks(
     *,
     include_extremes: bool = True,
     antithetic: bool = False,
+    keep_probability: float = 0.5,
 ) -> np.ndarray:
-    """Distinct masks drawn uniformly from ``{0,1}^n``.
+    """Distinct masks drawn uniformly from ``{0,1}^n`` (or biased toward keeping features).
 
     Args:
         n_features: Number of features ``n``.
@@ -60,25 +63,39 @@ def uniform_masks(
             1, except when all ``2**n`` masks are returned in their natural order).
         antithetic: Draw masks in complementary pairs ``m, 1 − m`` (measured to
             hurt faithfulness on average: half as many independent draws).
+        keep_probability: Each feature is kept with this probability,
+            independently (0.5: every mask alike). Repeated draws are
+            discarded, so with few features the distinct masks lean less
+            than this toward large subsets.
 
     Returns:
         A ``(min(n_samples, 2**n), n)`` boolean array with no repeated row.
     """
     n_features = check_int("n_features", n_features, 1)
     n_samples = check_int("n_samples", n_samples, 1)
+    keep_probability = check_real(
+        "keep_probability", keep_probability, 0.0, 1.0, low_open=True, high_open=True
+    )
+    uniform = keep_probability == 0.5
+    if antithetic and not uniform:
+        raise ValueError("antithetic pairs m, 1 - m need keep_probability=0.5.")
     if n_features < 63 and n_samples >= 2**n_features:
         return all_masks(n_features)  # refuses when 2**n masks do not fit in memory
     fixed = []
     if include_extremes:
         fixed = [np.zeros(n_features, bool), np.ones(n_features, bool)][: min(2, n_samples)]
-    if n_features <= MAX_ENUMERATED_FEATURES:
+    if uniform and n_features <= MAX_ENUMERATED_FEATURES:
         return _small_n_masks(n_features, n_samples, rng, fixed, antithetic)
-    # Large n: collisions are astronomically rare, but check anyway.
+    # Large n: collisions are astronomically rare, but check anyway. (Biased draws at
+    # small n collide more: the rounds are bounded.)
     out = np.array(fixed, dtype=bool).reshape(-1, n_features)
     seen = {row.tobytes() for row in np.packbits(out, axis=1)}
-    while len(out) < n_samples:
+    for _ in range(MAX_DRAW_ROUNDS):
+        if len(out) >= n_samples:
+            break
         need = n_samples - len(out)
-        draw = rng.random((need if not antithetic else (need + 1) // 2, n_features)) < 0.5
+        draw = rng.random((need if not antithetic else (need + 1) // 2, n_features))
+        draw = draw < keep_probability
         if antithetic:
             draw = np.stack([draw, ~draw], axis=1).reshape(-1, n_features)
         fresh = []
@@ -89,6 +106,12 @@ def uniform_masks(
                 fresh.append(row)
         if fresh:
             out = np.concatenate([out, np.array(fresh)])
+    if len(out) < n_samples:
+        raise ValueError(
+            f"Could not draw {n_samples} distinct masks of {n_features} features with "
+            f"keep_probability={keep_probability}: lower the budget or move the probability "
+            "toward 0.5."
+        )
     return out[:n_samples]
 
 
