@@ -345,3 +345,26 @@ def test_plot_heads_draws_the_grid_and_refuses_other_names():
     assert len(ax.patches) == 3
     with pytest.raises(ValueError, match="head name"):
         psx.plots.heads(psx.Interactions.from_mobius({(0,): 1.0}, n_features=2))
+
+
+@pytest.mark.llm
+def test_smollm2_answers_the_recall_task_and_has_270_heads():
+    from proxyspex_captum.examples import RECALL_TASK
+
+    model, tokenizer = psx.models.load_model()
+    prompts, answers = zip(*RECALL_TASK, strict=True)
+    task = components.NextTokenTask(tokenizer, prompts, answers)
+    with torch.no_grad():
+        logits = task.logits(model, task.batch)
+    rows = torch.arange(len(logits))
+    right = logits[rows, task.answer_ids]
+    logits[rows, task.answer_ids] = -torch.inf
+    # Every prompt is answered right, by a margin no rounding can flip.
+    assert float((right - logits.max(-1).values).min()) > 0.05
+    heads = components.attention_heads(model)
+    assert len(heads) == 270 and heads[-1].name == "L29.H8"
+    some = heads[:18]
+    batched = components.head_game(model, task.batch, task, heads=some, masks_per_pass=3)
+    single = components.head_game(model, task.batch, task, heads=some)
+    masks = np.random.default_rng(0).random((3, 18)) < 0.5
+    np.testing.assert_allclose(batched(masks), single(masks), atol=1e-4)

@@ -52,6 +52,7 @@ def test_the_tutorials_are_there():
         "03_long_context_qa.ipynb",
         "04_data_attribution.ipynb",
         "05_closed_model_api.ipynb",
+        "06_attention_heads.ipynb",
     ]
 
 
