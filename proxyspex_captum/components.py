@@ -38,6 +38,7 @@ Examples:
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -115,8 +116,10 @@ def _sites(model: Any) -> list[_Site]:
             projection = getattr(module, "c_proj", None)
             if projection is None or not hasattr(module, "num_heads"):
                 continue
-            # GPT-2's Conv1D keeps its weight as (in, out), the transpose of nn.Linear's.
-            width = int(projection.weight.shape[0])
+            if isinstance(projection, torch.nn.Linear):
+                width = projection.in_features
+            else:  # GPT-2's Conv1D keeps its weight as (in, out), the transpose of nn.Linear's
+                width = int(projection.weight.shape[0])
         if width % head_dim:
             continue
         sites.append(_Site(len(sites), projection, width // head_dim, head_dim))
@@ -145,7 +148,12 @@ def _check_heads(model: Any, heads: Sequence[Any] | None) -> tuple[list[_Site], 
         return sites, [Head(s.layer, h) for s in sites for h in range(s.n_heads)]
     chosen = []
     for item in heads:
-        head = item if isinstance(item, Head) else Head(*item)
+        try:
+            head = item if isinstance(item, Head) else Head(*item)
+        except TypeError:
+            raise TypeError(
+                f"heads must hold Head objects or (layer, head) pairs, got {item!r}."
+            ) from None
         layer = check_int("head layer", head.layer, 0, len(sites) - 1)
         check_int(f"head index in layer {layer}", head.head, 0, sites[layer].n_heads - 1)
         chosen.append(head)
@@ -163,25 +171,39 @@ def _call_model(model: Any, inputs: Any) -> Any:
 
 
 def _rows(batch: Any) -> int | None:
-    """The batch size of a tensor or of a mapping of tensors that share it, else ``None``."""
+    """The batch size: of a tensor, or of a mapping's ``input_ids`` (else of its tensors).
+
+    In a mapping, values that are not tensors (``use_cache=False``) are left
+    out; ``None`` when the tensors disagree and there is no ``input_ids``.
+    """
     if isinstance(batch, torch.Tensor):
         return int(batch.shape[0]) if batch.ndim else None
-    if isinstance(batch, Mapping) and batch:
-        sizes = {
-            int(v.shape[0]) if isinstance(v, torch.Tensor) and v.ndim else None
-            for v in batch.values()
-        }
+    if isinstance(batch, Mapping):
+        ids = batch.get("input_ids")
+        if isinstance(ids, torch.Tensor) and ids.ndim:
+            return int(ids.shape[0])
+        sizes = {int(v.shape[0]) for v in batch.values() if isinstance(v, torch.Tensor) and v.ndim}
         return sizes.pop() if len(sizes) == 1 else None
     return None
 
 
 def _tile(batch: Any, times: int) -> Any:
-    """``batch`` repeated ``times`` over its first dimension (block after block)."""
+    """``batch`` repeated ``times`` over its first dimension (block after block).
+
+    In a mapping only the tensors with the batch's rows are repeated; the rest
+    (flags, a ``(1, T)`` ``position_ids``) broadcast as they are.
+    """
     if times == 1:
         return batch
     if isinstance(batch, torch.Tensor):
         return batch.repeat(times, *([1] * (batch.ndim - 1)))
-    return {key: _tile(value, times) for key, value in batch.items()}
+    rows = _rows(batch)
+    return {
+        key: _tile(value, times)
+        if isinstance(value, torch.Tensor) and value.ndim and value.shape[0] == rows
+        else value
+        for key, value in batch.items()
+    }
 
 
 def head_means(model: Any, batch: Any) -> dict[int, torch.Tensor]:
@@ -207,7 +229,7 @@ def head_means(model: Any, batch: Any) -> dict[int, torch.Tensor]:
 
         return hook
 
-    with _eval_mode(model), torch.no_grad(), _hooked(sites, recorder):
+    with _model_lock(model), _eval_mode(model), torch.no_grad(), _hooked(sites, recorder):
         _call_model(model, batch)
     dtype = next(model.parameters()).dtype
     return {layer: (sums[layer] / counts[layer]).to(dtype) for layer in sums}
@@ -228,13 +250,32 @@ def _hooked(sites: Sequence[_Site], make_hook: Callable[[_Site], Callable]) -> I
 
 @contextmanager
 def _eval_mode(model: Any) -> Iterator[None]:
-    """The model in eval mode (no dropout: a mask's value is a number), then as it was."""
-    was_training = model.training
+    """The model in eval mode (no dropout: a mask's value is a number), then as it was.
+
+    Each submodule gets its own mode back: a model training with some parts
+    deliberately in eval mode (frozen) keeps them so.
+    """
+    modes = [(module, module.training) for module in model.modules()]
     model.eval()
     try:
         yield
     finally:
-        model.train(was_training)
+        for module, training in modes:
+            module.training = training
+
+
+# One re-entrant lock per model: every entry point that hooks a model holds it,
+# so two games (or two threads) never stack their hooks on the same model.
+_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def _model_lock(model: Any) -> threading.RLock:
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(model)
+        if lock is None:
+            lock = _LOCKS[model] = threading.RLock()
+        return lock
 
 
 def _layer_keeps(
@@ -314,13 +355,20 @@ def ablated(
     if ablation == "mean":
         if means is None:
             raise ValueError("Mean ablation needs means=head_means(model, reference_batch).")
-        missing = {h.layer for h in heads} - set(means)
-        if missing:
-            raise ValueError(f"means lacks the layers {sorted(missing)}.")
+        for layer in sorted({h.layer for h in heads}):
+            mean = means.get(layer)
+            shape = (sites[layer].n_heads, sites[layer].head_dim)
+            if mean is None:
+                raise ValueError(f"means lacks layer {layer}: use head_means(model, batch).")
+            if tuple(mean.shape) != shape or not bool(torch.isfinite(mean).all()):
+                raise ValueError(
+                    f"means[{layer}] must be finite with shape {shape} (n_heads, head_dim), "
+                    f"got {tuple(mean.shape)}: use head_means(model, batch) of this model."
+                )
     layer_keeps = _layer_keeps(sites, heads, keep)
     touched = [sites[layer] for layer in sorted(layer_keeps)]
     fill = None if ablation == "zero" else means
-    with _hooked(touched, _ablating_hook(layer_keeps, fill)):
+    with _model_lock(model), _hooked(touched, _ablating_hook(layer_keeps, fill)):
         yield model
 
 
@@ -328,8 +376,9 @@ def ablated(
 class HeadGame:
     """Masks over attention heads -> the task score with only the kept heads.
 
-    Build one with :func:`head_game`. Calls are serialised (a lock): the
-    hooks live on the one model, so threads cannot share it.
+    Build one with :func:`head_game`. Calls are serialised by a lock of the
+    model's (shared with :func:`ablated`, :func:`head_means` and
+    :func:`gradient_importance`): the hooks live on the one model.
 
     Attributes:
         heads: The features, in order.
@@ -363,9 +412,8 @@ class HeadGame:
         self._sites, self.heads = _check_heads(model, heads)
         self.feature_names = [head.name for head in self.heads]
         self.n_features = len(self.heads)
-        self._lock = threading.Lock()
         # One call on the intact model checks score_fn before any mask is paid for.
-        with _eval_mode(model), torch.no_grad():
+        with _model_lock(model), _eval_mode(model), torch.no_grad():
             scores = _check_scores(score_fn(model, batch), "score_fn(model, batch)")
         self._rows = _rows(batch)
         self.per_example = scores.ndim == 1 and scores.shape[0] == self._rows
@@ -390,7 +438,7 @@ class HeadGame:
             raise ValueError(f"masks must have shape (k, {self.n_features}), got {masks.shape}.")
         out = np.empty(len(masks))
         step = self.masks_per_pass
-        with self._lock, _eval_mode(self.model), torch.no_grad():
+        with _model_lock(self.model), _eval_mode(self.model), torch.no_grad():
             for start in range(0, len(masks), step):
                 block = masks[start : start + step]
                 with ablated(
@@ -480,7 +528,9 @@ class NextTokenTask:
 
     The score of a prompt is the log-probability of its answer's first token
     after it. Prompts are padded on the right, so every prompt keeps its own
-    positions; only the last position of each gets the output layer.
+    positions; only the last position of each gets the output layer (after a
+    first call that checks this gives the model's own logits; a model that
+    rescales its logits afterwards always runs whole).
 
     Args:
         tokenizer: The model's tokenizer.
@@ -502,11 +552,17 @@ class NextTokenTask:
             raise ValueError(
                 f"Give one answer per prompt (got {len(prompts)} prompts, {len(answers)} answers)."
             )
-        ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        ids = [_prompt_ids(tokenizer, p) for p in prompts]
         answer_ids = [tokenizer(a, add_special_tokens=False)["input_ids"] for a in answers]
         for prompt, tokens, answer in zip(prompts, ids, answer_ids, strict=True):
             if not tokens or not answer:
                 raise ValueError(f"Prompt {prompt!r} or its answer tokenizes to nothing.")
+            if not tokenizer.decode(answer[:1]).strip():
+                raise ValueError(
+                    f"The answer to {prompt!r} starts with a token that is only whitespace "
+                    f"({tokenizer.decode(answer[:1])!r}), so every answer would score it: "
+                    "write the answer without its leading space, or pick another answer."
+                )
         width = max(len(t) for t in ids)
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         input_ids = torch.full((len(ids), width), pad, dtype=torch.long)
@@ -519,6 +575,9 @@ class NextTokenTask:
         self.batch = {"input_ids": input_ids, "attention_mask": attention}
         self.answer_ids = torch.tensor([a[0] for a in answer_ids])
         self._last = torch.tensor([len(t) - 1 for t in ids])
+        # Per model: whether the output layer alone gives the model's logits (it does not
+        # where the model rescales or soft-caps them after it, as Gemma 2 does).
+        self._shortcut: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     def logits(self, model: Any, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Next-token logits at each prompt's last position, ``(rows, vocab)``."""
@@ -530,11 +589,15 @@ class NextTokenTask:
         last = self._last.repeat(rows // len(self.prompts)).to(batch["input_ids"].device)
         index = torch.arange(rows, device=last.device)
         base, head = getattr(model, "base_model", None), model.get_output_embeddings()
-        if base is None or base is model or head is None:
+        if base is None or base is model or head is None or self._shortcut.get(model) is False:
             return model(**batch).logits[index, last]
         # The output layer only where it is read: the vocabulary is a fifth of SmolLM2's work.
-        hidden = base(**batch).last_hidden_state[index, last]
-        return head(hidden)
+        logits = head(base(**batch).last_hidden_state[index, last])
+        if model not in self._shortcut:  # checked once against the model's own logits
+            full = model(**batch).logits[index, last]
+            self._shortcut[model] = bool(torch.allclose(logits, full, rtol=1e-4, atol=1e-4))
+            return full
+        return logits
 
     def __call__(self, model: Any, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Log-probability of each prompt's answer token, ``(rows,)``."""
@@ -547,6 +610,19 @@ class NextTokenTask:
         with _eval_mode(model), torch.no_grad():
             logits = self.logits(model, self.batch)
         return float((logits.argmax(-1).cpu() == self.answer_ids).double().mean())
+
+
+def _prompt_ids(tokenizer: Any, prompt: str) -> list[int]:
+    """The prompt's tokens, after the BOS token where the tokenizer adds one (Llama).
+
+    Only a leading BOS is kept of the special tokens: a tokenizer that also
+    appends one (an end-of-sequence mark) would make it the last position.
+    """
+    plain = list(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    bos = getattr(tokenizer, "bos_token_id", None)
+    if bos is not None and plain[:1] != [bos] and tokenizer(prompt)["input_ids"][:1] == [bos]:
+        return [bos, *plain]
+    return plain
 
 
 # ---------------------------------------------------------------- marginal baseline
@@ -565,7 +641,8 @@ def gradient_importance(
         ``(len(heads),)`` importances, in the order of ``heads`` (all by default).
     """
     sites, heads = _check_heads(model, heads)
-    # Per-example gates: row i's gradient is example i's alone (rows do not mix).
+    # Per-example gates: row i's gradient is example i's alone (rows do not mix). A
+    # batch of unknown size gets one shared gate row.
     rows = _rows(batch) or 1
     layers = sorted({h.layer for h in heads})
     gates = {
@@ -584,16 +661,24 @@ def gradient_importance(
 
         return hook
 
-    with _eval_mode(model), _hooked([sites[layer] for layer in layers], make):
+    hooks = _hooked([sites[layer] for layer in layers], make)
+    # enable_grad: a caller inside torch.no_grad() still gets gradients.
+    with _model_lock(model), _eval_mode(model), torch.enable_grad(), hooks:
         scores = score_fn(model, batch)
         if not isinstance(scores, torch.Tensor) or not scores.requires_grad:
             raise TypeError(
                 "score_fn must return a tensor that depends on the model's outputs (no "
                 "torch.no_grad inside) for gradient importance."
             )
+        checked = _check_scores(scores, "score_fn(model, batch)")
+        if checked.ndim == 1 and checked.shape[0] != rows:
+            raise ValueError(
+                f"score_fn returned {checked.shape[0]} values for a batch of {rows} examples: "
+                "return one number, or one per example."
+            )
         grads = torch.autograd.grad(scores.sum(), [gates[layer] for layer in layers])
     by_layer = dict(zip(layers, grads, strict=True))
-    per_example = scores.ndim == 1 and scores.shape[0] == rows
+    per_example = checked.ndim == 1
     values = []
     for head in heads:
         g = by_layer[head.layer][:, head.head]
@@ -609,7 +694,7 @@ def prune(interactions: Any, keep: int, *, maximize: bool = True) -> np.ndarray:
     fitted sparse polynomial itself, so heads that only work together are
     kept together and heads that back each other up are not both spent. The
     search is exact when there are at most 100,000 subsets of that size, else
-    greedy removal followed by swaps (see ``core.subset_search``).
+    a heuristic: greedy removal followed by swaps (see ``core.subset_search``).
 
     Args:
         interactions: A surrogate over the heads (``explain`` of a head game).

@@ -253,6 +253,13 @@ def test_next_token_task_scores_each_prompt_alone():
             alone = model(ids).logits[0, -1].log_softmax(-1)[target]
             assert float(scores[i]) == pytest.approx(float(alone), abs=1e-4)
     assert 0.0 <= task.accuracy(model) <= 1.0
+    # Several masks per pass on a padded batch (zero and mean ablation) = one at a time.
+    masks = np.random.default_rng(0).random((5, 4)) < 0.5
+    for ablation in ("zero", "mean"):
+        one = components.head_game(model, task.batch, task, ablation=ablation)
+        three = components.head_game(model, task.batch, task, ablation=ablation, masks_per_pass=3)
+        np.testing.assert_allclose(three(masks), one(masks), atol=1e-5)
+        assert np.ptp(one(masks)) > 0  # the masks change the score: the check can fail
     game = components.head_game(model, task.batch, task, masks_per_pass=3)
     assert game.per_example and game.full_value == pytest.approx(
         float(scores.detach().mean()), abs=1e-6
@@ -305,18 +312,22 @@ def test_prune_keeps_a_circuit_a_marginal_ranking_splits():
     # are redundant copies (either suffices). Keep 4: the circuit, one copy, one helper.
     terms = {(0, 1): 3.0, (6,): 1.5, (7,): 1.5, (6, 7): -1.5}
     terms.update({(i,): 0.8 - 0.1 * i for i in range(2, 6)})
-    n = 40  # many idle heads: the greedy-and-swap path, not enumeration
+    n = 60  # C(60, 4) > 100,000 subsets: the greedy-and-swap path, not enumeration
     inter = psx.Interactions.from_mobius(terms, n_features=n)
     kept = components.prune(inter, 4)
     assert set(kept) >= {0, 1} and len(set(kept) & {6, 7}) == 1 and 2 in kept
+    exact = best_subset(inter, 4, exact_limit=10**6)
+    assert inter.predict(np.isin(np.arange(n), kept)) == pytest.approx(
+        inter.predict(np.isin(np.arange(n), exact)), abs=1e-12
+    )
     marginal = np.argsort(-inter.first_order("shapley"), kind="stable")[:4]
     mask = np.zeros(n, dtype=bool)
     mask[marginal] = True
     pruned = np.zeros(n, dtype=bool)
     pruned[kept] = True
     assert inter.predict(pruned) > inter.predict(mask) + 0.5
-    with pytest.raises(ValueError, match="at most 40"):
-        components.prune(inter, 41)
+    with pytest.raises(ValueError, match="at most 60"):
+        components.prune(inter, 61)
 
 
 def test_captum_face_exact_shapley_on_grid():
@@ -361,6 +372,8 @@ def test_smollm2_answers_the_recall_task_and_has_270_heads():
     logits[rows, task.answer_ids] = -torch.inf
     # Every prompt is answered right, by a margin no rounding can flip.
     assert float((right - logits.max(-1).values).min()) > 0.05
+    with pytest.raises(ValueError, match="whitespace"):  # a byte-level BPE's bare space
+        components.NextTokenTask(tokenizer, ["The capital of France is"], [" "])
     heads = components.attention_heads(model)
     assert len(heads) == 270 and heads[-1].name == "L29.H8"
     some = heads[:18]
@@ -368,3 +381,48 @@ def test_smollm2_answers_the_recall_task_and_has_270_heads():
     single = components.head_game(model, task.batch, task, heads=some)
     masks = np.random.default_rng(0).random((3, 18)) < 0.5
     np.testing.assert_allclose(batched(masks), single(masks), atol=1e-4)
+
+
+def test_review_fixes_modes_rows_gradients_means():
+    model = tiny_llama()
+    # A training model with a frozen (eval) part keeps both modes after a game.
+    model.train()
+    model.model.layers[0].eval()
+    game = components.head_game(model, IDS, score)
+    game(np.ones((1, 8), dtype=bool))
+    assert model.training and not model.model.layers[0].training
+    assert model.model.layers[1].training
+    model.eval()
+
+    # Rows come from input_ids: flags in the mapping do not change the gradient path.
+    def score_kw(model, batch):
+        return model(**batch).logits[:, -1].float().log_softmax(-1)[:, 2]
+
+    plain = components.gradient_importance(model, {"input_ids": IDS}, score_kw)
+    flagged = components.gradient_importance(
+        model, {"input_ids": IDS, "use_cache": False}, score_kw
+    )
+    np.testing.assert_allclose(flagged, plain, rtol=1e-6)
+    np.testing.assert_allclose(components.gradient_importance(model, IDS, score), plain)
+    game = components.head_game(model, {"input_ids": IDS, "use_cache": False}, score_kw)
+    assert game.per_example
+    # Called inside torch.no_grad(), gradients are still taken.
+    with torch.no_grad():
+        np.testing.assert_allclose(components.gradient_importance(model, IDS, score), plain)
+    with pytest.raises(ValueError, match="one per example"):
+        components.gradient_importance(model, IDS, lambda m, b: score(m, b)[None])
+    # Means of another model's shape are refused before the forward pass.
+    bad = {0: torch.zeros(3, 4), 1: torch.zeros(4, 4)}
+    with pytest.raises(ValueError, match=r"means\[0\]"):
+        with components.ablated(model, None, np.zeros(8, dtype=bool), ablation="mean", means=bad):
+            pass
+    with pytest.raises(TypeError, match="pairs"):
+        components.head_game(model, IDS, score, heads=[5])
+
+
+def test_next_token_task_refuses_a_whitespace_first_token():
+    from tiny_lm import tiny_lm
+
+    _, tokenizer = tiny_lm()
+    with pytest.raises(ValueError, match="tokenizes to nothing"):
+        components.NextTokenTask(tokenizer, ["the cat"], [" "])

@@ -11,8 +11,8 @@ Examples:
     >>> import numpy as np
     >>> from proxyspex_captum.core import Interactions
     >>> from proxyspex_captum.core.subset_search import best_subset, greedy_removal
-    >>> inter = Interactions.from_mobius({(0, 1): 3.0, (2,): 2.0, (3,): 1.0}, n_features=5)
-    >>> best_subset(inter, 2)  # 0 and 1 only pay together
+    >>> inter = Interactions.from_mobius({(0, 1): 4.0, (2,): 2.0, (3,): 1.0}, n_features=5)
+    >>> best_subset(inter, 2)  # 0 and 1 only pay together: 4 beats 2 + 1
     array([0, 1])
     >>> greedy_removal(inter, 2, maximize=False)  # what lowers the output most
     array([0, 2])
@@ -82,9 +82,10 @@ def best_subset(
 ) -> np.ndarray:
     """The ``size`` features whose set the surrogate predicts highest (or lowest).
 
-    Exact when there are at most ``exact_limit`` subsets of that size; else
-    greedy removal from the full set, then single swaps (one kept feature
-    for one removed) while a swap improves the prediction.
+    Exact when there are at most ``exact_limit`` subsets of that size; else a
+    heuristic: greedy removal from the full set, then single swaps (one kept
+    feature for one removed) while a swap improves the prediction. The
+    heuristic can miss an optimum that needs two swaps at once.
 
     Returns:
         The chosen features' indices, sorted.
