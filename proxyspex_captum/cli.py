@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -160,6 +161,11 @@ def _parser() -> argparse.ArgumentParser:
         help="retries of a failed request (default 6: about a minute of backoff)",
     )
     explain.add_argument("--out", type=Path, help="write result.json and PNG plots here")
+    explain.add_argument(
+        "--html",
+        type=Path,
+        help="write an interactive HTML report (one self-contained file) here",
+    )
     explain.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -206,6 +212,17 @@ def _read_stdin() -> str:
     if not raw.strip():
         raise CLIError(f"{no_text} (Standard input was empty.)")
     return raw
+
+
+def _check_html(path: Path) -> None:
+    """Refuse a report path that cannot be written, before the model runs."""
+    if path.is_dir():
+        raise CLIError(
+            f"--html {path} is a folder; give a file name, e.g. {path / 'report.html'}."
+        )
+    folder = path.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise CLIError(f"Cannot write --html {path}: {folder} is not a writable folder.")
 
 
 def _check_out(out: Path) -> None:
@@ -452,6 +469,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     text = _read_text(args)
     if args.out is not None:
         _check_out(args.out)
+    if args.html is not None:
+        _check_html(args.html)
     if args.question and args.task == "sentiment":
         _warn("--question is not used by --task sentiment (use --task answer).", warned)
 
@@ -548,12 +567,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "warnings": warned,
         "interactions": inter.to_dict(),
         "_result": inter,
+        "_held_out": (test, scored[1:]),
     }
 
 
 def report(summary: dict[str, Any], top: int) -> str:
     """The printed table."""
     inter: Interactions = summary["_result"]
+    sure = inter.n_resamples > 0
     cached = summary["model_calls"] - summary.get("new_model_calls", summary["model_calls"])
     reused = f" ({cached} from the cache)" if cached > 0 else ""
     lines = [
@@ -563,17 +584,21 @@ def report(summary: dict[str, Any], top: int) -> str:
         f"Value of the full text: {summary['full_value']:+.3f}; "
         f"of the empty one (surrogate): {inter.baseline_value:+.3f}.",
         "",
-        f"Strongest interactions (Möbius: what the {summary['unit']}s add together):",
+        f"Strongest interactions (Möbius: what the {summary['unit']}s add together"
+        + ("; ± half a 95 % interval, * where it excludes 0):" if sure else "):"),
     ]
+    errors = inter.intervals() if sure else {}
     for rank, (subset, value) in enumerate(inter.top(top), start=1):
         words = " + ".join(repr(w) for w in inter.names_of(subset))
-        lines.append(f"  {rank:>2}. {value:+8.3f}  {words}")
+        lines.append(f"  {rank:>2}. {value:+8.3f}{_plus_minus(errors.get(subset))}  {words}")
     lines += ["", "First-order attributions (Shapley values):"]
     shapley = inter.first_order()
     scale = float(np.abs(shapley).max()) or 1.0
-    for unit, value in zip(summary["units"], shapley, strict=True):
+    bounds = inter.intervals(index="shapley") if sure else {}
+    for i, (unit, value) in enumerate(zip(summary["units"], shapley, strict=True)):
         bar = ("+" if value >= 0 else "-") * round(20 * abs(value) / scale)
-        lines.append(f"  {value:+8.3f}  {unit[:60]!r:<32} {bar}")
+        spread = _plus_minus(bounds.get((i,), (value, value))) if sure else ""
+        lines.append(f"  {value:+8.3f}{spread}  {unit[:60]!r:<32} {bar}")
     lines += [
         "",
         f"Faithfulness: R² = {summary['faithfulness_r2']:.3f} on {summary['n_test']} held-out "
@@ -587,6 +612,28 @@ def report(summary: dict[str, Any], top: int) -> str:
             f"{usage['completion_tokens']} completion tokens."
         )
     return "\n".join(lines)
+
+
+def _plus_minus(bounds: tuple[float, float] | None) -> str:
+    """`` ± half-width`` of an interval, starred when it excludes 0 ('' without one)."""
+    if bounds is None:
+        return ""
+    low, high = bounds
+    star = "*" if low > 0.0 or high < 0.0 else " "
+    return f" ± {(high - low) / 2:<8.2g}{star}"
+
+
+def write_html(summary: dict[str, Any], path: Path) -> None:
+    """The interactive report of the result (``--html``), held-out masks included."""
+    from .html_report import report as html_report
+
+    html_report(
+        summary["_result"],
+        summary["units"],
+        title=f"{summary['method']} on {summary['model']}: {summary['value']}",
+        held_out=summary["_held_out"],
+        path=path,
+    )
 
 
 def write_outputs(summary: dict[str, Any], out: Path) -> list[Path]:
@@ -646,6 +693,16 @@ def main(argv: list[str] | None = None) -> int:
         print("proxyspex-captum: interrupted.", file=sys.stderr)
         return 130
     print(report(summary, args.top))
+    if args.html is not None:
+        try:
+            write_html(summary, args.html)
+            print(f"wrote {args.html}")
+        except OSError as err:
+            print(
+                f"proxyspex-captum: error: cannot write {args.html}: {err.strerror or err}.",
+                file=sys.stderr,
+            )
+            return 1
     if args.out is not None:
         try:
             for path in write_outputs(summary, args.out):

@@ -89,6 +89,20 @@ def _label(inter: Interactions, subset: Sequence[int]) -> str:
     return _plain(" × ".join(inter.names_of(subset)))
 
 
+def _not_established(
+    inter: Interactions, index: str | None = None, order: int | None = None, level: float = 0.95
+) -> set[tuple[int, ...]]:
+    """Sets whose ``level`` interval contains 0 (none when the result carries no resamples)."""
+    if not inter.has_uncertainty:
+        return set()
+    bounds = inter.intervals(level, index=index or "mobius", order=order)
+    return {s for s, (low, high) in bounds.items() if low <= 0.0 <= high}
+
+
+# Drawing of an interaction whose interval contains 0: dashed and faded.
+_UNSURE_STYLE = {"linestyle": (0, (3, 2)), "alpha": 0.35}
+
+
 # ------------------------------------------------------------------------ bar
 def bar(
     interactions: Interactions,
@@ -96,6 +110,8 @@ def bar(
     *,
     index: str | None = None,
     order: int | None = None,
+    intervals: bool | None = None,
+    level: float = 0.95,
     ax: Any = None,
     show: bool = False,
 ) -> tuple[Any, Any]:
@@ -106,13 +122,42 @@ def bar(
         k: How many interactions.
         index: Plot an index (e.g. ``"fsii"``) instead of the Möbius coefficients.
         order: The index's order (e.g. 2).
+        intervals: Draw each value's ``level`` confidence interval as an
+            error bar (``gid="interval"``) and hatch the bars whose interval
+            contains 0; ``None`` (default): when the result carries them
+            (see :meth:`~proxyspex_captum.Interactions.intervals`).
+        level: Coverage of the intervals.
     """
-    top = _top(_terms(interactions, index, order), k)
+    terms = _terms(interactions, index, order)
+    top = _top(terms, k)
     fig, ax = _axes(ax, (7, 0.45 * max(len(top), 2) + 1))
     labels = [_label(interactions, s) for s, _ in top]
     values = [v for _, v in top]
     positions = np.arange(len(top))[::-1]
-    ax.barh(positions, values, color=[_sign_colour(v) for v in values])
+    bars = ax.barh(positions, values, color=[_sign_colour(v) for v in values])
+    if intervals is None:
+        intervals = interactions.has_uncertainty
+    if intervals and top:
+        if index is None:
+            bounds = interactions.intervals(level)
+        else:
+            bounds = interactions.intervals(level, index=index, order=order)
+        low = np.array([bounds[s][0] for s, _ in top])
+        high = np.array([bounds[s][1] for s, _ in top])
+        ax.errorbar(
+            values,
+            positions,
+            xerr=np.vstack([np.array(values) - low, high - np.array(values)]),
+            fmt="none",
+            ecolor="#333333",
+            capsize=3,
+            linewidth=1,
+            gid="interval",
+        )
+        for patch, lo, hi in zip(bars, low, high, strict=True):
+            if lo <= 0.0 <= hi:  # not established by the calls made
+                patch.set_hatch("///")
+                patch.set_alpha(0.45)
     ax.set_yticks(positions, labels)
     ax.axvline(0, color="#888888", linewidth=0.8)
     # Room beyond the longest bars for their value labels, which would otherwise run
@@ -188,6 +233,7 @@ def network(
     interactions: Interactions,
     k: int = 15,
     *,
+    level: float = 0.95,
     ax: Any = None,
     show: bool = False,
 ) -> tuple[Any, Any]:
@@ -197,10 +243,13 @@ def network(
     a line (width: |Möbius coefficient|, colour: sign; ``gid="pair"``); a
     set of three or more is a hyperedge: a translucent polygon over its
     members with a dot at its centre (``gid="hyperedge"``). Main effects are
-    in the nodes, not drawn as edges.
+    in the nodes, not drawn as edges. An interaction whose ``level``
+    confidence interval contains 0 (when the result carries intervals) is
+    drawn dashed and faded: the calls made do not establish it.
     """
     terms = {s: v for s, v in interactions.mobius.items() if len(s) >= 2}
     top = _top(terms, k)
+    unsure = _not_established(interactions, level=level)
     shapley = interactions.first_order()
     nodes = sorted({i for s, _ in top for i in s})
     if not nodes:  # no interaction: show the strongest main effects
@@ -213,9 +262,10 @@ def network(
         colour = _sign_colour(value)
         width = 1.0 + 5.0 * abs(value) / strongest
         points = np.array([xy[i] for i in subset])
+        style = _UNSURE_STYLE if subset in unsure else {"linestyle": "-", "alpha": 0.8}
         if len(subset) == 2:
             ax.add_line(
-                Line2D(*points.T, color=colour, linewidth=width, alpha=0.8, gid="pair", zorder=1)
+                Line2D(*points.T, color=colour, linewidth=width, gid="pair", zorder=1, **style)
             )
         else:
             centre = points.mean(axis=0)
@@ -225,7 +275,8 @@ def network(
                     ordered,
                     closed=True,
                     facecolor=to_rgba(colour, 0.15),
-                    edgecolor=colour,
+                    edgecolor=to_rgba(colour, style["alpha"]),
+                    linestyle=style["linestyle"],
                     linewidth=width / 2,
                     gid="hyperedge",
                     zorder=0,
@@ -268,6 +319,7 @@ def text(
     k: int = 5,
     words_per_line: int = 15,
     legend: bool = True,
+    level: float = 0.95,
     ax: Any = None,
     show: bool = False,
 ) -> tuple[Any, Any]:
@@ -281,6 +333,8 @@ def text(
         words_per_line: Wrap after this many words.
         legend: Explain the colours and the arcs in a legend under the text
             (``ax.get_legend()``).
+        level: An arc whose pair's ``level`` confidence interval contains 0
+            (when the result carries intervals) is dashed and faded.
 
     Examples:
         >>> import proxyspex_captum as psx
@@ -327,6 +381,7 @@ def text(
         )
     pairs = _top({s: v for s, v in interactions.mobius.items() if len(s) == 2}, k)
     strongest = max((abs(v) for _, v in pairs), default=1.0) or 1.0
+    unsure = _not_established(interactions, level=level)
     for (i, j), value in pairs:
         (x1, y1), (x2, y2) = positions[i], positions[j]
         start, end = (x1, y1 + 0.3), (x2, y2 + 0.3)
@@ -340,19 +395,19 @@ def text(
                 facecolor="none",
                 edgecolor=_sign_colour(value),
                 linewidth=1 + 3 * abs(value) / strongest,
-                alpha=0.8,
                 gid="arc",
+                **(_UNSURE_STYLE if (i, j) in unsure else {"alpha": 0.8}),
             )
         )
     ax.set_xlim(0, min(n, words_per_line))
     ax.set_ylim(-1.6 * (lines - 1) - 0.8 - band, 1.6)
     ax.axis("off")
     if legend:
-        _text_legend(ax, arcs=bool(pairs))
+        _text_legend(ax, arcs=bool(pairs), unsure=any(p in unsure for p, _ in pairs), level=level)
     return _finish(fig, ax, show)
 
 
-def _text_legend(ax: Any, arcs: bool) -> None:
+def _text_legend(ax: Any, arcs: bool, unsure: bool = False, level: float = 0.95) -> None:
     """Say what the shading and the arcs of :func:`text` mean, in the band under the text."""
     handles = [
         Patch(
@@ -371,6 +426,17 @@ def _text_legend(ax: Any, arcs: bool) -> None:
                 [], [], color=NEGATIVE, linewidth=2, label="pair lowers it together (Möbius < 0)"
             ),
         ]
+    if unsure:
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color="#555555",
+                linewidth=2,
+                **_UNSURE_STYLE,
+                label=f"dashed: its {level:.0%} interval contains 0",
+            )
+        )
     ax.legend(
         handles=handles,
         loc="lower center",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -109,6 +110,28 @@ def test_an_unwritable_out_folder_is_refused_before_the_model_loads(tmp_path, ca
     assert code == 2 and "Cannot write to --out" in err and "Traceback" not in err
     code, _, err = _run(["explain", "not bad", "--out", str(blocker)], capsys)
     assert code == 2 and "exists and is not a folder" in err
+
+
+def test_an_unwritable_html_path_is_refused_before_the_model_loads(tmp_path, capsys, no_model):
+    code, _, err = _run(["explain", "not bad", "--html", str(tmp_path)], capsys)
+    assert code == 2 and "is a folder" in err
+    missing = tmp_path / "missing" / "report.html"
+    code, _, err = _run(["explain", "not bad", "--html", str(missing)], capsys)
+    assert code == 2 and "not a writable folder" in err and "Traceback" not in err
+
+
+def test_intervals_are_printed_and_the_html_report_is_written(tmp_path, capsys, monkeypatch):
+    _use_model(monkeypatch, tiny_lm())
+    page = tmp_path / "report.html"
+    argv = ["explain", WORDS_30, "--budget", "200", "--n-test", "20", "--quiet"]
+    code, out, _ = _run([*argv, "--html", str(page)], capsys)
+    assert code == 0 and f"wrote {page}" in out
+    assert "± half a 95 % interval, * where it excludes 0" in out
+    ranked = [line for line in out.splitlines() if re.match(r"\s+\d+\. ", line)]
+    assert ranked and all(re.search(r" ± [0-9.e+-]+ *[* ] ", line) for line in ranked)
+    html = page.read_text(encoding="utf-8")
+    assert html.startswith("<!DOCTYPE html>") and 'id="faithfulness"' in html
+    assert html.count('class="unit"') == 30
 
 
 def test_a_writable_out_folder_is_created_up_front(tmp_path, capsys, monkeypatch):

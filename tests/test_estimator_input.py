@@ -273,13 +273,23 @@ def test_folds_run_in_parallel_with_the_same_result_for_any_n_jobs(monkeypatch):
 
     import lightgbm
 
-    seen, threads = [], set()
+    seen, threads, running = [], set(), []
+    lock = threading.Lock()
     train = lightgbm.train
 
     def spy(params, *args, **kwargs):
         seen.append(params.get("num_threads"))
-        threads.add(threading.get_ident())
-        return train(params, *args, **kwargs)
+        with lock:
+            threads.add(threading.get_ident())
+            running.append(1)
+            most[0] = max(most[0], len(running))
+        try:
+            return train(params, *args, **kwargs)
+        finally:
+            with lock:
+                running.pop()
+
+    most = [0]
 
     monkeypatch.setattr(lightgbm, "train", spy)
     game = hierarchical_game(40, n_terms=10, random_state=3)
@@ -287,12 +297,15 @@ def test_folds_run_in_parallel_with_the_same_result_for_any_n_jobs(monkeypatch):
     results = {}
     for n_jobs in (None, 3, "auto"):
         threads.clear()
+        most[0] = 0
         inter = psx.ProxySPEX(n_jobs=n_jobs, random_state=0).explain(
             game, n_features=40, budget=500
         )
         results[n_jobs] = inter.predict(np.eye(40, dtype=bool))
         if n_jobs is None:
-            assert len(threads) == 1  # one after the other
+            assert most[0] == 1  # one after the other (folds, then the bootstrap refits)
+        else:
+            assert len(threads) > 1
     assert set(seen) == {1}  # every LightGBM fit single-threaded: the folds are the parallelism
     assert np.array_equal(results[None], results[3])  # bit-identical: errors summed in fold order
     assert np.array_equal(results[None], results["auto"])

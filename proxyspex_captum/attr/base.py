@@ -17,7 +17,7 @@ from torch import Tensor
 from ..core import Interactions
 from ..core.base import EstimatorOwner, InteractionEstimator
 from ..core.cache import MaskStore, open_store
-from ..core.checks import check_int
+from ..core.checks import check_int, check_real
 from ..core.executors import check_executor
 from ..core.value_function import AUTO_BATCHES, ValueFunction
 from .masking import CaptumProblem, MaskedForward, detect_whole_batch, prepare
@@ -80,7 +80,9 @@ class InteractionAttribution(EstimatorOwner, PerturbationAttribution):
         executor: Executor | None = None,
         cache: str | os.PathLike | MaskStore | None = None,
         fingerprint: str | None = None,
-    ) -> TensorOrTupleOfTensorsGeneric:
+        return_intervals: bool = False,
+        level: float = 0.95,
+    ) -> TensorOrTupleOfTensorsGeneric | tuple[Any, Any, Any]:
         """First-order attributions (in ``self.index``, Shapley by default).
 
         Every argument has Captum's meaning (as in ``KernelShap.attribute``),
@@ -119,10 +121,36 @@ class InteractionAttribution(EstimatorOwner, PerturbationAttribution):
             fingerprint: Names the values in ``cache``. Default: a digest of
                 the model's class and parameters and of every argument above
                 that changes an output.
+            return_intervals: Also return the lower and upper bounds of each
+                attribution's ``level`` confidence interval, from bootstrap
+                refits over the calls made (no extra model call; needs the
+                estimator's ``uncertainty=True``, the default), shaped like
+                the attributions.
+            level: Coverage of those intervals, in (0, 1).
 
         Returns:
-            A tensor (or tuple of tensors) of float attributions.
+            A tensor (or tuple of tensors) of float attributions; with
+            ``return_intervals``, ``(attributions, lower, upper)``.
+
+        Examples:
+            >>> import torch
+            >>> import proxyspex_captum as psx
+            >>> model = lambda x: x[:, 0] * x[:, 1] + x[:, 2]
+            >>> attr = psx.ProxySPEXAttribution(model, random_state=0)
+            >>> x = torch.ones(1, 12)
+            >>> values, low, high = attr.attribute(x, n_samples=300, return_intervals=True)
+            >>> bool(((low <= values) & (values <= high)).all())
+            True
         """
+        if not isinstance(return_intervals, bool):
+            raise TypeError(f"return_intervals must be True or False, got {return_intervals!r}.")
+        if return_intervals:
+            check_real("level", level, 0.0, 1.0, low_open=True, high_open=True)
+            if not self.estimator.uncertainty:
+                raise ValueError(
+                    "return_intervals=True needs the estimator's bootstrap resamples: "
+                    f"create {type(self).__name__} with uncertainty=True (the default)."
+                )
         problem, results = self._explain(
             inputs,
             baselines,
@@ -136,12 +164,18 @@ class InteractionAttribution(EstimatorOwner, PerturbationAttribution):
             cache=cache,
             fingerprint=fingerprint,
         )
-        values = torch.stack(
-            [torch.as_tensor(r.first_order(self.index), dtype=torch.float) for r in results]
-        )
-        if return_input_shape:
-            return problem.to_input_shape(values)  # type: ignore[return-value]
-        return values.to(problem.inputs[0].device)  # type: ignore[return-value]
+
+        def shaped(rows: list[Any]) -> Any:
+            values = torch.stack([torch.as_tensor(row, dtype=torch.float) for row in rows])
+            if return_input_shape:
+                return problem.to_input_shape(values)
+            return values.to(problem.inputs[0].device)
+
+        attributions = shaped([r.first_order(self.index) for r in results])
+        if not return_intervals:
+            return attributions  # type: ignore[no-any-return]
+        bounds = [_bounds_of(r, self.index, level) for r in results]
+        return attributions, shaped([b[0] for b in bounds]), shaped([b[1] for b in bounds])
 
     @log_usage()
     def attribute_interactions(
@@ -284,3 +318,12 @@ class InteractionAttribution(EstimatorOwner, PerturbationAttribution):
             if store is not None and store is not cache:
                 store.close()
         return problem, results
+
+
+def _bounds_of(inter: Interactions, index: str, level: float) -> tuple[Any, Any]:
+    """Lower and upper bounds of an example's first-order values."""
+    if not inter.has_uncertainty:  # the constant of an input whose features change nothing
+        values = inter.first_order(index)
+        return values, values
+    low, high, _ = inter.first_order_bounds(index, level)
+    return low, high

@@ -9,7 +9,7 @@ import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from concurrent.futures import Executor
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -18,11 +18,13 @@ from .checks import check_int
 from .executors import DEFAULT_RETRIES, check_executor
 from .interactions import Interactions
 from .sampling import all_masks, as_generator
+from .sparse_fit import fitting
 from .subsets import pad_sets
+from .uncertainty import DEFAULT_RESAMPLES, Refit, bootstrap, resample_seed
 from .value_function import MaskFunction, ValueFunction, check_batch_size
 from .walsh import fwht
 
-__all__ = ["InteractionEstimator", "PoorFitWarning", "power_of_two_scale"]
+__all__ = ["InteractionEstimator", "OutputFit", "PoorFitWarning", "power_of_two_scale"]
 
 
 # Enumerate every mask instead of sampling when 2**n fits in the budget and n is this
@@ -51,17 +53,33 @@ class PoorFitWarning(UserWarning):
     """
 
 
-PerOutput = list[tuple[np.ndarray, np.ndarray, dict[str, Any]]]
+class OutputFit(NamedTuple):
+    """One output's fit: its Fourier terms, and how to refit it on a resample of its samples."""
+
+    rows: np.ndarray
+    values: np.ndarray
+    metadata: dict[str, Any]
+    #: Refits the chosen model on sample rows (with repeats); None: nothing to resample.
+    refit: Refit | None = None
+    #: Number of samples (distinct masks with their values) the fit was made on.
+    n_samples: int = 0
+
+
+PerOutput = list[OutputFit]
 
 
 class InteractionEstimator(ABC):
     """Validates input, wraps the value function and times the estimator's own work.
 
     Subclasses implement :meth:`_min_sampled_budget` and :meth:`_explain`, which
-    gets a ready :class:`ValueFunction` and a seeded generator and returns the
-    Fourier coefficients of each output as ``(rows, values, metadata)``. When
-    the budget covers all ``2**n`` masks, every estimator computes the exact
-    transform instead (a fast Walsh–Hadamard transform of the full table).
+    gets a ready :class:`ValueFunction` and a seeded generator and returns an
+    :class:`OutputFit` per output: its Fourier coefficients, metadata, and a
+    ``refit`` that fits the same chosen model on a resample of its samples.
+    With ``uncertainty=True`` the base class runs those refits on bootstrap
+    resamples (no model call) and the result carries them
+    (:meth:`Interactions.intervals`). When the budget covers all ``2**n``
+    masks, every estimator computes the exact transform instead (a fast
+    Walsh–Hadamard transform of the full table), which has no sampling error.
     """
 
     name = "estimator"
@@ -74,6 +92,8 @@ class InteractionEstimator(ABC):
         random_state: int | np.random.Generator | None = None,
         batch_size: int | str | None = "auto",
         show_progress: bool = False,
+        uncertainty: bool = True,
+        n_resamples: int = DEFAULT_RESAMPLES,
     ) -> None:
         self.max_order = check_int("max_order", max_order, 1)
         if random_state is not None and not isinstance(random_state, np.random.Generator):
@@ -81,6 +101,10 @@ class InteractionEstimator(ABC):
         self.random_state = random_state
         self.batch_size = check_batch_size(batch_size)
         self.show_progress = bool(show_progress)
+        if not isinstance(uncertainty, bool | np.bool_):
+            raise TypeError(f"uncertainty must be True or False, got {uncertainty!r}.")
+        self.uncertainty = bool(uncertainty)
+        self.n_resamples = check_int("n_resamples", n_resamples, 2)
 
     def min_budget(self, n_features: int) -> int:
         """Fewest model calls this estimator can work with for ``n_features`` features."""
@@ -167,9 +191,8 @@ class InteractionEstimator(ABC):
             coef = fwht(column / scale) / 2**n_features
             with np.errstate(over="ignore"):  # the energy of outputs near 1e308 is inf
                 dropped = float(np.sum((coef[~within] * scale) ** 2))
-            out.append(
-                (rows, coef[within] * scale, {"exact": True, "energy_above_max_order": dropped})
-            )
+            metadata = {"exact": True, "energy_above_max_order": dropped}
+            out.append(OutputFit(rows, coef[within] * scale, metadata))
         return out
 
     def explain(
@@ -249,14 +272,20 @@ class InteractionEstimator(ABC):
         tic = time.perf_counter()
         if n_features <= EXACT_MAX_FEATURES and budget >= 2**n_features:
             per_output = self._exact(vf, n_features)
+            resamples: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in per_output]
         else:
-            per_output = self._explain(vf, n_features, budget, as_generator(self.random_state))
+            rng = as_generator(self.random_state)
+            per_output = self._explain(vf, n_features, budget, rng)
+            resamples = self._resample(per_output, rng)
         model_seconds = vf.seconds - model_seconds_before
         own_seconds = time.perf_counter() - tic - model_seconds
         n_masks = vf.n_requested - requested_before
         new_calls = vf.n_queries - queries_before
         results = []
-        for j, (rows, values, metadata) in enumerate(per_output):
+        for j, (fit, output_resamples) in enumerate(zip(per_output, resamples, strict=True)):
+            rows, values, metadata = fit.rows, fit.values, fit.metadata
+            if output_resamples:
+                metadata = {**metadata, "n_resamples": len(output_resamples)}
             metadata = {
                 "method": self.name,
                 "budget": budget,
@@ -278,9 +307,33 @@ class InteractionEstimator(ABC):
                     feature_names=feature_names,
                     n_queries=n_masks,
                     metadata=metadata,
+                    resamples=output_resamples,
                 )
             )
         return results[0] if vf.n_outputs is None else results
+
+    def _resample(
+        self, per_output: PerOutput, rng: np.random.Generator
+    ) -> list[list[tuple[np.ndarray, np.ndarray]]]:
+        """Each output's refits on the same bootstrap resamples of the samples (no model call)."""
+        if not self.uncertainty:
+            return [[] for _ in per_output]
+        seed = resample_seed(rng)  # after the fit: the estimate is the same either way
+        # The refits' worker threads must not enter warnings.catch_warnings themselves
+        # (not thread-safe): they run under the filters set here, in the calling thread.
+        with fitting():
+            return [
+                []
+                if fit.refit is None
+                else bootstrap(
+                    fit.refit, fit.n_samples, self.n_resamples, seed, n_workers=self._n_threads()
+                )
+                for fit in per_output
+            ]
+
+    def _n_threads(self) -> int:
+        """Threads the bootstrap refits run on (the result does not depend on it)."""
+        return 1
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from scipy.special import bernoulli
 
-from .checks import check_int, check_optional_int
+from .checks import check_int, check_optional_int, check_real
 from .subsets import (
     PAD,
     ExpansionTooLarge,
@@ -37,6 +37,8 @@ from .subsets import (
     superset_sums,
     unpad_sets,
 )
+from .uncertainty import deviations
+from .uncertainty import intervals as bootstrap_intervals
 from .value_function import validate_masks
 
 __all__ = ["INDICES", "MAX_EXPANSION_SETS", "ExpansionTooLarge", "Interactions"]
@@ -250,14 +252,25 @@ def _check_document(data: Any) -> None:
         raise ValueError(
             f"'metadata' must be null or an object, got {_json_type(data['metadata'])}."
         )
-    terms = data["fourier"]
+    _check_terms(data["fourier"], n_features, "'fourier'")
+    resamples = data.get("resamples", [])
+    if not isinstance(resamples, list):
+        raise ValueError(
+            f"'resamples' must be an array of coefficient arrays, got {_json_type(resamples)}."
+        )
+    for b, terms in enumerate(resamples):
+        _check_terms(terms, n_features, f"'resamples'[{b}]")
+
+
+def _check_terms(terms: Any, n_features: int, field: str) -> None:
+    """Raise a ValueError naming ``field`` unless ``terms`` is a list of ``[ids, value]``."""
     if not isinstance(terms, list):
         raise ValueError(
-            f"'fourier' must be an array of [ids, value] pairs, got {_json_type(terms)}."
+            f"{field} must be an array of [ids, value] pairs, got {_json_type(terms)}."
         )
     seen: set[tuple[int, ...]] = set()
     for i, term in enumerate(terms):
-        where = f"'fourier'[{i}]"
+        where = f"{field}[{i}]"
         if not isinstance(term, list) or len(term) != 2 or not isinstance(term[0], list):
             raise ValueError(f"{where} must be a pair [feature ids, value], got {term!r}.")
         ids, value = term
@@ -284,6 +297,9 @@ class Interactions:
         n_queries: Number of model calls spent to obtain the result.
         metadata: Free-form information about how the result was obtained
             (method, budget, diagnostics); kept through the JSON round trip.
+        resamples: Fourier coefficients of the result refitted on bootstrap
+            resamples of its model calls (what :meth:`intervals` reads); the
+            estimators fill them, and the JSON round trip keeps them.
 
     Examples:
         >>> import proxyspex_captum as psx
@@ -304,10 +320,12 @@ class Interactions:
         feature_names: Sequence[str] | None = None,
         n_queries: int = 0,
         metadata: Mapping[str, Any] | None = None,
+        resamples: Sequence[Mapping[Sequence[int], float]] = (),
     ) -> None:
         n_features = check_int("n_features", n_features, 1)
         rows, values = _as_rows_and_values(fourier)
         self._init_from_rows(rows, values, n_features, feature_names, n_queries, metadata)
+        self._set_resamples([_as_rows_and_values(terms) for terms in resamples])
 
     @classmethod
     def _from_rows(
@@ -319,6 +337,7 @@ class Interactions:
         feature_names: Sequence[str] | None = None,
         n_queries: int = 0,
         metadata: Mapping[str, Any] | None = None,
+        resamples: Sequence[tuple[np.ndarray, np.ndarray]] = (),
     ) -> Interactions:
         self = cls.__new__(cls)
         n_features = check_int("n_features", n_features, 1)
@@ -330,6 +349,7 @@ class Interactions:
             n_queries,
             metadata,
         )
+        self._set_resamples(resamples)
         return self
 
     def _init_from_rows(self, rows, values, n_features, feature_names, n_queries, metadata):
@@ -358,6 +378,22 @@ class Interactions:
         self._mobius: tuple[np.ndarray, np.ndarray] | None = None
         # (limit, message) of a refused Möbius expansion: not attempted again under that limit
         self._mobius_refusal: tuple[int, str] | None = None
+        self._resamples: list[tuple[np.ndarray, np.ndarray]] = []
+        self._resampled_readings: dict[tuple[Any, Any], Any] = {}
+
+    def _set_resamples(self, resamples: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:
+        checked = []
+        for rows, values in resamples:
+            rows = np.asarray(rows, dtype=np.int64)
+            values = np.asarray(values, dtype=float)
+            ids = rows[rows != PAD]
+            if ids.size and (ids.max() >= self.n_features or ids.min() < 0):
+                raise ValueError(f"Feature ids of a resample must lie in [0, {self.n_features}).")
+            if not np.isfinite(values).all():
+                raise ValueError("Resampled coefficients must be finite (got NaN or inf).")
+            checked.append(_drop_zeros(rows, values))
+        self._resamples = checked
+        self._resampled_readings = {}
 
     @classmethod
     def from_mobius(
@@ -533,6 +569,145 @@ class Interactions:
             return tuple(f"x{i}" for i in subset)
         return tuple(self.feature_names[i] for i in subset)
 
+    # ------------------------------------------------------------ uncertainty
+    @property
+    def n_resamples(self) -> int:
+        """Bootstrap resamples behind :meth:`intervals` (0: none; see :attr:`has_uncertainty`)."""
+        return len(self._resamples)
+
+    @property
+    def has_uncertainty(self) -> bool:
+        """Whether :meth:`intervals` can be read: resamples, or an exact result (width 0)."""
+        return bool(self._resamples) or bool(self.metadata.get("exact", False))
+
+    def resamples(self) -> list[Interactions]:
+        """The result refitted on each bootstrap resample of its own model calls."""
+        return [
+            Interactions._from_rows(
+                rows,
+                values,
+                n_features=self.n_features,
+                feature_names=self.feature_names,
+                n_queries=self.n_queries,
+            )
+            for rows, values in self._resamples
+        ]
+
+    def intervals(
+        self, level: float = 0.95, *, index: str = "mobius", order: int | None = None
+    ) -> dict[tuple[int, ...], tuple[float, float]]:
+        """Bootstrap confidence intervals ``{S: (low, high)}``, at no extra model call.
+
+        The estimator refitted its chosen model on resamples of the model
+        calls it had made (``uncertainty=True``, the default); each interval is
+        ``estimate ± z · d`` with ``d`` the root-mean-square deviation of those
+        refits from the estimate (:mod:`~proxyspex_captum.core.uncertainty`).
+        An interval that contains 0 marks an interaction the calls made do
+        not establish.
+
+        Args:
+            level: Coverage of each interval, in (0, 1).
+            index: ``"mobius"`` (default: the non-empty Möbius terms, every
+                order carried) or any index of :meth:`to_index`.
+            order: Largest interaction size (the index's order, as in
+                :meth:`to_index`); for Möbius, ``None`` keeps every order.
+
+        An exact result (every mask queried) has intervals of width 0.
+
+        Raises:
+            ValueError: the result carries no resamples (made with
+                ``uncertainty=False``, or read from an older file).
+
+        Examples:
+            >>> import proxyspex_captum as psx
+            >>> game = psx.games.hierarchical_game(12, n_terms=10, noise=0.1, random_state=0)
+            >>> inter = psx.ProxySPEX(random_state=0).explain(game, n_features=12, budget=600)
+            >>> inter.n_resamples
+            30
+            >>> low, high = inter.intervals()[(0,)] if (0,) in inter.mobius else (0.0, 0.0)
+            >>> bool(low <= high)
+            True
+        """
+        level = check_real("level", level, 0.0, 1.0, low_open=True, high_open=True)
+        sets, estimates, replicates = self._resampled(index, order)
+        low, high = bootstrap_intervals(estimates, replicates, level)
+        return {s: (float(a), float(b)) for s, a, b in zip(sets, low, high, strict=True)}
+
+    def standard_errors(
+        self, *, index: str = "mobius", order: int | None = None
+    ) -> dict[tuple[int, ...], float]:
+        """``{S: d}``: how far the bootstrap refits lie from each value (see :meth:`intervals`).
+
+        The root-mean-square deviation of the refits from the estimate: the
+        half-width of a 68 % interval.
+        """
+        sets, estimates, replicates = self._resampled(index, order)
+        errors = deviations(estimates, replicates)
+        return dict(zip(sets, (float(v) for v in errors), strict=True))
+
+    def selection_frequency(
+        self, *, index: str = "mobius", order: int | None = None
+    ) -> dict[tuple[int, ...], float]:
+        """``{S: share}``: how often each interaction is found (non-zero) across the refits.
+
+        A term found in every resample is solid; one found in a few is the
+        budget's or the noise's chance. Most meaningful for Möbius terms:
+        an index such as Shapley is non-zero whenever any term holds the feature.
+        """
+        sets, _, replicates = self._resampled(index, order)
+        return dict(zip(sets, (float(v) for v in (replicates != 0).mean(axis=0)), strict=True))
+
+    def first_order_bounds(
+        self, index: str = "shapley", level: float = 0.95
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Dense ``(n,)`` lower bounds, upper bounds and errors of :meth:`first_order`.
+
+        What SHAP's ``lower_bounds`` / ``upper_bounds`` / ``error_std`` and the
+        error bars of the plots need: the :meth:`intervals` and
+        :meth:`standard_errors` of each feature's value, where a feature
+        without a value has bounds 0 and error 0.
+        """
+        index = check_index(index)
+        low, high, error = (np.zeros(self.n_features) for _ in range(3))
+        for (i,), (a, b) in self.intervals(level, index=index, order=1).items():
+            low[i], high[i] = a, b
+        for (i,), d in self.standard_errors(index=index, order=1).items():
+            error[i] = d
+        return low, high, error
+
+    def _reading(self, index: str, order: int | None) -> SetFunction:
+        """The non-empty Möbius terms up to ``order``, or the index's values."""
+        if isinstance(index, str) and index.lower() == "mobius":
+            order = check_optional_int("order", order, 1)
+            mobius = self.mobius.items()
+            return {s: v for s, v in mobius if s and (order is None or len(s) <= order)}
+        return self.to_index(index, order)
+
+    def _resampled(
+        self, index: str, order: int | None
+    ) -> tuple[list[tuple[int, ...]], np.ndarray, np.ndarray]:
+        """The sets of a reading, their values, and their values in each resample."""
+        exact = bool(self.metadata.get("exact", False))
+        if not self._resamples and not exact:
+            raise ValueError(
+                "This result carries no bootstrap resamples: explain with uncertainty=True "
+                "(the estimators' default)."
+            )
+        key = (index.lower() if isinstance(index, str) else index, order)
+        if key in self._resampled_readings:  # readings are costly: 30 expansions
+            return self._resampled_readings[key]
+        point = self._reading(index, order)
+        sets = list(point)
+        estimates = np.array(list(point.values()))
+        if not self._resamples:  # every mask was queried: no sampling error
+            out = sets, estimates, estimates[None, :]
+        else:
+            readings = [replicate._reading(index, order) for replicate in self.resamples()]
+            replicates = np.array([[r.get(s, 0.0) for s in sets] for r in readings])
+            out = sets, estimates, replicates.reshape(len(readings), len(sets))
+        self._resampled_readings[key] = out
+        return out
+
     def embed(
         self,
         positions: Sequence[int],
@@ -561,16 +736,21 @@ class Interactions:
             raise ValueError(f"Need {self.n_features} positions, got {positions.shape[0]}.")
         if (np.diff(positions) <= 0).any() or positions[0] < 0 or positions[-1] >= n_features:
             raise ValueError(f"positions must increase and lie in [0, {n_features}).")
-        rows = self._rows.copy()
-        real = rows != PAD
-        rows[real] = positions[rows[real]]  # increasing, so every row stays sorted
+
+        def placed(rows: np.ndarray) -> np.ndarray:
+            rows = rows.copy()
+            real = rows != PAD
+            rows[real] = positions[rows[real]]  # increasing, so every row stays sorted
+            return rows
+
         return Interactions._from_rows(
-            rows,
+            placed(self._rows),
             self._values,
             n_features=n_features,
             feature_names=feature_names,
             n_queries=self.n_queries,
             metadata=self.metadata,
+            resamples=[(placed(rows), values) for rows, values in self._resamples],
         )
 
     # ---------------------------------------------------------------- shapiq
@@ -669,6 +849,10 @@ class Interactions:
             "n_queries": self.n_queries,
             "fourier": [[list(s), v] for s, v in self.fourier.items()],
             "metadata": self.metadata,
+            "resamples": [
+                [[list(s), v] for s, v in _to_dict(rows, values).items()]
+                for rows, values in self._resamples
+            ],
         }
 
     @classmethod
@@ -690,6 +874,9 @@ class Interactions:
             feature_names=data.get("feature_names"),
             n_queries=data.get("n_queries", 0),
             metadata=data.get("metadata"),
+            resamples=[
+                {tuple(s): float(v) for s, v in terms} for terms in data.get("resamples", [])
+            ],
         )
 
     def to_json(self, path: str | os.PathLike[str] | None = None) -> str:

@@ -29,7 +29,7 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
-from .base import InteractionEstimator, power_of_two_scale
+from .base import InteractionEstimator, OutputFit, power_of_two_scale
 from .checks import check_int, check_real, usable_cores
 from .ridge import ridge_gcv
 from .sampling import uniform_masks
@@ -43,6 +43,7 @@ from .sparse_fit import (
     lasso_alphas,
     lasso_fit,
     lasso_path_sse,
+    relaxed,
     ridge_prefix_sse,
     score_linear,
     tie_tolerance,
@@ -56,6 +57,7 @@ from .subsets import (
     with_intercept,
 )
 from .tree_fourier import tree_ensemble_fourier
+from .uncertainty import DEFAULT_RESAMPLES
 from .value_function import ValueFunction
 
 __all__ = ["ProxySPEX"]
@@ -119,6 +121,13 @@ class ProxySPEX(InteractionEstimator):
             the same masks and the same result.
         batch_size: Largest number of masks per model call.
         show_progress: Show a progress bar over the model calls.
+        uncertainty: Refit the chosen proxy and refit on ``n_resamples``
+            bootstrap resamples of the calls made (no model call; a few times
+            the cost of one proxy each), so the result's
+            :meth:`~proxyspex_captum.Interactions.intervals` and
+            :meth:`~proxyspex_captum.Interactions.selection_frequency` say how
+            sure each interaction is.
+        n_resamples: Bootstrap resamples when ``uncertainty`` is on.
 
     Examples:
         >>> import numpy as np
@@ -157,12 +166,16 @@ class ProxySPEX(InteractionEstimator):
         random_state: int | np.random.Generator | None = None,
         batch_size: int | str | None = "auto",
         show_progress: bool = False,
+        uncertainty: bool = True,
+        n_resamples: int = DEFAULT_RESAMPLES,
     ) -> None:
         super().__init__(
             max_order=max_order,
             random_state=random_state,
             batch_size=batch_size,
             show_progress=show_progress,
+            uncertainty=uncertainty,
+            n_resamples=n_resamples,
         )
         deepest = min(self.max_order, MAX_TREE_DEPTH)
         self.max_depth = _one_or_several(
@@ -198,25 +211,34 @@ class ProxySPEX(InteractionEstimator):
 
     def _explain(
         self, value_function: ValueFunction, n_features: int, budget: int, rng: np.random.Generator
-    ) -> list[tuple[np.ndarray, np.ndarray, dict[str, Any]]]:
+    ) -> list[OutputFit]:
         masks = uniform_masks(n_features, budget, rng, keep_probability=self.keep_probability)
         values = value_function(masks).reshape(len(masks), -1)
         fits = [self._fit_output(masks, y, rng) for y in values.T]
         if self.keep_probability != 0.5:
-            for _, _, metadata in fits:
-                metadata["keep_probability"] = self.keep_probability
+            for fit in fits:
+                fit.metadata["keep_probability"] = self.keep_probability
         return fits
 
-    def _fit_output(
-        self, masks: np.ndarray, y: np.ndarray, rng: np.random.Generator
-    ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    def _fit_output(self, masks: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> OutputFit:
         if np.all(y == y[0]):  # a constant model: nothing to fit (ptp could overflow)
-            return np.zeros((1, 0), np.int64), np.array([y[0]]), {"n_trees": 0, "cv_r2": 1.0}
+            rows, coef = np.zeros((1, 0), np.int64), np.array([y[0]])
+            info = {"n_trees": 0, "cv_r2": 1.0}
+            return OutputFit(rows, coef, info, lambda _: (rows, coef), len(y))
         # Fit y / scale (exact: a power of two), so outputs near 1e±300 work too.
         scale = power_of_two_scale(y)
+        fit = _Fit(self, masks, y / scale, rng)
         with fitting():
-            rows, coef, info = _Fit(self, masks, y / scale, rng).run()
-        return rows, coef * scale, info
+            rows, coef, info = fit.run()
+
+        def refit(indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            rows, coef = fit.replicate(indices)
+            return rows, coef * scale
+
+        return OutputFit(rows, coef * scale, info, refit, len(y))
+
+    def _n_threads(self) -> int:
+        return self.n_workers()
 
     # ------------------------------------------------------------------ proxy
     def proxy_configs(self) -> list[tuple[int, float]]:
@@ -386,12 +408,14 @@ class _Fit:
         rows, coef = _mean_transform([(r, c) for r, c, _ in transforms])
         self.constant = float(np.mean([c for _, _, c in transforms]))
         name, key = self.errors.best(self.tolerance)
+        n_trees = round(float(np.mean([p.best_iteration or p.num_trees() for p in proxies])))
+        self.choice = (config, max(n_trees, 1), name, key)
         y = self.y
         spread = float(np.sum((y - y.mean()) ** 2))
         info: dict[str, Any] = {
             "tree_depth": config[0],
             "learning_rate": config[1],
-            "n_trees": round(float(np.mean([p.best_iteration or p.num_trees() for p in proxies]))),
+            "n_trees": n_trees,
             "n_proxy_terms": len(rows),
             "refit": name,
             # Held-out squared error of the chosen model on every fold: no extra model calls.
@@ -400,6 +424,39 @@ class _Fit:
         out_rows, out_coef = self._final(name, key, rows, coef)
         info["n_terms"] = int(np.sum(set_sizes(out_rows) > 0))
         return out_rows, out_coef, info
+
+    def replicate(self, indices: np.ndarray) -> _Terms:
+        """The chosen model refitted on the sample rows ``indices`` (a bootstrap resample).
+
+        The choices the cross-validation made are kept (tree depth, learning
+        rate, number of trees, refit and its size or lasso step); the proxy's
+        terms and the refit's coefficients are what a resample changes. A
+        lasso's selection is refitted unshrunk (:func:`relaxed`), so the
+        resamples' deviation from the estimate includes the lasso's shrinkage.
+        """
+        (depth, rate), n_trees, name, key = self.choice
+        masks, x, y = self.masks[indices], self.x[indices], self.y[indices]
+        if name in LINEAR_CANDIDATES:
+            main = self.main[indices]
+            columns, beta, intercept = fit_linear(key, main, y)
+            if name != "linear":
+                beta, intercept = relaxed(main[:, columns], y)
+            return with_intercept(self.singles[columns], beta, intercept)
+        params = self.est.lightgbm_params(depth, rate, self.seed)
+        proxy = lgb.train(params, lgb.Dataset(x, y, params=params), num_boost_round=n_trees)
+        rows, coef, constant = ranked_terms(proxy)
+        if name == "proxy" or len(rows) == 0:
+            return with_intercept(rows, coef, constant)
+        if name == "lasso":
+            pool = rows[:_LASSO_POOL]
+            features = fourier_features(masks, pool)
+            beta, intercept = lasso_fit(features, y, lasso_alphas(features, y)[key[1]])
+            used = beta != 0
+            return with_intercept(pool[used], *relaxed(features[:, used], y))
+        n_train = len(y) * (self.est.n_folds - 1) // self.est.n_folds
+        k = self._support_sizes(coef, n_train)[key]
+        fit = ridge_gcv(fourier_features(masks, rows[:k]), y)
+        return with_intercept(rows[:k], fit.coef, fit.intercept)
 
     def _final(self, name: Hashable, key: Hashable, rows: np.ndarray, coef: np.ndarray) -> _Terms:
         """Refit the chosen candidate on every sample."""

@@ -58,6 +58,7 @@ __all__ = [
     "lasso_alphas",
     "lasso_fit",
     "lasso_path_sse",
+    "relaxed",
     "ridge_prefix_sse",
     "ridge_sse",
     "score_linear",
@@ -156,6 +157,17 @@ def lasso_fit(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, f
     path = np.geomspace(max(top, alpha), alpha, steps)
     coef = _lasso_coefs(x, y, path)[:, -1]
     return coef, float(y.mean() - x.mean(axis=0) @ coef)
+
+
+def relaxed(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+    """A ridge (GCV, least squares when it fits best) refit of the columns a lasso selected.
+
+    The lasso shrinks every coefficient it keeps towards 0; refitting its
+    selection without the L1 penalty removes that bias (the relaxed lasso).
+    Returns ``(coefficients, intercept)``.
+    """
+    fit = ridge_gcv(x, y)
+    return fit.coef, fit.intercept
 
 
 def ridge_sse(

@@ -30,11 +30,12 @@ Chase candidates ranked by their correlation with the observations.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Any
 
 import numpy as np
 
-from .base import InteractionEstimator, PerOutput, power_of_two_scale
+from .base import InteractionEstimator, OutputFit, PerOutput, power_of_two_scale
 from .bch import BCHCode
 from .checks import check_int, check_optional_int, check_real
 from .ridge import ridge_gcv
@@ -48,12 +49,14 @@ from .sparse_fit import (
     lasso_alphas,
     lasso_fit,
     lasso_path_sse,
+    relaxed,
     ridge_sse,
     score_linear,
     screen,
     tie_tolerance,
 )
 from .subsets import PAD, fourier_features, pad_sets, singletons, with_intercept
+from .uncertainty import DEFAULT_RESAMPLES, Refit
 from .value_function import ValueFunction, unique_masks
 from .walsh import fwht
 
@@ -100,6 +103,13 @@ class SPEX(InteractionEstimator):
         random_state: Seed or ``numpy.random.Generator``.
         batch_size: Largest number of masks per model call.
         show_progress: Show a progress bar over the model calls.
+        uncertainty: Refit the chosen refit on ``n_resamples`` bootstrap
+            resamples of the calls made (no model call), so the result's
+            :meth:`~proxyspex_captum.Interactions.intervals` say how sure each
+            interaction is. The decoded support stays fixed (the coded design
+            cannot be resampled): the intervals are those of the refit given
+            that support. Needs a ``refit``.
+        n_resamples: Bootstrap resamples when ``uncertainty`` is on.
 
     Examples:
         >>> import proxyspex_captum as psx
@@ -129,12 +139,16 @@ class SPEX(InteractionEstimator):
         random_state: int | np.random.Generator | None = None,
         batch_size: int | str | None = "auto",
         show_progress: bool = False,
+        uncertainty: bool = True,
+        n_resamples: int = DEFAULT_RESAMPLES,
     ) -> None:
         super().__init__(
             max_order=max_order,
             random_state=random_state,
             batch_size=batch_size,
             show_progress=show_progress,
+            uncertainty=uncertainty,
+            n_resamples=n_resamples,
         )
         if decoder not in ("soft", "hard"):
             raise ValueError(f"decoder must be 'soft' or 'hard', got {decoder!r}.")
@@ -221,35 +235,62 @@ class SPEX(InteractionEstimator):
                 "n_peeled": len(peeled.found),
                 **peeled.diagnostics,
             }
-            if self.refit is not None:
-                with fitting():
-                    rows, coef, refit_info = self._refit(samples, y_samples, rows, rng)
-                info.update(refit_info)
-            out.append((rows, coef * scale, info))
+            if self.refit is None:  # the peeled coefficients: nothing fitted on the samples
+                out.append(OutputFit(rows, coef * scale, info))
+                continue
+            with fitting():
+                rows, coef, refit_info, key = self._refit(samples, y_samples, rows, rng)
+            info.update(refit_info)
+            support = rows[(rows != PAD).any(axis=1)]
+            out.append(
+                OutputFit(
+                    rows,
+                    coef * scale,
+                    info,
+                    self._resampled_refit(samples, y_samples, support, key, scale),
+                    len(samples),
+                )
+            )
         return out
+
+    def _resampled_refit(
+        self, masks: np.ndarray, y: np.ndarray, support: np.ndarray, key: Hashable, scale: float
+    ) -> Refit:
+        """The chosen refit on a resample of the samples; the decoded support stays.
+
+        The support comes from the coded design, which a resample cannot redo, so
+        SPEX's intervals show the refit's uncertainty given that support (the
+        lasso candidates still drop or keep terms per resample).
+        """
+
+        def refit(indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            x, target = masks[indices], y[indices]
+            rows, coef = self._fit_candidate(x, target, support, key, unshrunk=True)
+            return rows, coef * scale
+
+        return refit
 
     def _refit(
         self, masks: np.ndarray, y: np.ndarray, rows: np.ndarray, rng: np.random.Generator
-    ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-        """Refit on every distinct sample; ``"auto"`` picks the candidate by cross-validation."""
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, Any], Hashable]:
+        """Refit on every distinct sample; ``"auto"`` picks the candidate by cross-validation.
+
+        Returns the refit's terms, its metadata and the chosen candidate's key
+        (for :meth:`_fit_candidate`, which the bootstrap resamples call).
+        """
         spread = float(np.sum((y - y.mean()) ** 2))
         nonempty = (rows != PAD).any(axis=1)  # the intercept is fitted apart
         support = rows[nonempty]
         if self.refit == "support+main":
             out_rows, out_coef, gcv = self._refit_with_main(masks, y, support)
-            return (
-                out_rows,
-                out_coef,
-                {"refit": "support+main", "cv_r2": _r2(gcv * len(y), spread)},
-            )
+            info = {"refit": "support+main", "cv_r2": _r2(gcv * len(y), spread)}
+            return out_rows, out_coef, info, "support+main"
         peeled = fourier_features(masks, support)
         if self.refit == "support":
             fit = ridge_gcv(peeled, y)
             cv_r2 = _r2(fit.gcv * len(y), spread)  # GCV: leave-one-out, no extra model calls
-            return with_intercept(support, fit.coef, fit.intercept), {
-                "refit": "support",
-                "cv_r2": cv_r2,
-            }
+            out_rows, out_coef = with_intercept(support, fit.coef, fit.intercept)
+            return out_rows, out_coef, {"refit": "support", "cv_r2": cv_r2}, "support"
         main = fourier_features(masks, singletons(masks.shape[1]))
         both = np.hstack([peeled, main])
         errors = CVErrors()
@@ -263,22 +304,47 @@ class SPEX(InteractionEstimator):
             score_linear(errors, main, y, train, test)
         name, key = errors.best(tie_tolerance(y))  # near-equal errors: the first candidate
         info = {"refit": name, "cv_r2": _r2(errors.sse[key], spread)}
-        if name == "support":
+        return (*self._fit_candidate(masks, y, support, key), info, key)
+
+    def _fit_candidate(
+        self,
+        masks: np.ndarray,
+        y: np.ndarray,
+        support: np.ndarray,
+        key: Hashable,
+        *,
+        unshrunk: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Fit the refit candidate ``key`` on the decoded ``support`` (non-empty sets).
+
+        ``unshrunk``: refit a lasso's selection without its penalty
+        (:func:`~.sparse_fit.relaxed`), as the bootstrap resamples do.
+        """
+        if key == "support+main":
+            return self._refit_with_main(masks, y, support)[:2]
+        peeled = fourier_features(masks, support)
+        if key == "support":
             fit = ridge_gcv(peeled, y)
-            return (*with_intercept(support, fit.coef, fit.intercept), info)
+            return with_intercept(support, fit.coef, fit.intercept)
+        main = fourier_features(masks, singletons(masks.shape[1]))
         singles = singletons(masks.shape[1], support.shape[1])
-        if name in LINEAR_CANDIDATES:
+        if key in LINEAR_CANDIDATES or (isinstance(key, tuple) and key[0] in LINEAR_CANDIDATES):
             columns, beta, intercept = fit_linear(key, main, y)
-            return (*with_intercept(singles[columns], beta, intercept), info)
+            if unshrunk and key != "linear":
+                beta, intercept = relaxed(main[:, columns], y)
+            return with_intercept(singles[columns], beta, intercept)
+        both = np.hstack([peeled, main])
         keep = _support_and_screened(peeled.shape[1], both, y)
         x = both[:, keep]
         beta, intercept = lasso_fit(x, y, lasso_alphas(x, y)[key[1]])  # type: ignore[index]
         candidates = np.vstack([support, singles])[keep]
         used = beta != 0
+        if unshrunk:
+            beta[used], intercept = relaxed(x[:, used], y)
         # A main effect may also be a peeled term: sum duplicates back into one set.
         unique, inverse = np.unique(candidates[used], axis=0, return_inverse=True)
         merged = np.bincount(inverse.ravel(), weights=beta[used], minlength=len(unique))
-        return (*with_intercept(unique, merged, intercept), info)
+        return with_intercept(unique, merged, intercept)
 
     def _refit_with_main(
         self, masks: np.ndarray, y: np.ndarray, support: np.ndarray

@@ -156,7 +156,7 @@ class InteractionExplainer(EstimatorOwner, Explainer):
         if len(varying) == 0:  # nothing can change: one call gives the constant
             constant = value_function(np.zeros((1, 0), dtype=bool))[0]
             results = [
-                Interactions({(): float(c)}, n_features=n, n_queries=1)
+                Interactions({(): float(c)}, n_features=n, n_queries=1, metadata={"exact": True})
                 for c in np.atleast_1d(constant)
             ]
             multi = np.ndim(constant) > 0

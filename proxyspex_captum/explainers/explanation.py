@@ -57,7 +57,31 @@ class InteractionExplanation(Explanation):
         new.interactions = array
         new.interaction_axes = (0, *new.output_dims[:1]) if multi else (0,)
         new._name_features()
+        new._fill_bounds()
         return new
+
+    def _fill_bounds(self, level: float = 0.95) -> None:
+        """SHAP's ``lower_bounds``, ``upper_bounds`` and ``error_std`` from the resamples.
+
+        Filled when every row's interactions carry bootstrap resamples
+        (``uncertainty=True``, the default) or are exact, and describe the features of
+        ``.values`` (not for the parts of a multi-input explanation).
+        ``shap.plots.waterfall`` draws them as error bars.
+        """
+        cells = _flat(self.interactions)
+        if not cells or not all(inter.has_uncertainty for inter in cells):
+            return
+        values = np.asarray(self.values)
+        multi = self.interactions.ndim == 2
+        shape = (*self.interactions.shape[:1], cells[0].n_features, *self.interactions.shape[1:])
+        if values.shape != shape:
+            return
+        bounds = np.zeros((3, *shape))
+        for where, inter in np.ndenumerate(self.interactions):
+            row = (where[0], slice(None), where[1]) if multi else (where[0], slice(None))
+            for k, part in enumerate(inter.first_order_bounds(self.index, level)):
+                bounds[k][row] = part
+        self._s.lower_bounds, self._s.upper_bounds, self._s.error_std = bounds
 
     @classmethod
     def from_interactions(
