@@ -49,7 +49,8 @@ install-serve: $(SERVE_STAMP)
 # a dev dependency, drives it: no browser download). Needs root where it is missing.
 CHROMIUM ?= /usr/bin/chromium
 install-browser:
-	test -x $(CHROMIUM) || (apt-get update -q && apt-get install -y -q --no-install-recommends chromium)
+	test -x $(CHROMIUM) || (apt-get update -q && apt-get install -y -q --no-install-recommends chromium) \
+		|| (echo "make test needs Chromium at $(CHROMIUM): run 'apt-get install chromium' as root, or pass CHROMIUM=/path/to/chromium" && false)
 
 # SmolLM2 behind an OpenAI-compatible API on 127.0.0.1:$(PORT), in the foreground (Ctrl-C
 # stops it); the first run builds vLLM's venv (a few minutes).

@@ -587,10 +587,11 @@ def report(summary: dict[str, Any], top: int) -> str:
         f"Strongest interactions (Möbius: what the {summary['unit']}s add together"
         + ("; ± half a 95 % interval, * where it excludes 0):" if sure else "):"),
     ]
-    errors = inter.intervals() if sure else {}
+    term_bounds = inter.intervals() if sure else {}
     for rank, (subset, value) in enumerate(inter.top(top), start=1):
         words = " + ".join(repr(w) for w in inter.names_of(subset))
-        lines.append(f"  {rank:>2}. {value:+8.3f}{_plus_minus(errors.get(subset))}  {words}")
+        spread = _plus_minus(term_bounds.get(subset))
+        lines.append(f"  {rank:>2}. {value:+8.3f}{spread}  {words}")
     lines += ["", "First-order attributions (Shapley values):"]
     shapley = inter.first_order()
     scale = float(np.abs(shapley).max()) or 1.0
@@ -693,16 +694,8 @@ def main(argv: list[str] | None = None) -> int:
         print("proxyspex-captum: interrupted.", file=sys.stderr)
         return 130
     print(report(summary, args.top))
-    if args.html is not None:
-        try:
-            write_html(summary, args.html)
-            print(f"wrote {args.html}")
-        except OSError as err:
-            print(
-                f"proxyspex-captum: error: cannot write {args.html}: {err.strerror or err}.",
-                file=sys.stderr,
-            )
-            return 1
+    # Write every output asked for, even when one fails: the model calls are paid for.
+    status = 0
     if args.out is not None:
         try:
             for path in write_outputs(summary, args.out):
@@ -713,8 +706,18 @@ def main(argv: list[str] | None = None) -> int:
                 f"{err.strerror or err}.",
                 file=sys.stderr,
             )
-            return 1
-    return 0
+            status = 1
+    if args.html is not None:
+        try:
+            write_html(summary, args.html)
+            print(f"wrote {args.html}")
+        except OSError as err:
+            print(
+                f"proxyspex-captum: error: cannot write {args.html}: {err.strerror or err}.",
+                file=sys.stderr,
+            )
+            status = 1
+    return status
 
 
 if __name__ == "__main__":  # pragma: no cover

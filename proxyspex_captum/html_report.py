@@ -76,7 +76,8 @@ def report(
         raise ValueError(f"Got {len(units)} units for {n} features.")
     k = check_int("k", k, 1)
     level = check_real("level", level, 0.0, 1.0, low_open=True, high_open=True)
-    terms = _table_rows(interactions, k, level)
+    terms = _table_rows(interactions, units, k, level)
+    sure = interactions.n_resamples > 0  # an exact result has nothing to resample
     partners: dict[int, list[list[Any]]] = {i: [] for i in range(n)}
     for row in terms:
         for i in row["ids"]:
@@ -88,8 +89,8 @@ def report(
         title=html.escape(title),
         summary=_summary(interactions, level),
         units=_units(units, shapley),
-        header=_header(interactions.has_uncertainty, level),
-        rows="\n".join(_row(r, interactions.has_uncertainty) for r in terms),
+        header=_header(sure, level),
+        rows="\n".join(_row(r, sure) for r in terms),
         figure=_figure(interactions, held_out),
         partners=_script_json(partners),
         style=_STYLE,
@@ -101,14 +102,20 @@ def report(
     return page
 
 
-def _table_rows(inter: Interactions, k: int, level: float) -> list[dict[str, Any]]:
+# The SII column reads interactions up to this order (the expansion grows as 2**order).
+_SII_ORDER = 4
+
+
+def _table_rows(
+    inter: Interactions, units: list[str], k: int, level: float
+) -> list[dict[str, Any]]:
     """The ``k`` strongest non-empty Möbius terms with their intervals and indices."""
     top = inter.top(k)
-    sure = inter.has_uncertainty
+    sure = inter.n_resamples > 0
     bounds = inter.intervals(level) if sure else {}
     frequency = inter.selection_frequency() if sure else {}
     largest = max((len(s) for s, _ in top), default=1)
-    sii = inter.to_index("sii", max(2, min(largest, 4)))
+    sii = inter.to_index("sii", max(2, min(largest, _SII_ORDER)))
     rows = []
     for rank, (subset, value) in enumerate(top, start=1):
         low, high = bounds.get(subset, (value, value))
@@ -116,14 +123,14 @@ def _table_rows(inter: Interactions, k: int, level: float) -> list[dict[str, Any
             {
                 "rank": rank,
                 "ids": list(subset),
-                "names": " × ".join(inter.names_of(subset)),
+                "names": " × ".join(str(units[i]) for i in subset),
                 "order": len(subset),
                 "mobius": value,
                 "low": low,
                 "high": high,
                 "established": not sure or not (low <= 0.0 <= high),
                 "frequency": frequency.get(subset),
-                "sii": sii.get(subset, 0.0),
+                "sii": sii.get(subset, 0.0) if len(subset) <= _SII_ORDER else None,
             }
         )
     return rows
@@ -147,7 +154,8 @@ def _row(row: dict[str, Any], sure: bool) -> str:
             (int(row["established"]), "yes" if row["established"] else "no"),
             (row["frequency"], f"{row['frequency']:.0%}"),
         ]
-    cells.append((row["sii"], _number(row["sii"])))
+    sii = row["sii"]
+    cells.append((0.0, "n/a") if sii is None else (sii, _number(sii)))
     tds = "".join(
         f'<td data-sort="{html.escape(str(key), quote=True)}">{shown}</td>' for key, shown in cells
     )
@@ -195,7 +203,7 @@ def _summary(inter: Interactions, level: float) -> str:
         f"method {meta.get('method', 'unknown')}",
         f"{len(inter)} Fourier terms up to order {inter.max_order}",
     ]
-    if "cv_r2" in meta:
+    if isinstance(meta.get("cv_r2"), int | float):
         parts.append(f"cross-validated R² {meta['cv_r2']:.3f}")
     if inter.n_resamples:
         parts.append(f"{level:.0%} intervals from {inter.n_resamples} bootstrap refits")
@@ -214,11 +222,13 @@ def _figure(inter: Interactions, held_out: tuple[np.ndarray, np.ndarray] | None)
     masks, values = held_out
     masks = np.asarray(masks, dtype=bool)
     values = np.asarray(values, dtype=float).ravel()
-    if masks.ndim != 2 or masks.shape != (len(values), inter.n_features):
+    if masks.ndim != 2 or masks.shape != (len(values), inter.n_features) or not len(values):
         raise ValueError(
-            f"held_out needs masks of shape (k, {inter.n_features}) and k values, got "
+            f"held_out needs masks of shape (k, {inter.n_features}) and k values, k >= 1; got "
             f"{masks.shape} and {values.shape}."
         )
+    if not np.isfinite(values).all():
+        raise ValueError("held_out values must be finite (got NaN or inf).")
     import matplotlib
 
     matplotlib.use("Agg", force=False)

@@ -89,13 +89,11 @@ def _label(inter: Interactions, subset: Sequence[int]) -> str:
     return _plain(" × ".join(inter.names_of(subset)))
 
 
-def _not_established(
-    inter: Interactions, index: str | None = None, order: int | None = None, level: float = 0.95
-) -> set[tuple[int, ...]]:
-    """Sets whose ``level`` interval contains 0 (none when the result carries no resamples)."""
+def _not_established(inter: Interactions, level: float = 0.95) -> set[tuple[int, ...]]:
+    """Möbius terms whose ``level`` interval contains 0 (none when the result has no intervals)."""
     if not inter.has_uncertainty:
         return set()
-    bounds = inter.intervals(level, index=index or "mobius", order=order)
+    bounds = inter.intervals(level)
     return {s for s, (low, high) in bounds.items() if low <= 0.0 <= high}
 
 

@@ -304,7 +304,7 @@ def test_folds_run_in_parallel_with_the_same_result_for_any_n_jobs(monkeypatch):
         results[n_jobs] = inter.predict(np.eye(40, dtype=bool))
         if n_jobs is None:
             assert most[0] == 1  # one after the other (folds, then the bootstrap refits)
-        else:
+        elif n_jobs == 3:
             assert len(threads) > 1
     assert set(seen) == {1}  # every LightGBM fit single-threaded: the folds are the parallelism
     assert np.array_equal(results[None], results[3])  # bit-identical: errors summed in fold order

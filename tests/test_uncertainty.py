@@ -57,6 +57,11 @@ def test_several_outputs_share_the_resamples_and_keep_their_estimates():
     )
     assert [r.fourier for r in both] == [r.fourier for r in plain]
     assert all(r.n_resamples == 30 for r in both)
+    # The same resamples: output 1 is -2 × output 0, and so is each of its refits.
+    for first, second in zip(both[0].resamples(), both[1].resamples(), strict=True):
+        a, b = first.fourier, second.fourier
+        assert set(a) == set(b)
+        assert [b[s] for s in a] == pytest.approx([-2.0 * v for v in a.values()], abs=1e-9)
 
 
 def test_seeded_resamples_are_reproducible_and_independent_of_threads():
@@ -115,6 +120,29 @@ def test_readings_in_other_indices(result):
     low, high, error = result.first_order_bounds("banzhaf")
     assert low.shape == high.shape == error.shape == (24,)
     assert np.all(low <= result.first_order("banzhaf") + 1e-12)
+    # a feature whose estimate is 0 still shows how much its resamples move
+    banzhaf = result.first_order("banzhaf")
+    moved = np.zeros(24, bool)
+    for resample in result.resamples():
+        moved |= resample.first_order("banzhaf") != 0
+    unsure = np.flatnonzero((banzhaf == 0) & moved)
+    assert np.all(error[unsure] > 0) and np.all(low[unsure] < 0) and np.all(high[unsure] > 0)
+    # indices with an empty-set term (k-SII, STII, FSII, FBII) read their singletons
+    low, high, _ = result.first_order_bounds("k-sii")
+    assert np.all(low <= result.first_order("k-sii") + 1e-12)
+
+
+def test_an_estimator_returning_plain_triples_still_works():
+    class Constant(psx.core.InteractionEstimator):
+        def _min_sampled_budget(self, n_features):
+            return 1
+
+        def _explain(self, value_function, n_features, budget, rng):
+            y = value_function(np.ones((1, n_features), bool))
+            return [(np.zeros((1, 0), np.int64), np.array([float(y[0])]), {})]
+
+    inter = Constant(max_order=1).explain(lambda m: m.sum(1) * 1.0, n_features=30, budget=5)
+    assert inter.baseline_value == 30.0 and inter.n_resamples == 0
 
 
 def test_exact_results_have_intervals_of_width_zero():
@@ -146,7 +174,10 @@ def test_spex_intervals_keep_the_decoded_support():
 def test_json_round_trip_and_embed_keep_the_resamples(result, tmp_path):
     loaded = psx.Interactions.from_json(result.to_json())
     assert loaded.n_resamples == result.n_resamples
-    assert loaded.intervals() == result.intervals()  # floats kept exactly
+    bounds = result.intervals()
+    assert set(loaded.intervals()) == set(bounds)
+    for subset, (low, high) in loaded.intervals().items():
+        assert (low, high) == pytest.approx(bounds[subset], rel=1e-9, abs=1e-12)
     placed = result.embed(list(range(0, 48, 2)), n_features=48)
     assert placed.intervals()[(0, 2)] == pytest.approx(result.intervals()[(0, 1)], rel=1e-9)
     bad = result.to_dict()
@@ -162,6 +193,12 @@ def test_bad_options_are_refused_before_any_call():
         psx.ProxySPEX(n_resamples=1)
     with pytest.raises(TypeError, match="n_resamples"):
         psx.SPEX(n_resamples=2.5)
+    with pytest.raises(TypeError, match="from_mobius takes no resamples"):
+        psx.Interactions.from_mobius({(0,): 1.0}, n_features=2, resamples=[{(0,): 1.0}])
+    with pytest.raises(ValueError, match="resample"):
+        psx.Interactions._from_rows(
+            np.array([[0]]), [1.0], n_features=2, resamples=[(np.array([0]), [1.0])]
+        )
     inter = psx.Interactions.from_mobius({(0,): 1.0}, n_features=2, metadata={"exact": True})
     for level in (0.0, 1.0, 1.5):
         with pytest.raises(ValueError, match="level"):
@@ -196,6 +233,11 @@ def test_shap_explanation_carries_bounds():
     )
     expl = explainer(rng.normal(size=(2, 10)), max_evals=300)
     assert expl.lower_bounds.shape == expl.upper_bounds.shape == expl.values.shape
+    for row, inter in enumerate(expl.interactions):  # each row's own bounds, feature by feature
+        low, high, error = inter.first_order_bounds("shapley")
+        assert np.array_equal(expl.lower_bounds[row], low)
+        assert np.array_equal(expl.upper_bounds[row], high)
+        assert np.array_equal(expl.error_std[row], error)
     assert np.all(expl.lower_bounds <= expl.values + 1e-12)
     assert np.all(expl.values <= expl.upper_bounds + 1e-12)
     assert np.all(expl.error_std >= 0)
@@ -206,6 +248,26 @@ def test_shap_explanation_carries_bounds():
         model, shap.maskers.Independent(background), random_state=0, uncertainty=False
     )(rng.normal(size=(1, 10)), max_evals=300)
     assert plain.lower_bounds is None
+
+
+def test_shap_bounds_follow_outputs_and_any_index():
+    shap = pytest.importorskip("shap")
+    rng = np.random.default_rng(1)
+    background = rng.normal(size=(30, 8))
+
+    def model(x):
+        return np.stack([x[:, 0] * x[:, 1] + x[:, 2], x[:, 3] - x[:, 4] * x[:, 5]], axis=1)
+
+    masker = shap.maskers.Independent(background)
+    expl = psx.ProxySPEXExplainer(model, masker, random_state=0, max_order=2, index="k-sii")(
+        rng.normal(size=(2, 8)), max_evals=250
+    )
+    assert expl.values.shape == expl.lower_bounds.shape == (2, 8, 2)
+    for (row, output), inter in np.ndenumerate(expl.interactions):
+        low, high, _ = inter.first_order_bounds("k-sii")
+        assert np.array_equal(expl.lower_bounds[row, :, output], low)
+        assert np.array_equal(expl.upper_bounds[row, :, output], high)
+    assert np.array_equal(expl[1, :, 0].upper_bounds, expl.upper_bounds[1, :, 0])
 
 
 def test_captum_attribute_returns_intervals():
@@ -221,6 +283,12 @@ def test_captum_attribute_returns_intervals():
     assert bool(((low <= values + 1e-6) & (values <= high + 1e-6)).all())
     plain = attr.attribute(x, n_samples=300)
     assert torch.equal(plain, values)
+    (inter, *_) = attr.attribute_interactions(x, n_samples=300)
+    expected_low, expected_high, _ = inter.first_order_bounds("shapley")
+    assert np.allclose(low[0].numpy(), expected_low, atol=1e-6)
+    assert np.allclose(high[0].numpy(), expected_high, atol=1e-6)
+    with pytest.raises(ValueError, match="refit=None"):
+        psx.SPEXAttribution(model, refit=None).attribute(x, n_samples=300, return_intervals=True)
     with pytest.raises(ValueError, match="uncertainty=True"):
         psx.ProxySPEXAttribution(model, uncertainty=False).attribute(
             x, n_samples=300, return_intervals=True

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from captum._utils.progress import progress
 from captum._utils.typing import BaselineType, TargetType, TensorOrTupleOfTensorsGeneric
@@ -142,14 +143,15 @@ class InteractionAttribution(EstimatorOwner, PerturbationAttribution):
             >>> bool(((low <= values) & (values <= high)).all())
             True
         """
-        if not isinstance(return_intervals, bool):
+        if not isinstance(return_intervals, bool | np.bool_):
             raise TypeError(f"return_intervals must be True or False, got {return_intervals!r}.")
         if return_intervals:
             check_real("level", level, 0.0, 1.0, low_open=True, high_open=True)
-            if not self.estimator.uncertainty:
+            if not self.estimator.makes_resamples:
                 raise ValueError(
                     "return_intervals=True needs the estimator's bootstrap resamples: "
-                    f"create {type(self).__name__} with uncertainty=True (the default)."
+                    f"create {type(self).__name__} with uncertainty=True (the default) and, "
+                    "for SPEX, a refit (not refit=None)."
                 )
         problem, results = self._explain(
             inputs,
@@ -322,8 +324,5 @@ class InteractionAttribution(EstimatorOwner, PerturbationAttribution):
 
 def _bounds_of(inter: Interactions, index: str, level: float) -> tuple[Any, Any]:
     """Lower and upper bounds of an example's first-order values."""
-    if not inter.has_uncertainty:  # the constant of an input whose features change nothing
-        values = inter.first_order(index)
-        return values, values
-    low, high, _ = inter.first_order_bounds(index, level)
+    low, high, _ = inter.first_order_bounds(index, level)  # refuses a result without resamples
     return low, high

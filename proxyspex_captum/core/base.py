@@ -106,6 +106,11 @@ class InteractionEstimator(ABC):
         self.uncertainty = bool(uncertainty)
         self.n_resamples = check_int("n_resamples", n_resamples, 2)
 
+    @property
+    def makes_resamples(self) -> bool:
+        """Whether a sampled result will carry bootstrap resamples (its intervals)."""
+        return self.uncertainty
+
     def min_budget(self, n_features: int) -> int:
         """Fewest model calls this estimator can work with for ``n_features`` features."""
         need = self._min_sampled_budget(n_features)
@@ -275,7 +280,8 @@ class InteractionEstimator(ABC):
             resamples: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in per_output]
         else:
             rng = as_generator(self.random_state)
-            per_output = self._explain(vf, n_features, budget, rng)
+            # A subclass may return plain (rows, values, metadata) triples: nothing to resample.
+            per_output = [OutputFit(*fit) for fit in self._explain(vf, n_features, budget, rng)]
             resamples = self._resample(per_output, rng)
         model_seconds = vf.seconds - model_seconds_before
         own_seconds = time.perf_counter() - tic - model_seconds
@@ -318,7 +324,9 @@ class InteractionEstimator(ABC):
         """Each output's refits on the same bootstrap resamples of the samples (no model call)."""
         if not self.uncertainty:
             return [[] for _ in per_output]
-        seed = resample_seed(rng)  # after the fit: the estimate is the same either way
+        # After the fit, so the estimate is the same either way (a Generator passed as
+        # random_state moves on by this one draw).
+        seed = resample_seed(rng)
         # The refits' worker threads must not enter warnings.catch_warnings themselves
         # (not thread-safe): they run under the filters set here, in the calling thread.
         with fitting():

@@ -386,6 +386,8 @@ class Interactions:
         for rows, values in resamples:
             rows = np.asarray(rows, dtype=np.int64)
             values = np.asarray(values, dtype=float)
+            if rows.ndim != 2 or values.shape != (len(rows),):
+                raise ValueError("Each resample must be (padded rows, one value per row).")
             ids = rows[rows != PAD]
             if ids.size and (ids.max() >= self.n_features or ids.min() < 0):
                 raise ValueError(f"Feature ids of a resample must lie in [0, {self.n_features}).")
@@ -407,6 +409,11 @@ class Interactions:
                 e.g. a term of more than 18 features.
         """
         n_features = check_int("n_features", n_features, 1)
+        if "resamples" in kwargs:
+            raise TypeError(
+                "from_mobius takes no resamples (they are Fourier coefficients): pass them "
+                "to Interactions(fourier, ..., resamples=...)."
+            )
         rows, values = _as_rows_and_values(mobius)
         # F(S) = (−1)^{|S|} Σ_{T ⊇ S} a(T) / 2^{|T|}
         sizes = np.arange(rows.shape[1] + 1)
@@ -668,11 +675,16 @@ class Interactions:
         without a value has bounds 0 and error 0.
         """
         index = check_index(index)
+        level = check_real("level", level, 0.0, 1.0, low_open=True, high_open=True)
+        # Every feature some resample gives a value, not only those of the estimate: a
+        # feature whose estimate is 0 may still be uncertain.
+        sets, estimates, replicates = self._resampled(index, 1, every_set=True)
+        lows, highs = bootstrap_intervals(estimates, replicates, level)
+        errors = deviations(estimates, replicates)
         low, high, error = (np.zeros(self.n_features) for _ in range(3))
-        for (i,), (a, b) in self.intervals(level, index=index, order=1).items():
-            low[i], high[i] = a, b
-        for (i,), d in self.standard_errors(index=index, order=1).items():
-            error[i] = d
+        for subset, a, b, d in zip(sets, lows, highs, errors, strict=True):
+            if len(subset) == 1:  # k-SII, STII, FSII and FBII carry an empty-set term too
+                low[subset[0]], high[subset[0]], error[subset[0]] = a, b, d
         return low, high, error
 
     def _reading(self, index: str, order: int | None) -> SetFunction:
@@ -684,25 +696,32 @@ class Interactions:
         return self.to_index(index, order)
 
     def _resampled(
-        self, index: str, order: int | None
+        self, index: str, order: int | None, *, every_set: bool = False
     ) -> tuple[list[tuple[int, ...]], np.ndarray, np.ndarray]:
-        """The sets of a reading, their values, and their values in each resample."""
+        """The sets of a reading, their values, and their values in each resample.
+
+        ``every_set``: also the sets only some resamples give a value (0 in the estimate).
+        """
         exact = bool(self.metadata.get("exact", False))
         if not self._resamples and not exact:
             raise ValueError(
                 "This result carries no bootstrap resamples: explain with uncertainty=True "
-                "(the estimators' default)."
+                "(the estimators' default; SPEX needs a refit, not refit=None), or use a "
+                "result saved with its resamples."
             )
-        key = (index.lower() if isinstance(index, str) else index, order)
+        key = (index.lower() if isinstance(index, str) else index, order, every_set)
         if key in self._resampled_readings:  # readings are costly: 30 expansions
             return self._resampled_readings[key]
         point = self._reading(index, order)
+        readings = [replicate._reading(index, order) for replicate in self.resamples()]
         sets = list(point)
-        estimates = np.array(list(point.values()))
-        if not self._resamples:  # every mask was queried: no sampling error
+        if every_set:
+            extra = {s for r in readings for s in r} - set(point)
+            sets += sorted(extra, key=lambda s: (len(s), s))
+        estimates = np.array([point.get(s, 0.0) for s in sets])
+        if not readings:  # every mask was queried: no sampling error
             out = sets, estimates, estimates[None, :]
         else:
-            readings = [replicate._reading(index, order) for replicate in self.resamples()]
             replicates = np.array([[r.get(s, 0.0) for s in sets] for r in readings])
             out = sets, estimates, replicates.reshape(len(readings), len(sets))
         self._resampled_readings[key] = out

@@ -163,7 +163,8 @@ def relaxed(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
     """A ridge (GCV, least squares when it fits best) refit of the columns a lasso selected.
 
     The lasso shrinks every coefficient it keeps towards 0; refitting its
-    selection without the L1 penalty removes that bias (the relaxed lasso).
+    selection without the L1 penalty removes most of that bias (the relaxed
+    lasso; GCV may still choose a small ridge penalty).
     Returns ``(coefficients, intercept)``.
     """
     fit = ridge_gcv(x, y)

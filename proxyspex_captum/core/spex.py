@@ -167,6 +167,11 @@ class SPEX(InteractionEstimator):
         )
         self.max_iterations = check_int("max_iterations", max_iterations, 1)
 
+    @property
+    def makes_resamples(self) -> bool:
+        """Whether results carry resamples: ``uncertainty`` on and a ``refit`` to redo."""
+        return self.uncertainty and self.refit is not None
+
     def _queries_per_bin(self, n_features: int, degree: int | None = None) -> int:
         """``C·(p+1)``: masks per bin index for a code of ``degree`` (default ``max_order``)."""
         degree = self.max_order if degree is None else degree

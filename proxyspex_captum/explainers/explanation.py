@@ -47,6 +47,9 @@ class InteractionExplanation(Explanation):
         """
         new = cls.__new__(cls)
         new.__dict__.update(explanation.__dict__)
+        # A slicer of its own (SHAP's copy rebuilds it), so filling the bounds below leaves
+        # the caller's explanation as it was.
+        new.__dict__.update(copy.copy(explanation).__dict__)
         new.index = index
         n_rows = len(rows)
         multi = n_rows > 0 and isinstance(rows[0], list)
