@@ -154,7 +154,10 @@ def test_exact_results_have_intervals_of_width_zero():
 
 def test_spex_intervals_keep_the_decoded_support():
     game = hierarchical_game(32, n_terms=12, max_order=2, noise=0.05, random_state=2)
-    on = psx.SPEX(max_order=2, random_state=0).explain(game, n_features=32, budget=1500)
+    assert not psx.SPEX().uncertainty  # off by default: intervals given the decoded support
+    on = psx.SPEX(max_order=2, random_state=0, uncertainty=True).explain(
+        game, n_features=32, budget=1500
+    )
     game2 = hierarchical_game(32, n_terms=12, max_order=2, noise=0.05, random_state=2)
     off = psx.SPEX(max_order=2, random_state=0, uncertainty=False).explain(
         game2, n_features=32, budget=1500
@@ -165,7 +168,7 @@ def test_spex_intervals_keep_the_decoded_support():
         assert set(resample.fourier) <= set(on.fourier) | set(
             (i,) for i in range(32)
         )  # the support, plus main effects a lasso candidate may take
-    no_refit = psx.SPEX(max_order=2, random_state=0, refit=None).explain(
+    no_refit = psx.SPEX(max_order=2, random_state=0, refit=None, uncertainty=True).explain(
         game, n_features=32, budget=1500
     )
     assert no_refit.n_resamples == 0
@@ -288,7 +291,9 @@ def test_captum_attribute_returns_intervals():
     assert np.allclose(low[0].numpy(), expected_low, atol=1e-6)
     assert np.allclose(high[0].numpy(), expected_high, atol=1e-6)
     with pytest.raises(ValueError, match="refit=None"):
-        psx.SPEXAttribution(model, refit=None).attribute(x, n_samples=300, return_intervals=True)
+        psx.SPEXAttribution(model, refit=None, uncertainty=True).attribute(
+            x, n_samples=300, return_intervals=True
+        )
     with pytest.raises(ValueError, match="uncertainty=True"):
         psx.ProxySPEXAttribution(model, uncertainty=False).attribute(
             x, n_samples=300, return_intervals=True

@@ -104,11 +104,14 @@ class SPEX(InteractionEstimator):
         batch_size: Largest number of masks per model call.
         show_progress: Show a progress bar over the model calls.
         uncertainty: Refit the chosen refit on ``n_resamples`` bootstrap
-            resamples of the calls made (no model call), so the result's
-            :meth:`~proxyspex_captum.Interactions.intervals` say how sure each
-            interaction is. The decoded support stays fixed (the coded design
-            cannot be resampled): the intervals are those of the refit given
-            that support. Needs a ``refit``.
+            resamples of the calls made (no model call) and keep them, for
+            :meth:`~proxyspex_captum.Interactions.intervals`. Off by default:
+            the decoded support stays fixed (the coded design cannot be
+            resampled), so the intervals are those of the refit *given* that
+            support, and where peeling misses or mis-decodes terms they are far
+            too narrow (they covered 13-79 % of the found planted coefficients
+            in ``benchmarks/results/uncertainty_report.md``, ProxySPEX's
+            87-100 %). Needs a ``refit``.
         n_resamples: Bootstrap resamples when ``uncertainty`` is on.
 
     Examples:
@@ -139,7 +142,7 @@ class SPEX(InteractionEstimator):
         random_state: int | np.random.Generator | None = None,
         batch_size: int | str | None = "auto",
         show_progress: bool = False,
-        uncertainty: bool = True,
+        uncertainty: bool = False,
         n_resamples: int = DEFAULT_RESAMPLES,
     ) -> None:
         super().__init__(
