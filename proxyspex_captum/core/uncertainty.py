@@ -16,7 +16,7 @@ estimate both widen it. On the tuning games of
 ``benchmarks/bench_uncertainty.py`` this form covered 87-96 % of the found
 planted coefficients (by group) and flagged every reported true zero as not
 significant; the usual normal (standard deviation), percentile and basic
-bootstrap intervals of the same resamples covered 65-95 %, and only the
+bootstrap intervals of the same resamples covered 72-95 %, and only the
 percentile ones flagged the zeros as well (docs/design.md, "Uncertainty").
 """
 
