@@ -788,7 +788,8 @@ class Interactions:
             Banzhaf and FBII; ``baseline_value`` is ``v(∅)``, FBII's constant for
             FBII), so shapiq's
             plots (``plot_network``, ``plot_force``, ``plot_upset``, ...)
-            and tools work on it.
+            and tools work on it. ``InteractionValues`` has no field for
+            uncertainty: read :meth:`intervals` from this result instead.
         """
         try:
             from shapiq import InteractionValues
