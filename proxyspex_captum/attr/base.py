@@ -176,7 +176,8 @@ class InteractionAttribution(EstimatorOwner, PerturbationAttribution):
         attributions = shaped([r.first_order(self.index) for r in results])
         if not return_intervals:
             return attributions  # type: ignore[no-any-return]
-        bounds = [_bounds_of(r, self.index, level) for r in results]
+        # first_order_bounds refuses a result without resamples, with a message.
+        bounds = [r.first_order_bounds(self.index, level) for r in results]
         return attributions, shaped([b[0] for b in bounds]), shaped([b[1] for b in bounds])
 
     @log_usage()
@@ -320,9 +321,3 @@ class InteractionAttribution(EstimatorOwner, PerturbationAttribution):
             if store is not None and store is not cache:
                 store.close()
         return problem, results
-
-
-def _bounds_of(inter: Interactions, index: str, level: float) -> tuple[Any, Any]:
-    """Lower and upper bounds of an example's first-order values."""
-    low, high, _ = inter.first_order_bounds(index, level)  # refuses a result without resamples
-    return low, high

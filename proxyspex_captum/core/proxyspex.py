@@ -435,48 +435,55 @@ class _Fit:
         resamples' deviation from the estimate includes the lasso's shrinkage.
         """
         (depth, rate), n_trees, name, key = self.choice
-        masks, x, y = self.masks[indices], self.x[indices], self.y[indices]
+        if name in LINEAR_CANDIDATES:  # no proxy to train
+            return self._candidate(name, key, None, None, 0.0, indices, unshrunk=True)
+        params = self.est.lightgbm_params(depth, rate, self.seed)
+        train_set = lgb.Dataset(self.x[indices], self.y[indices], params=params)
+        rows, coef, constant = ranked_terms(lgb.train(params, train_set, num_boost_round=n_trees))
+        if len(rows) == 0:  # no split: the constant
+            return with_intercept(rows, coef, constant)
+        return self._candidate(name, key, rows, coef, constant, indices, unshrunk=True)
+
+    def _final(self, name: Hashable, key: Hashable, rows: np.ndarray, coef: np.ndarray) -> _Terms:
+        """Refit the chosen candidate on every sample (the proxy: the mean of the fold proxies)."""
+        return self._candidate(name, key, rows, coef, self.constant)
+
+    def _candidate(
+        self,
+        name: Hashable,
+        key: Hashable,
+        rows: np.ndarray | None,
+        coef: np.ndarray | None,
+        constant: float,
+        samples: np.ndarray | slice = slice(None),
+        *,
+        unshrunk: bool = False,
+    ) -> _Terms:
+        """The candidate ``key`` fitted on the sample rows ``samples`` over a proxy's ranked terms.
+
+        ``unshrunk``: refit a lasso's selection without its penalty (the resamples).
+        """
+        masks, y = self.masks[samples], self.y[samples]
+        if name == "proxy":
+            return with_intercept(rows, coef, constant)
         if name in LINEAR_CANDIDATES:
-            main = self.main[indices]
+            main = self.main[samples]
             columns, beta, intercept = fit_linear(key, main, y)
-            if name != "linear":
+            if unshrunk and name != "linear":
                 beta, intercept = relaxed(main[:, columns], y)
             return with_intercept(self.singles[columns], beta, intercept)
-        params = self.est.lightgbm_params(depth, rate, self.seed)
-        proxy = lgb.train(params, lgb.Dataset(x, y, params=params), num_boost_round=n_trees)
-        rows, coef, constant = ranked_terms(proxy)
-        if name == "proxy" or len(rows) == 0:
-            return with_intercept(rows, coef, constant)
         if name == "lasso":
             pool = rows[:_LASSO_POOL]
-            features = fourier_features(masks, pool)
-            beta, intercept = lasso_fit(features, y, lasso_alphas(features, y)[key[1]])
+            x = fourier_features(masks, pool)
+            beta, intercept = lasso_fit(x, y, lasso_alphas(x, y)[key[1]])
             used = beta != 0
-            return with_intercept(pool[used], *relaxed(features[:, used], y))
+            if unshrunk:
+                return with_intercept(pool[used], *relaxed(x[:, used], y))
+            return with_intercept(pool[used], beta[used], intercept)
+        # A ridge refit of the K largest, capped as in the folds (half a fold's training rows).
         n_train = len(y) * (self.est.n_folds - 1) // self.est.n_folds
         k = self._support_sizes(coef, n_train)[key]
         fit = ridge_gcv(fourier_features(masks, rows[:k]), y)
-        return with_intercept(rows[:k], fit.coef, fit.intercept)
-
-    def _final(self, name: Hashable, key: Hashable, rows: np.ndarray, coef: np.ndarray) -> _Terms:
-        """Refit the chosen candidate on every sample."""
-        y, n = self.y, len(self.y)
-        if name == "proxy":
-            # The mean of the fold proxies: their mean constant and mean terms.
-            return with_intercept(rows, coef, self.constant)
-        if name in LINEAR_CANDIDATES:
-            columns, beta, intercept = fit_linear(key, self.main, y)
-            return with_intercept(self.singles[columns], beta, intercept)
-        if name == "lasso":
-            pool = rows[:_LASSO_POOL]
-            x = fourier_features(self.masks, pool)
-            beta, intercept = lasso_fit(x, y, lasso_alphas(x, y)[key[1]])
-            used = beta != 0
-            return with_intercept(pool[used], beta[used], intercept)
-        # A ridge refit of the K largest, capped as in the folds (half a fold's training rows).
-        n_train = n * (self.est.n_folds - 1) // self.est.n_folds
-        k = self._support_sizes(coef, n_train)[key]
-        fit = ridge_gcv(fourier_features(self.masks, rows[:k]), y)
         return with_intercept(rows[:k], fit.coef, fit.intercept)
 
 

@@ -271,9 +271,20 @@ class SPEX(InteractionEstimator):
         lasso candidates still drop or keep terms per resample).
         """
 
+        # The features of every sample, computed once: a resample takes their rows.
+        peeled = fourier_features(masks, support)
+        main = fourier_features(masks, singletons(masks.shape[1]))
+
         def refit(indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            x, target = masks[indices], y[indices]
-            rows, coef = self._fit_candidate(x, target, support, key, unshrunk=True)
+            rows, coef = self._fit_candidate(
+                masks[indices],
+                peeled[indices],
+                main[indices],
+                y[indices],
+                support,
+                key,
+                unshrunk=True,
+            )
             return rows, coef * scale
 
         return refit
@@ -312,11 +323,13 @@ class SPEX(InteractionEstimator):
             score_linear(errors, main, y, train, test)
         name, key = errors.best(tie_tolerance(y))  # near-equal errors: the first candidate
         info = {"refit": name, "cv_r2": _r2(errors.sse[key], spread)}
-        return (*self._fit_candidate(masks, y, support, key), info, key)
+        return (*self._fit_candidate(masks, peeled, main, y, support, key), info, key)
 
     def _fit_candidate(
         self,
         masks: np.ndarray,
+        peeled: np.ndarray,
+        main: np.ndarray,
         y: np.ndarray,
         support: np.ndarray,
         key: Hashable,
@@ -325,16 +338,16 @@ class SPEX(InteractionEstimator):
     ) -> tuple[np.ndarray, np.ndarray]:
         """Fit the refit candidate ``key`` on the decoded ``support`` (non-empty sets).
 
-        ``unshrunk``: refit a lasso's selection without its penalty
-        (:func:`~.sparse_fit.relaxed`), as the bootstrap resamples do.
+        ``peeled`` and ``main`` are the ``±1`` features of the support and of
+        every main effect on ``masks``. ``unshrunk``: refit a lasso's selection
+        without its penalty (:func:`~.sparse_fit.relaxed`), as the bootstrap
+        resamples do.
         """
         if key == "support+main":
             return self._refit_with_main(masks, y, support)[:2]
-        peeled = fourier_features(masks, support)
         if key == "support":
             fit = ridge_gcv(peeled, y)
             return with_intercept(support, fit.coef, fit.intercept)
-        main = fourier_features(masks, singletons(masks.shape[1]))
         singles = singletons(masks.shape[1], support.shape[1])
         if key in LINEAR_CANDIDATES or (isinstance(key, tuple) and key[0] in LINEAR_CANDIDATES):
             columns, beta, intercept = fit_linear(key, main, y)
