@@ -197,6 +197,29 @@ def test_tree_depth_is_chosen_by_validation_unless_given():
     ) in several.proxy_configs()
 
 
+def test_screening_on_every_fold_picks_the_best_cross_validated_depth():
+    # Ground truth: each depth run alone is cross-validated on every fold, and its
+    # cv_r2 is that of its best candidate. Screening the depths on all five folds
+    # must pick the one whose cv_r2 is highest; on two folds, one of them.
+    game = hierarchical_game(60, n_terms=40, max_order=4, random_state=6)
+    options = {"max_order": 4, "uncertainty": False, "random_state": 3}
+    alone = {
+        d: psx.ProxySPEX(max_depth=d, **options).explain(game, n_features=60, budget=400)
+        for d in (2, 3, 4)
+    }
+    best = max(inter.metadata["cv_r2"] for inter in alone.values())
+    assert min(inter.metadata["cv_r2"] for inter in alone.values()) < best - 0.01  # not a tie
+    full = psx.ProxySPEX(max_depth=(2, 3, 4), screen_folds=5, **options)
+    inter = full.explain(game, n_features=60, budget=400)
+    assert inter.metadata["cv_r2"] == pytest.approx(best, abs=1e-9)
+    assert alone[inter.metadata["tree_depth"]].metadata["cv_r2"] == pytest.approx(best, abs=1e-9)
+    two = psx.ProxySPEX(max_depth=(2, 3, 4), screen_folds=2, **options)
+    assert two.explain(game, n_features=60, budget=400).metadata["tree_depth"] in alone
+    for bad in (0, 6, 2.5, "2"):
+        with pytest.raises((ValueError, TypeError), match="screen_folds"):
+            psx.ProxySPEX(screen_folds=bad)
+
+
 @pytest.mark.parametrize("estimator", [psx.ProxySPEX, psx.SPEX], ids=["proxyspex", "spex"])
 def test_cross_validated_fits_leave_numpys_global_generator_alone(estimator):
     # scikit-learn's coordinate descent seeds itself from numpy's global generator

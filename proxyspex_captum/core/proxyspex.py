@@ -4,7 +4,7 @@
 2. Split the samples into ``n_folds`` folds. On each, fit a LightGBM proxy on
    the other folds with early stopping on the held-out one (the number of
    trees is chosen by validation); the tree depth and learning rate are chosen
-   among a few candidates on the first fold, and only the winner runs on the rest.
+   among a few candidates on the first two folds, and only the winner runs on the rest.
 3. Read the exact Fourier transform off the trees (:mod:`.tree_fourier`).
 4. Score, on the same held-out folds, every way of turning the proxy into a
    sparse model: the proxy as it is; a ridge refit of its ``K`` largest terms
@@ -66,8 +66,15 @@ __all__ = ["ProxySPEX"]
 _SUPPORT_SIZES = (25, 50, 100, 200, 400, 800)
 # The lasso over the proxy's terms sees this many of the largest.
 _LASSO_POOL = 500
-#: Tree depths the first fold chooses among when ``max_depth`` is None (capped by max_order).
+#: Tree depths the first folds choose among when ``max_depth`` is None (capped by max_order).
 DEPTHS = (2, 3, 5)
+# Folds on which every proxy configuration is scored before the best runs on the rest.
+# One fold's held-out rows (a fifth of 250-1,000 calls) chose the depth by noise. On
+# the 22 tuning cells with fewest calls per feature, two folds against one: +0.004 R²
+# on average, better by up to 0.057 on 4 cells and worse on 1 (a noisy game, -0.036),
+# for 14 % more time; all five folds: +0.001, 2 better and 3 worse, 53 % more time
+# (the screen_folds columns of benchmarks/results/faithfulness_tuning.md).
+SCREEN_FOLDS = 2
 # Learning rates tried when none is given.
 _LEARNING_RATES = (0.1,)
 # A leaf at depth d adds 2**d Fourier terms, so reading the transform off the trees
@@ -89,12 +96,12 @@ class ProxySPEX(InteractionEstimator):
         max_order: Largest interaction order (bounds the proxy's tree depth).
         max_depth: Depth of the proxy's trees, at most ``max_order`` and 8,
             or several depths (at most 8, each capped by ``max_order``) to
-            choose among on the first fold; ``None``: the best of
+            choose among on the first two folds; ``None``: the best of
             :data:`DEPTHS`, capped likewise. A tree
             of depth ``d`` carries interactions of order ``d`` at most, and
             reading its Fourier transform costs ``2**d`` terms per leaf.
         learning_rate: LightGBM learning rate, or several to choose among on
-            the first fold (with the depths); ``None``: 0.1.
+            the first two folds (with the depths); ``None``: 0.1.
         refit: How the proxy becomes the result: ``"auto"`` (default) picks
             the candidate with the least cross-validated error among the
             proxy itself, a ridge refit of its largest terms, a lasso over
@@ -103,6 +110,9 @@ class ProxySPEX(InteractionEstimator):
         energy: The ridge refit also considers the fewest largest terms that
             carry this share of the proxy's non-constant Fourier energy.
         n_folds: Folds of the cross-validation (at least 2).
+        screen_folds: Folds on which every candidate depth and learning rate
+            is scored before only the best runs on the others (1 to
+            ``n_folds``; ``n_folds``: full cross-validation of each).
         max_trees: Most boosting rounds; early stopping usually ends far sooner.
         min_child_samples: LightGBM's smallest leaf.
         early_stopping_rounds: Rounds without validation improvement before stopping.
@@ -158,6 +168,7 @@ class ProxySPEX(InteractionEstimator):
         refit: str = "auto",
         energy: float = 0.95,
         n_folds: int = 5,
+        screen_folds: int = SCREEN_FOLDS,
         max_trees: int = 2000,
         min_child_samples: int = 5,
         early_stopping_rounds: int = 20,
@@ -194,6 +205,7 @@ class ProxySPEX(InteractionEstimator):
         self.refit = refit
         self.energy = check_real("energy", energy, 0.0, 1.0, low_open=True)
         self.n_folds = check_int("n_folds", n_folds, 2, 20)
+        self.screen_folds = check_int("screen_folds", screen_folds, 1, self.n_folds)
         self.max_trees = check_int("max_trees", max_trees, 1)
         self.min_child_samples = check_int("min_child_samples", min_child_samples, 1)
         self.early_stopping_rounds = check_int("early_stopping_rounds", early_stopping_rounds, 1)
@@ -242,7 +254,7 @@ class ProxySPEX(InteractionEstimator):
 
     # ------------------------------------------------------------------ proxy
     def proxy_configs(self) -> list[tuple[int, float]]:
-        """The ``(tree depth, learning rate)`` pairs the first fold chooses among."""
+        """The ``(tree depth, learning rate)`` pairs the first folds choose among."""
         depths = DEPTHS if self.max_depth is None else np.atleast_1d(self.max_depth).tolist()
         rates = _LEARNING_RATES if self.learning_rate is None else self.learning_rate
         rates = np.atleast_1d(rates).tolist()
@@ -383,22 +395,22 @@ class _Fit:
 
     def run(self) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         configs = self.est.proxy_configs()
-        first = self.folds[0]
+        screen = self.folds[: self.est.screen_folds if len(configs) > 1 else 0]
         # Folds are independent: they run on a pool of threads (LightGBM, BLAS and
         # the lasso release the GIL), each fit single-threaded, and their errors are
         # summed in fold order, so the result does not depend on the number of workers.
         with ThreadPoolExecutor(self.est.n_workers()) as pool:
-            # Successive halving: every proxy configuration on the first fold, the
+            # Successive halving: every proxy configuration on the first folds, the
             # best on the rest; the linear candidates need no proxy and start at once.
-            trial_jobs = [pool.submit(self._fold, config, *first) for config in configs]
+            trial_jobs = [[pool.submit(self._fold, c, *f) for f in screen] for c in configs]
             linear_jobs = [pool.submit(self._linear, *f) for f in self.folds if self.use["linear"]]
-            trials = [job.result() for job in trial_jobs]
-            scores = [min(errors.sse.values(), default=np.inf) for errors, _, _ in trials]
+            trials = [[job.result() for job in jobs] for jobs in trial_jobs]
+            scores = [_least_error([errors for errors, _, _ in folds]) for folds in trials]
             # Near-equal errors are ties, won by the first (shallower) configuration.
             chosen = next(i for i, s in enumerate(scores) if s <= min(scores) + self.tolerance)
             config = configs[chosen]
-            rest_jobs = [pool.submit(self._fold, config, *f) for f in self.folds[1:]]
-            folds = [trials[chosen]] + [job.result() for job in rest_jobs]
+            rest_jobs = [pool.submit(self._fold, config, *f) for f in self.folds[len(screen) :]]
+            folds = trials[chosen] + [job.result() for job in rest_jobs]
             linear = [job.result() for job in linear_jobs]
         for errors in [f[0] for f in folds] + linear:
             self.errors.merge(errors)
@@ -485,6 +497,14 @@ class _Fit:
         k = self._support_sizes(coef, n_train)[key]
         fit = ridge_gcv(fourier_features(masks, rows[:k]), y)
         return with_intercept(rows[:k], fit.coef, fit.intercept)
+
+
+def _least_error(fold_errors: list[CVErrors]) -> float:
+    """The least error, summed over the given folds, of any candidate scored on all of them."""
+    total = CVErrors()
+    for errors in fold_errors:
+        total.merge(errors)
+    return total.least()
 
 
 def ranked_terms(model: Any) -> tuple[np.ndarray, np.ndarray, float]:

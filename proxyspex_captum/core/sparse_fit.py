@@ -241,12 +241,19 @@ class CVErrors:
         candidate added first: on a noiseless function several candidates reach
         errors near 1e-30, and rounding must not decide among them.
         """
-        most = max(self.folds.values())
-        complete = [k for k in self.sse if self.folds[k] == most]
+        complete = self._complete()
         least = min(self.sse[k] for k in complete)
         key = next(k for k in complete if self.sse[k] <= least + tolerance)
         name = key[0] if isinstance(key, tuple) else key
         return name, key
+
+    def least(self) -> float:
+        """The least error of the candidates seen on every fold (``inf`` when none was scored)."""
+        return min((self.sse[k] for k in self._complete()), default=np.inf)
+
+    def _complete(self) -> list[Hashable]:
+        most = max(self.folds.values(), default=0)
+        return [k for k in self.sse if self.folds[k] == most]
 
 
 def tie_tolerance(y: np.ndarray) -> float:
