@@ -7,7 +7,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from proxyspex_captum import Interactions
-from proxyspex_captum.core.subsets import pad_sets, set_sizes, spread_to_subsets, superset_sums
+from proxyspex_captum.core.subsets import (
+    and_features,
+    fourier_features,
+    mobius_to_fourier,
+    pad_sets,
+    set_sizes,
+    spread_to_subsets,
+    superset_sums,
+)
 
 
 def random_mobius(n, density, seed, max_order=None):
@@ -122,6 +130,23 @@ def test_predict_agrees_in_both_bases(mobius, code):
     mask = np.array([(code >> i) & 1 for i in range(12)], dtype=bool)
     direct = sum(v for s, v in mobius.items() if all(mask[i] for i in s))
     assert inter.predict(mask) == pytest.approx(direct, abs=1e-8)
+
+
+@settings(max_examples=40, deadline=None)
+@given(sparse_functions, st.lists(st.integers(0, 2**12 - 1), min_size=1, max_size=8))
+def test_unanimity_features_and_their_fourier_coefficients(mobius, codes):
+    # The Möbius lasso's two pieces: its columns 1[S ⊆ m] and the Fourier
+    # coefficients its result is stored as, both against the definition.
+    masks = np.array([[(code >> i) & 1 for i in range(12)] for code in codes], dtype=bool)
+    sets = list(mobius)
+    rows = pad_sets(sets, width=4)
+    columns = and_features(masks, rows)
+    direct = np.array([[all(mask[i] for i in s) for s in sets] for mask in masks], dtype=float)
+    assert np.array_equal(columns.reshape(direct.shape), direct)
+    values = np.array([mobius[s] for s in sets])
+    f_rows, f_values = mobius_to_fourier(rows, values)
+    via_fourier = fourier_features(masks, f_rows) @ f_values if len(f_rows) else 0.0
+    assert np.allclose(via_fourier, direct @ values if sets else 0.0, atol=1e-8)
 
 
 def test_dense_conversions_match_brute_force():

@@ -273,3 +273,55 @@ def test_keep_probability_concentrates_calls_and_still_recovers_a_planted_game()
     )
     with pytest.raises(ValueError, match="keep_probability"):
         psx.ProxySPEX(keep_probability=1.0)
+
+
+def _unanimity_game(masks):
+    m = np.asarray(masks, dtype=bool)
+    return (
+        3.0 * m[:, [0, 1, 2, 3]].all(axis=1)
+        + 2.0 * m[:, [4, 5, 6]].all(axis=1)
+        - 1.5 * m[:, [7, 8]].all(axis=1)
+        + 1.0 * m[:, 9]
+    )
+
+
+def _noisy_unanimity_game(seed):
+    rng = np.random.default_rng(seed)
+    return lambda masks: _unanimity_game(masks) + 0.1 * rng.standard_normal(len(masks))
+
+
+PLANTED_UNANIMITY = {(0, 1, 2, 3): 3.0, (4, 5, 6): 2.0, (7, 8): -1.5, (9,): 1.0}
+
+
+def test_mobius_lasso_recovers_a_sum_of_unanimity_games():
+    # Each unanimity term is one Möbius column but 2^|S| Fourier ones: with noise,
+    # the lasso in the Möbius basis keeps exactly the four planted terms, and the
+    # cross-validation prefers it to the lasso in the Fourier basis, which keeps more.
+    options = {"max_order": 4, "random_state": 0, "uncertainty": False, "refit": "lasso"}
+    test = np.random.default_rng(9).random((2000, 40)) < 0.5
+    results = {}
+    for bases in (("fourier", "mobius"), "fourier"):
+        estimator = psx.ProxySPEX(lasso_bases=bases, **options)
+        inter = estimator.explain(_noisy_unanimity_game(3), n_features=40, budget=400)
+        r2 = psx.metrics.r2_score(_unanimity_game(test), inter.predict(test))
+        found = {s: v for s, v in inter.mobius.items() if abs(v) > 0.05 and s}
+        results[estimator.lasso_bases] = (inter.metadata["refit"], r2, found)
+    refit, r2, found = results[("fourier", "mobius")]
+    assert refit == "lasso-mobius" and r2 > 0.998
+    assert found == pytest.approx(PLANTED_UNANIMITY, abs=0.15)
+    refit, fourier_r2, fourier_found = results[("fourier",)]
+    assert refit == "lasso" and fourier_r2 < r2 and len(fourier_found) > len(found)
+    for bad in ((), "walsh", ("fourier", "and")):
+        with pytest.raises(ValueError, match="lasso_bases"):
+            psx.ProxySPEX(lasso_bases=bad)
+
+
+def test_mobius_lasso_resamples_give_intervals():
+    # The bootstrap refits the same candidate (unshrunk) on each resample.
+    estimator = psx.ProxySPEX(max_order=4, random_state=1, refit="lasso", lasso_bases="mobius")
+    inter = estimator.explain(_noisy_unanimity_game(4), n_features=30, budget=800)
+    assert inter.metadata["refit"] == "lasso-mobius" and inter.has_uncertainty
+    bounds = inter.intervals(0.99, index="mobius")
+    for s, value in PLANTED_UNANIMITY.items():
+        low, high = bounds[s]
+        assert low - 0.05 <= value <= high + 0.05 and high - low < 0.5

@@ -32,6 +32,7 @@ from .subsets import (
     ExpansionTooLarge,
     aggregate,
     fourier_features,
+    mobius_to_fourier,
     pad_sets,
     set_sizes,
     superset_sums,
@@ -415,11 +416,8 @@ class Interactions:
                 "to Interactions(fourier, ..., resamples=...)."
             )
         rows, values = _as_rows_and_values(mobius)
-        # F(S) = (−1)^{|S|} Σ_{T ⊇ S} a(T) / 2^{|T|}
-        sizes = np.arange(rows.shape[1] + 1)
-        weights = (-1.0) ** sizes[None, :] / 2.0 ** sizes[:, None]
         try:
-            f_rows, f_vals = superset_sums(rows, values, weights, max_sets=MAX_EXPANSION_SETS)
+            f_rows, f_vals = mobius_to_fourier(rows, values, max_sets=MAX_EXPANSION_SETS)
         except ExpansionTooLarge as err:
             raise ExpansionTooLarge(
                 f"These Möbius coefficients have too large a Fourier expansion to store: {err} "

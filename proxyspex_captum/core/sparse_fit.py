@@ -90,16 +90,18 @@ def fold_indices(
         yield np.flatnonzero(fold_of != fold), np.flatnonzero(fold_of == fold)
 
 
-def lasso_alphas(x: np.ndarray, y: np.ndarray, n_alphas: int = N_ALPHAS) -> np.ndarray:
+def lasso_alphas(
+    x: np.ndarray, y: np.ndarray, n_alphas: int = N_ALPHAS, ratio: float = ALPHA_RATIO
+) -> np.ndarray:
     """A decreasing log grid of lasso penalties for ``(x, y)`` (sklearn's scale).
 
     The largest, ``max |x_cᵀ y_c| / N``, is the smallest penalty at which every
-    coefficient is zero; the grid spans ``ALPHA_RATIO`` of it.
+    coefficient is zero; the grid spans ``ratio`` of it.
     """
     xc = x - x.mean(axis=0)
     top = float(np.max(np.abs(xc.T @ (y - y.mean())), initial=0.0)) / max(len(y), 1)
     top = max(top, 1e-300)
-    return top * np.logspace(0.0, np.log10(ALPHA_RATIO), n_alphas)
+    return top * np.logspace(0.0, np.log10(ratio), n_alphas)
 
 
 def _lasso_coefs(x: np.ndarray, y: np.ndarray, alphas: np.ndarray) -> np.ndarray:

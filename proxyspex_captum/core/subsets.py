@@ -326,6 +326,48 @@ def superset_sums(
     return out_rows[order], out_vals[order]
 
 
+def mobius_to_fourier(
+    rows: np.ndarray, values: np.ndarray, *, max_sets: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fourier coefficients of the Möbius coefficients ``values`` of the sets ``rows``.
+
+    ``F(S) = (−1)^{|S|} Σ_{T ⊇ S} a(T) / 2^{|T|}``; ``max_sets`` as in :func:`superset_sums`.
+
+    Examples:
+        >>> rows, values = mobius_to_fourier(pad_sets([(0, 1)]), np.array([4.0]))
+        >>> unpad_sets(rows), values.tolist()  # 4·m0·m1 = 1 − χ0 − χ1 + χ0χ1
+        ([(), (0,), (0, 1), (1,)], [1.0, -1.0, 1.0, -1.0])
+    """
+    sizes = np.arange(np.shape(rows)[1] + 1)
+    weights = (-1.0) ** sizes[None, :] / 2.0 ** sizes[:, None]
+    return superset_sums(rows, values, weights, max_sets=max_sets)
+
+
+def and_features(masks: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Möbius (unanimity) basis ``1[S ⊆ m]`` of each set (column) at each mask (row).
+
+    Args:
+        masks: ``(k, n)`` boolean masks.
+        rows: ``(m, w)`` padded sets.
+
+    Returns:
+        A dense ``(k, m)`` array of 0.0 and 1.0 (the empty set: all ones).
+
+    Examples:
+        >>> and_features(np.array([[1, 1, 0], [1, 0, 1]], bool), pad_sets([(), (0, 1), (2,)]))
+        array([[1., 1., 0.],
+               [1., 0., 1.]])
+    """
+    masks = np.asarray(masks, dtype=bool)
+    inside = np.ones((masks.shape[0], rows.shape[0]), dtype=bool)
+    # One AND per position in the sets (w <= the interaction order), never over all n.
+    for j in range(rows.shape[1]):
+        column = rows[:, j]
+        present = column != PAD
+        inside[:, present] &= masks[:, column[present]]
+    return inside.astype(float)
+
+
 def fourier_features(masks: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Fourier basis ``(−1)^{|S ∩ m|}`` of each set (column) at each mask (row).
 
