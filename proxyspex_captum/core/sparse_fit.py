@@ -1,7 +1,8 @@
 """Sparse linear fits over Fourier features, and their cross-validated errors.
 
 Both estimators end with a linear model over a few Fourier features
-``(−1)^{|S ∩ m|}``: which features, and how strongly to shrink them, is
+``(−1)^{|S ∩ m|}`` (or, for one ProxySPEX candidate, Möbius features
+``1[S ⊆ m]`` converted back to Fourier): which features, and how strongly to shrink them, is
 chosen by cross-validated error on the calls already made (no extra model
 calls). This module holds the pieces shared by those choices:
 
