@@ -507,8 +507,7 @@ class _Fit:
         params = self.est.lightgbm_params(depth, rate, self.seed)
         train_set = lgb.Dataset(self.x[indices], self.y[indices], params=params)
         rows, coef, constant = ranked_terms(lgb.train(params, train_set, num_boost_round=n_trees))
-        if len(rows) == 0:  # no split: the constant
-            return with_intercept(rows, coef, constant)
+        # A proxy without a split gives the constant, whatever the candidate (_candidate).
         return self._candidate(name, key, rows, coef, constant, indices, unshrunk=True)
 
     def _final(self, name: Hashable, key: Hashable, rows: np.ndarray, coef: np.ndarray) -> _Terms:
