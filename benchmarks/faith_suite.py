@@ -295,6 +295,20 @@ def _tuning() -> list[Cell]:
     cells += _cells(g("soum", 128, 410, basis=30, max_size=4), (500, 4))
     cells += _cells(g("soum", 1000, 411, basis=45, max_size=5), (1000, 5))
     cells += _cells(g("hierarchical-noisy", 512, 412, terms=85, degree=4, decay=0.8), (500, 4))
+    # n = 512 at 500 calls, the shape of the last report cell behind shapiq (third
+    # batch, seeds 6xx, added 2026-12-05 before any was run).
+    for seed, terms, degree, decay in (
+        (601, 95, 4, 0.6),
+        (602, 95, 4, 0.8),
+        (603, 100, 4, 0.6),
+        (604, 80, 4, 0.8),
+        (605, 100, 3, 0.8),
+        (606, 95, 3, 0.6),
+        (607, 80, 4, 0.6),
+        (608, 100, 4, 0.8),
+    ):
+        game = g("hierarchical", 512, seed, terms=terms, degree=degree, decay=decay)
+        cells += _cells(game, (500, 4))
     return cells
 
 
