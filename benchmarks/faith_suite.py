@@ -227,7 +227,7 @@ class Cell:
 # --------------------------------------------------------------------------- designs
 #
 # Two disjoint designs (and report2: the report's structures on seeds 5xx, see
-# _report2). They differ in the seeds (tuning 1xx, 3xx and 4xx; report 2xx) and in
+# _report2). They differ in the seeds (tuning 1xx, 3xx, 4xx, 6xx; report 2xx) and in
 # the structure parameters, so a setting tuned on one cannot have been fitted to
 # the other's games (terms: requested Möbius terms; hierarchical supports are
 # closed under subsets, so they come out at or a few above it):
