@@ -1,13 +1,14 @@
 """Groundwork for an ``auto`` estimator (issue 18): does half the budget tell which method wins?
 
-SPEX wins where interactions are parity-like (Fourier-sparse games), ProxySPEX
-where they are hierarchical. An estimator that chooses for the user has to
-tell the two apart from calls already made. This probe asks whether the
+On the report sets SPEX beat ProxySPEX only on parity-like (Fourier-sparse)
+games, and ProxySPEX led on hierarchical and SOUM ones. An estimator that
+chooses for the user has to tell the two apart from calls already made. This probe asks whether the
 cross-validated R² each method reports (``metadata["cv_r2"]``, no extra model
 calls) at *half* the budget predicts which method is better at the *whole*
 budget, on the tuning cells of ``bench_faithfulness.py`` (never on a report
-set): every parity cell, twelve other cells with at least 1,000 calls, and
-eight with fewer.
+set): every parity cell, the first twelve other cells with at least 1,000
+calls, and the first eight with fewer (where SPEX cannot run at B/2, which
+is part of the answer).
 
 For each cell it runs ProxySPEX and SPEX at B/2 (their ``cv_r2`` and R²) and
 at B (R² on the cell's 1,000 held-out masks against the noiseless game), and
@@ -27,6 +28,7 @@ import warnings
 from pathlib import Path
 
 import faith_suite as fs
+from bench_faithfulness import versions
 
 import proxyspex_captum as psx
 
@@ -43,16 +45,22 @@ def cells() -> list[fs.Cell]:
 
 
 def run(estimator: type, prepared: fs.Prepared, budget: int) -> tuple[float, float] | None:
-    """``(cv_r2, held-out R²)`` of one estimator at ``budget``; None if it cannot run there."""
+    """``(cv_r2, held-out R²)`` of one estimator at ``budget``; None below its smallest budget."""
     cell = prepared.cell
     options = {"uncertainty": False} if estimator is psx.ProxySPEX else {}
-    try:
-        inter = estimator(
-            max_order=cell.max_order, random_state=cell.game.method_seed, **options
-        ).explain(prepared.game, n_features=cell.game.n, budget=budget)
-    except ValueError:  # a budget below the method's minimum
+    method = estimator(max_order=cell.max_order, random_state=cell.game.method_seed, **options)
+    if budget < method.min_budget(cell.game.n):
         return None
+    # A fresh game for every run: a noisy game's noise restarts, as in bench_faithfulness.py.
+    inter = method.explain(cell.game.build(), n_features=cell.game.n, budget=budget)
     return inter.metadata["cv_r2"], fs.r2(inter.predict(prepared.masks), prepared.truth)
+
+
+def show(pair: tuple[float, float] | None, *, with_cv: bool = True) -> str:
+    """A table entry: ``cv_r2 (R²)``, or the R² alone; ``skip`` when the method could not run."""
+    if pair is None:
+        return "skip"
+    return f"{pair[0]:.3f} ({pair[1]:.3f})" if with_cv else f"{pair[1]:.3f}"
 
 
 def main() -> None:
@@ -76,22 +84,16 @@ def main() -> None:
             chosen, other = (s_full[1], p_full[1]) if spex else (p_full[1], s_full[1])
             loss = f"{max(other - chosen, 0.0):.3f}"
             judged += 1
-            right += chosen >= other - 0.005
-
-        def show(pair: tuple[float, float] | None, both: bool = True) -> str:
-            if pair is None:
-                return "skip"
-            return f"{pair[0]:.3f} ({pair[1]:.3f})" if both else f"{pair[1]:.3f}"
-
+            right += int(chosen >= other - 0.005)
         row = (
-            f"| {cell.key} | {show(p_half)} | {show(s_half)} | {show(p_full, False)} "
-            f"| {show(s_full, False)} | {pick} | {loss} |"
+            f"| {cell.key} | {show(p_half)} | {show(s_half)} | {show(p_full, with_cv=False)} "
+            f"| {show(s_full, with_cv=False)} | {pick} | {loss} |"
         )
         lines.append(row)
         print(row, flush=True)
     text = (
         "# Does half the budget tell which method wins? (tuning set, issue 18)\n\n"
-        f"`python benchmarks/probe_auto_signal.py` on {platform.machine()}. "
+        f"`python benchmarks/probe_auto_signal.py` on {platform.machine()}; {versions()}. "
         "cv_r2: the method's own cross-validated R² on the calls it made; R²: on the "
         "cell's 1,000 held-out masks against the noiseless game. Rule: the method with "
         "the higher cv_r2 at B/2. skip: below the method's smallest budget.\n\n"
