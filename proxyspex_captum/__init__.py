@@ -18,6 +18,7 @@ from . import baselines, examples, executors, games, metrics, models
 from .core import (
     INDICES,
     SPEX,
+    AutoSPEX,
     ExpansionTooLarge,
     Interactions,
     PoorFitWarning,
@@ -31,6 +32,7 @@ __version__ = "0.1.0"
 # The Captum and SHAP adapters import torch, Captum or SHAP (seconds), so they
 # load on first use: `import proxyspex_captum` stays as light as the core.
 _LAZY = {
+    "AutoSPEXAttribution": "attr",
     "ProxySPEXAttribution": "attr",
     "SPEXAttribution": "attr",
     "LLMAttribution": "attr",
@@ -38,6 +40,7 @@ _LAZY = {
     "RemoteLLMAttribution": "attr",
     "ProxySPEXHeadAttribution": "attr",
     "SPEXHeadAttribution": "attr",
+    "AutoSPEXExplainer": "explainers",
     "ProxySPEXExplainer": "explainers",
     "SPEXExplainer": "explainers",
     "InteractionExplanation": "explainers",
@@ -47,6 +50,7 @@ _LAZY = {
 
 __all__ = [
     "INDICES",
+    "AutoSPEX",
     "SPEX",
     "ExpansionTooLarge",
     "Interactions",

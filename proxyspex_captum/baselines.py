@@ -1,6 +1,7 @@
 """The explainers :func:`~proxyspex_captum.metrics.compare` and the command line run, by name.
 
-ProxySPEX and SPEX give their interactions; the marginal methods give their
+ProxySPEX, SPEX and AutoSPEX (``auto``: whichever of the two fits better) give
+their interactions; the marginal methods give their
 linear model as a surrogate (``v(∅) + Σ φ_i m_i``), so every method is scored
 the same way (R² on held-out masks):
 
@@ -16,7 +17,7 @@ afterwards, so running a method leaves every global RNG as it was.
 Examples:
     >>> from proxyspex_captum import baselines
     >>> baselines.METHODS
-    ('proxyspex', 'spex', 'lime', 'kernelshap', 'shapley_sampling', 'banzhaf')
+    ('proxyspex', 'spex', 'auto', 'lime', 'kernelshap', 'shapley_sampling', 'banzhaf')
     >>> def model(m):
     ...     return 1.0 + 2.0 * m[:, 0] - m[:, 2]
     >>> surrogate, note = baselines.run_method("banzhaf", model, 3, budget=16)
@@ -31,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from .core.auto import AutoSPEX
 from .core.checks import check_int
 from .core.interactions import Interactions
 from .core.proxyspex import ProxySPEX
@@ -42,11 +44,11 @@ __all__ = ["LINEAR_METHODS", "METHODS", "min_budget", "run_method"]
 
 #: Every method :func:`run_method` knows, in :func:`~proxyspex_captum.metrics.compare`'s
 #: default order (the command line's ``--method`` choices too).
-METHODS = ("proxyspex", "spex", "lime", "kernelshap", "shapley_sampling", "banzhaf")
+METHODS = ("proxyspex", "spex", "auto", "lime", "kernelshap", "shapley_sampling", "banzhaf")
 #: The methods whose surrogate is linear (first order only).
 LINEAR_METHODS = ("lime", "kernelshap", "shapley_sampling", "banzhaf")
 
-_ESTIMATORS = {"proxyspex": ProxySPEX, "spex": SPEX}
+_ESTIMATORS = {"proxyspex": ProxySPEX, "spex": SPEX, "auto": AutoSPEX}
 
 #: ``(value function, n_features, budget, seed) -> (surrogate or None, note)``.
 Runner = Callable[[ValueFunction, int, int, int], "tuple[Interactions | None, str]"]
@@ -184,6 +186,7 @@ def _run_banzhaf(vf: ValueFunction, n: int, budget: int, seed: int):
 _RUNNERS: dict[str, Runner] = {
     "proxyspex": _run_ours(ProxySPEX),
     "spex": _run_ours(SPEX),
+    "auto": _run_ours(AutoSPEX),
     "lime": _run_captum("lime"),
     "kernelshap": _run_captum("kernelshap"),
     "shapley_sampling": _run_captum("shapley_sampling"),

@@ -30,7 +30,7 @@ import numpy as np
 
 from . import api
 from .baselines import METHODS, min_budget, run_method
-from .core import SPEX, Interactions, PoorFitWarning, ProxySPEX, ValueFunction
+from .core import SPEX, AutoSPEX, Interactions, PoorFitWarning, ProxySPEX, ValueFunction
 from .core.base import POOR_FIT_R2
 from .core.cache import MaskStore
 from .examples import NEGATION_REVIEW
@@ -250,6 +250,8 @@ def _estimator(args: argparse.Namespace) -> Any:
         return SPEX(**options)
     if args.method == "proxyspex":
         return ProxySPEX(**options)
+    if args.method == "auto":
+        return AutoSPEX(**options)
     return None
 
 
@@ -268,7 +270,9 @@ def _check_request(args: argparse.Namespace, units: list[str]) -> None:
         except ValueError as err:
             raise CLIError(f"{err} (The text has {n} {args.unit}s.)") from err
     elif args.max_order is not None:
-        raise CLIError(f"--max-order applies to proxyspex and spex; {args.method} is linear.")
+        raise CLIError(
+            f"--max-order applies to proxyspex, spex and auto; {args.method} is linear."
+        )
     elif args.budget < min_budget(args.method, n):
         raise CLIError(
             f"{args.method} fits one weight per {args.unit} plus an intercept: it needs a budget "

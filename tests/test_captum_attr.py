@@ -22,7 +22,7 @@ from captum.testing.helpers.basic_models import (
 
 import proxyspex_captum as psx
 
-METHODS = [psx.ProxySPEXAttribution, psx.SPEXAttribution]
+METHODS = [psx.ProxySPEXAttribution, psx.SPEXAttribution, psx.AutoSPEXAttribution]
 # KernelShap, our shape reference, warns about every batch of several examples.
 pytestmark = pytest.mark.filterwarnings("ignore:You are providing multiple inputs:UserWarning")
 

@@ -273,7 +273,7 @@ def test_generated_answers_and_token_units(capsys, tmp_path):
     ("extra", "message"),
     [
         (["--max-order", "0"], "argument --max-order: must be at least 1"),
-        (["--method", "lime", "--max-order", "2"], "applies to proxyspex and spex"),
+        (["--method", "lime", "--max-order", "2"], "applies to proxyspex, spex and auto"),
     ],
 )
 def test_option_errors_are_reported_without_traceback(extra, message, capsys, monkeypatch):

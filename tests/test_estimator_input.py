@@ -13,7 +13,7 @@ import proxyspex_captum as psx
 from proxyspex_captum.core.sampling import uniform_masks
 from proxyspex_captum.games import PlantedGame, hierarchical_game
 
-ESTIMATORS = [psx.ProxySPEX, psx.SPEX]
+ESTIMATORS = [psx.ProxySPEX, psx.SPEX, psx.AutoSPEX]
 
 
 def never(masks):

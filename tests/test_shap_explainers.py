@@ -13,7 +13,7 @@ from sklearn.linear_model import LogisticRegression
 
 import proxyspex_captum as psx
 
-EXPLAINERS = [psx.ProxySPEXExplainer, psx.SPEXExplainer]
+EXPLAINERS = [psx.ProxySPEXExplainer, psx.SPEXExplainer, psx.AutoSPEXExplainer]
 
 
 class Counter:

@@ -1,12 +1,13 @@
-"""Captum adapters: our two methods, and LLM attribution for local and remote models.
+"""Captum adapters: our methods, and LLM attribution for local and remote models.
 
-Names follow Captum's, so a Captum user finds what they know: the two
+Names follow Captum's, so a Captum user finds what they know: the
 methods are ``captum.attr.PerturbationAttribution`` subclasses (over input
 features, and over a model's attention heads), and
 :class:`LLMAttribution` and :class:`RemoteLLMAttribution` are subclasses of
 Captum's that also accept them.
 """
 
+from .auto import AutoSPEXAttribution
 from .base import InteractionAttribution
 from .heads import HeadAttribution, ProxySPEXHeadAttribution, SPEXHeadAttribution
 from .llm import LLMAttribution, LLMInteractionAttributionResult
@@ -15,6 +16,7 @@ from .remote import ProviderScorer, RemoteLLMAttribution
 from .spex import SPEXAttribution
 
 __all__ = [
+    "AutoSPEXAttribution",
     "HeadAttribution",
     "InteractionAttribution",
     "LLMAttribution",

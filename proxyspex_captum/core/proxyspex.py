@@ -258,12 +258,23 @@ class ProxySPEX(InteractionEstimator):
         self, value_function: ValueFunction, n_features: int, budget: int, rng: np.random.Generator
     ) -> list[OutputFit]:
         masks = uniform_masks(n_features, budget, rng, keep_probability=self.keep_probability)
-        values = value_function(masks).reshape(len(masks), -1)
-        fits = [self._fit_output(masks, y, rng) for y in values.T]
+        fits = self.fit_samples(masks, value_function(masks), rng)
         if self.keep_probability != 0.5:
             for fit in fits:
                 fit.metadata["keep_probability"] = self.keep_probability
         return fits
+
+    def fit_samples(
+        self, masks: np.ndarray, values: np.ndarray, rng: np.random.Generator
+    ) -> list[OutputFit]:
+        """Fit every output on samples already paid for: distinct ``masks`` and their values.
+
+        :meth:`explain` calls it on uniformly random masks; other designs'
+        masks work too (:class:`~.auto.AutoSPEX` fits SPEX's coded ones).
+        ``values`` has one row per mask (and one column per output, if several).
+        """
+        values = np.asarray(values, dtype=float).reshape(len(masks), -1)
+        return [self._fit_output(masks, y, rng) for y in values.T]
 
     def _fit_output(self, masks: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> OutputFit:
         if np.all(y == y[0]):  # a constant model: nothing to fit (ptp could overflow)

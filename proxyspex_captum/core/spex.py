@@ -31,6 +31,7 @@ Chase candidates ranked by their correlation with the observations.
 from __future__ import annotations
 
 from collections.abc import Hashable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -60,7 +61,7 @@ from .uncertainty import DEFAULT_RESAMPLES, Refit
 from .value_function import ValueFunction, unique_masks
 from .walsh import fwht
 
-__all__ = ["SPEX"]
+__all__ = ["SPEX", "CodedDesign"]
 
 # Fewest bits b of a design (2**b bins a group), and the fewest worth keeping t for:
 # below 2**4 bins a lower t that buys more is taken (measured on planted games at
@@ -70,6 +71,23 @@ _PREFERRED_BITS = 4
 _MIN_DEGREE = 2
 # Folds of the refit's cross-validation.
 _N_FOLDS = 5
+
+
+@dataclass(frozen=True)
+class CodedDesign:
+    """The masks of one SPEX run (:meth:`SPEX.design`) and what decoding them needs."""
+
+    code: BCHCode
+    #: ``(C, n, b)`` subsampling matrices, one per group.
+    subsampling: np.ndarray
+    #: ``(C, P, 2**b)``: groups, delays and bins of the coded queries.
+    shape: tuple[int, int, int]
+    #: ``(N, n)`` distinct masks to query: the coded ones first, then uniform ones.
+    samples: np.ndarray
+    #: How many of ``samples`` are coded (the rest are uniform).
+    n_coded: int
+    #: Row of ``samples`` holding each coded query, in ``shape``'s order.
+    inverse: np.ndarray
 
 
 class SPEX(InteractionEstimator):
@@ -212,34 +230,55 @@ class SPEX(InteractionEstimator):
     def _explain(
         self, value_function: ValueFunction, n_features: int, budget: int, rng: np.random.Generator
     ) -> PerOutput:
+        design = self.design(n_features, budget, rng)
+        return self.fit_design(design, value_function(design.samples), rng)
+
+    def design(self, n_features: int, budget: int, rng: np.random.Generator) -> CodedDesign:
+        """The masks SPEX queries for ``budget`` calls: its coded design, then uniform ones.
+
+        Queries repeat across groups (at ``ℓ = 0`` the mask is the delay itself):
+        each distinct mask is one sample, and what the design leaves of the
+        budget goes to uniformly random masks for the refit.
+        """
         degree, b = self.choose_design(n_features, budget)
         code = BCHCode(n_features, degree)
         delays = np.vstack([np.zeros((1, n_features), bool), code.parity_matrix.T])
         subsampling, masks = coded_masks(n_features, b, delays, self.n_groups, rng)
         flat = masks.reshape(-1, n_features)
-        # Queries repeat across groups (at ℓ = 0 the mask is the delay itself): each
-        # distinct mask is sent once, and what the design leaves of the budget goes
-        # to uniform masks for the refit, in the same model call.
         _, distinct, inverse = unique_masks(flat)
         extra = _fresh_uniform_masks(n_features, budget - len(distinct), flat[distinct], rng)
-        samples = np.vstack([flat[distinct], extra])
-        sample_values = value_function(samples).reshape(len(samples), -1)
-        values = sample_values[inverse]  # the coded design's values, repeats included
+        return CodedDesign(
+            code=code,
+            subsampling=subsampling,
+            shape=masks.shape[:3],
+            samples=np.vstack([flat[distinct], extra]),
+            n_coded=len(distinct),
+            inverse=inverse,
+        )
+
+    def fit_design(
+        self, design: CodedDesign, sample_values: np.ndarray, rng: np.random.Generator
+    ) -> PerOutput:
+        """Decode and refit each output from the values of ``design.samples`` (one row each)."""
+        sample_values = np.asarray(sample_values, dtype=float)
+        sample_values = sample_values.reshape(len(design.samples), -1)
+        values = sample_values[design.inverse]  # the coded design's values, repeats included
+        samples, b = design.samples, design.subsampling.shape[2]
         out = []
         for y, y_samples in zip(values.T, sample_values.T, strict=True):
             # Decode y / scale (exact: a power of two), so outputs near 1e±300 neither
             # overflow nor underflow in the bins' energies.
             scale = power_of_two_scale(y_samples)
             y, y_samples = y / scale, y_samples / scale
-            bins = fwht(y.reshape(masks.shape[:3]).transpose(2, 0, 1)).transpose(1, 2, 0) / 2**b
-            peeled = _Peeler(self, code, subsampling, bins).run()
+            bins = fwht(y.reshape(design.shape).transpose(2, 0, 1)).transpose(1, 2, 0) / 2**b
+            peeled = _Peeler(self, design.code, design.subsampling, bins).run()
             rows, coef = peeled.rows_and_values()
             info = {
-                "code_degree": degree,
+                "code_degree": design.code.t,
                 "b": b,
                 "n_groups": self.n_groups,
-                "coded_masks": len(distinct),
-                "uniform_masks": len(extra),
+                "coded_masks": design.n_coded,
+                "uniform_masks": len(samples) - design.n_coded,
                 "n_peeled": len(peeled.found),
                 **peeled.diagnostics,
             }
