@@ -582,6 +582,7 @@ def _captum(name: str) -> Adapter:
 METHODS: dict[str, Adapter] = {
     "psx-proxyspex": _psx(psx.ProxySPEX),
     "psx-spex": _psx(psx.SPEX),
+    "psx-auto": _psx(psx.AutoSPEX),
     "shapiq-proxyspex": _shapiq_proxyspex,
     "shapiq-spex": _shapiq_spex,
     "spectralexplain-proxyspex": _spectralexplain_proxyspex,
@@ -590,7 +591,7 @@ METHODS: dict[str, Adapter] = {
     "kernelshap": _captum("kernelshap"),
     "banzhaf": _captum("banzhaf"),
 }
-TAKES_KWARGS = ("psx-proxyspex", "psx-spex")
+TAKES_KWARGS = ("psx-proxyspex", "psx-spex", "psx-auto")
 #: Run when no --methods is given: all but spectralexplain's ProxySPEX, whose
 #: grid took 44 s at n = 32, budget 250 (about 60x shapiq's port of it) and grows
 #: with n x budget: far beyond a run of this design. Ask for it by name.

@@ -86,12 +86,15 @@ def test_parity_interactions_are_found_where_proxyspex_alone_misses_them(parity)
     assert exact > 0.99
     assert psx.metrics.fourier_r2(proxy, parity.interactions) < 0.9
     assert auto.metadata["chosen"] == "spex"
+    # SPEX cross-validates as exact: ProxySPEX's fit was not worth making.
+    assert auto.metadata["cv_r2_spex"] >= 0.999 and auto.metadata["cv_r2_proxyspex"] is None
 
 
 def test_the_candidate_with_the_higher_cv_r2_is_kept():
     game = psx.games.hierarchical_game(64, n_terms=40, max_order=3, noise=0.05, random_state=2)
     inter = psx.AutoSPEX(max_order=3, random_state=0).explain(game, 64, 1500)
     meta = inter.metadata
+    assert meta["cv_r2_proxyspex"] is not None  # noise: SPEX is not near-exact
     better = "spex" if meta["cv_r2_spex"] > meta["cv_r2_proxyspex"] else "proxyspex"
     assert meta["chosen"] == better
     assert meta["cv_r2"] == max(meta["cv_r2_spex"], meta["cv_r2_proxyspex"])

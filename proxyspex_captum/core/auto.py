@@ -18,6 +18,8 @@ budget in stages and decides from what it has bought:
    samples, not independent ones).
 4. **The one that cross-validates better** on those samples is the result
    (each method's ``cv_r2`` is a 5-fold estimate from the calls already made).
+   When SPEX's own ``cv_r2`` is at least :data:`SPEX_EXACT` (0.999), ProxySPEX
+   is not fitted at all: it could not win by more than the 0.001 left.
 
 On the tuning games of ``benchmarks/`` (never on a report set), ProxySPEX
 trained on SPEX's samples was within 0.006 R² of ProxySPEX on uniform masks in
@@ -26,8 +28,8 @@ half (``docs/design.md``, "AutoSPEX").
 
 ``metadata`` says what happened: ``route`` (``"uniform"`` or ``"coded"``),
 ``chosen`` (``"proxyspex"`` or ``"spex"``), ``reason``, each candidate's
-``cv_r2`` (``cv_r2_proxyspex``, ``cv_r2_spex``) and ``stages`` (what each
-stage spent), next to the chosen method's own metadata.
+``cv_r2`` (``cv_r2_proxyspex``, ``cv_r2_spex``; ``None`` for a fit skipped) and
+``stages`` (what each stage spent), next to the chosen method's own metadata.
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ __all__ = ["AutoSPEX"]
 #: SPEX's own design rule: fewer bins peel little, and the coded masks then cost
 #: ProxySPEX more than SPEX gains).
 MIN_BINS = 16
+#: SPEX's cross-validated R² from which ProxySPEX is not fitted on the coded route:
+#: it could not beat SPEX by more than the 0.001 left to explain.
+SPEX_EXACT = 0.999
 # Options AutoSPEX sets for both methods itself: passing them per method is refused.
 _SHARED = (
     "max_order",
@@ -182,9 +187,16 @@ class AutoSPEX(InteractionEstimator):
                 for fit in fits
             ]
         design = self.spex.design(n_features, budget, rng)
-        values = value_function(design.samples)
+        values = value_function(design.samples).reshape(len(design.samples), -1)
         spex_fits = self.spex.fit_design(design, values, rng)
-        proxy_fits = self.proxyspex.fit_samples(design.samples, values, rng)
+        # Where SPEX cross-validates as near-exact, ProxySPEX cannot do better by
+        # more than the margin it would win by: its fit (most of the time) is skipped.
+        todo = [j for j, fit in enumerate(spex_fits) if _cv(fit) < SPEX_EXACT]
+        proxy_fits: list[OutputFit | None] = [None] * len(spex_fits)
+        if todo:
+            fitted = self.proxyspex.fit_samples(design.samples, values[:, todo], rng)
+            for j, fit in zip(todo, fitted, strict=True):
+                proxy_fits[j] = fit
         n_uniform = len(design.samples) - design.n_coded
         stages = [
             {"stage": "coded", "masks": design.n_coded},
@@ -192,9 +204,13 @@ class AutoSPEX(InteractionEstimator):
         ]
         out = []
         for spex_fit, proxy_fit in zip(spex_fits, proxy_fits, strict=True):
-            cv_spex, cv_proxy = _cv(spex_fit), _cv(proxy_fit)
+            cv_spex = _cv(spex_fit)
+            cv_proxy = None if proxy_fit is None else _cv(proxy_fit)
             # Ties go to ProxySPEX: its intervals also cover the proxy's choice of terms.
-            chosen, fit = ("spex", spex_fit) if cv_spex > cv_proxy else ("proxyspex", proxy_fit)
+            if proxy_fit is None or cv_spex > cv_proxy:
+                chosen, fit = "spex", spex_fit
+            else:
+                chosen, fit = "proxyspex", proxy_fit
             out.append(
                 _labelled(
                     fit,
