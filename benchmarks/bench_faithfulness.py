@@ -433,7 +433,7 @@ def stretch(by_pair: dict[tuple[str, str], dict[str, Any]]) -> str:
     met = sum(r["r2"] >= STRETCH_R2 for r in mine)
     values = ", ".join(f"{r['params']['name']} {r['r2']:.3f}" for r in mine)
     what = f"R² ≥ {STRETCH_R2} at {STRETCH_BUDGET} calls on the sentiment games"
-    return f"- stretch, {what}: **{met} of {len(mine)}** ({values})"
+    return f"- stretch (psx-proxyspex), {what}: **{met} of {len(mine)}** ({values})"
 
 
 def timing(by_pair: dict[tuple[str, str], dict[str, Any]]) -> str:

@@ -40,11 +40,13 @@ from .core.sampling import as_generator, uniform_masks
 from .core.spex import SPEX
 from .core.value_function import MaskFunction, ValueFunction
 
-__all__ = ["LINEAR_METHODS", "METHODS", "min_budget", "run_method"]
+__all__ = ["COMPARED", "LINEAR_METHODS", "METHODS", "min_budget", "run_method"]
 
-#: Every method :func:`run_method` knows, in :func:`~proxyspex_captum.metrics.compare`'s
-#: default order (the command line's ``--method`` choices too).
+#: Every method :func:`run_method` knows (the command line's ``--method`` choices too).
 METHODS = ("proxyspex", "spex", "auto", "lime", "kernelshap", "shapley_sampling", "banzhaf")
+#: What :func:`~proxyspex_captum.metrics.compare` runs by default: every method but
+#: ``auto`` (whose result is one of the first two's, and would cost another budget).
+COMPARED = tuple(m for m in METHODS if m != "auto")
 #: The methods whose surrogate is linear (first order only).
 LINEAR_METHODS = ("lime", "kernelshap", "shapley_sampling", "banzhaf")
 

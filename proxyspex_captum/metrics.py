@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .baselines import METHODS, run_method
+from .baselines import COMPARED, METHODS, run_method
 from .core.checks import check_int
 from .core.interactions import Interactions
 from .core.sampling import as_generator
@@ -362,7 +362,7 @@ def compare(
     n_features: int,
     *,
     budget: int,
-    methods: Sequence[str] = METHODS,
+    methods: Sequence[str] = COMPARED,
     truth: Interactions | None = None,
     k: int = 10,
     n_test: int = 1000,
@@ -376,14 +376,15 @@ def compare(
     KernelSHAP as Captum fits them (Captum's ``Lime`` and ``KernelShap`` on
     the binary interpretable input), Shapley value sampling (Captum's
     ``ShapleyValueSampling``) as ``v(∅) + Σ φ_i m_i``, and linear Banzhaf
-    regression (least squares on uniform masks). ProxySPEX and SPEX use their
-    interactions.
+    regression (least squares on uniform masks). ProxySPEX and SPEX (and
+    AutoSPEX, ``"auto"``, when asked for) use their interactions.
 
     Args:
         value_function: The model as boolean masks ``(k, n)`` -> ``(k,)`` values.
         n_features: Number of features.
         budget: Model calls per method.
-        methods: Any of :data:`METHODS` (``proxyspex_captum.baselines.METHODS``).
+        methods: Any of :data:`METHODS` (``proxyspex_captum.baselines.METHODS``);
+            by default all but ``"auto"`` (``baselines.COMPARED``).
         truth: Known interactions (a planted game): adds the exact R² over all
             masks (by Parseval) and recovery@k.
         k: For recovery@k.

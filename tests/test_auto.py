@@ -51,6 +51,19 @@ def test_the_plan_follows_the_bins_spexs_design_affords():
     assert auto.plan(64, 1000)[0] == "coded"
     # A lower bar buys the 8-bin design too.
     assert psx.AutoSPEX(max_order=3, min_bins=8).plan(64, 500)[0] == "coded"
+    # SPEX's sampled minimum, not the 2**n cap of its min_budget; then all masks.
+    assert auto.plan(8, 200) == ("uniform", "SPEX's smallest design needs 264 calls")
+    assert auto.plan(8, 256) == ("exact", "the budget covers all 2**8 masks")
+
+
+def test_a_budget_of_every_mask_is_exact_and_says_so():
+    game = psx.games.PlantedGame({(1, 2): 1.0, (4,): -0.5}, n_features=6)
+    inter = psx.AutoSPEX(max_order=3, random_state=0).explain(game, 6, 64)
+    meta = inter.metadata
+    assert meta["exact"] and meta["route"] == "exact" and meta["chosen"] is None
+    assert meta["stages"] == [{"stage": "exact", "masks": 64}]
+    assert meta["cv_r2_spex"] is None and meta["cv_r2_proxyspex"] is None
+    assert psx.metrics.fourier_r2(inter, game.interactions) == pytest.approx(1.0)
 
 
 def test_a_uniform_route_is_proxyspex_itself(hierarchical):
@@ -61,6 +74,7 @@ def test_a_uniform_route_is_proxyspex_itself(hierarchical):
     _same(auto, plain, 64)
     assert auto.metadata["chosen"] == "proxyspex" and auto.metadata["route"] == "uniform"
     assert auto.metadata["cv_r2"] == plain.metadata["cv_r2"]
+    assert auto.metadata["cv_r2_spex"] is None  # not fitted
     assert auto.metadata["stages"] == [{"stage": "uniform", "masks": budget}]
     # The bootstrap resamples too: the same draws from the same generator.
     assert auto.intervals() == plain.intervals()
@@ -76,6 +90,18 @@ def test_on_the_coded_route_the_spex_candidate_is_spex_itself(parity):
     _same(auto, plain, 64)
     for key in ("code_degree", "b", "coded_masks", "uniform_masks", "n_peeled"):
         assert auto.metadata[key] == plain.metadata[key]
+
+
+def test_a_chosen_spex_carries_spexs_own_intervals_after_proxyspex_was_fitted():
+    def noisy():  # the noise restarts with the game: both runs see the same values
+        return psx.games.fourier_game(64, n_terms=20, max_order=3, noise=0.05, random_state=0)
+
+    auto = psx.AutoSPEX(max_order=3, random_state=4).explain(noisy(), 64, 1500)
+    plain = psx.SPEX(max_order=3, random_state=4, uncertainty=True).explain(noisy(), 64, 1500)
+    assert auto.metadata["cv_r2_proxyspex"] is not None  # noise: ProxySPEX was fitted
+    assert auto.metadata["chosen"] == "spex"
+    _same(auto, plain, 64)
+    assert auto.intervals() == plain.intervals()
 
 
 def test_parity_interactions_are_found_where_proxyspex_alone_misses_them(parity):
@@ -151,11 +177,23 @@ def test_each_methods_options_reach_it():
         ({"min_bins": 1}, "min_bins"),
         ({"min_bins": 16.5}, "min_bins"),
         ({"proxyspex_options": [("max_depth", 2)]}, "must be a dict"),
+        ({"proxyspex_options": {"no_such_option": 1}}, "^proxyspex_options: "),
     ],
 )
 def test_bad_options_are_refused_at_construction(options, message):
     with pytest.raises((ValueError, TypeError), match=message):
         psx.AutoSPEX(**options)
+
+
+def test_fits_on_given_samples_refuse_values_of_another_shape():
+    rng = np.random.default_rng(0)
+    masks = rng.random((200, 10)) < 0.5
+    with pytest.raises(ValueError, match=r"shape \(200,\) or \(200, n_outputs\)"):
+        psx.ProxySPEX().fit_samples(masks, np.zeros(400), rng)
+    spex = psx.SPEX(max_order=2)
+    design = spex.design(32, 1000, rng)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        spex.fit_design(design, np.full(1000, np.nan), rng)
 
 
 def test_a_budget_below_proxyspexs_minimum_fails_before_any_call(parity):

@@ -28,10 +28,10 @@ __all__ = ["InteractionAttribution"]
 
 
 class InteractionAttribution(EstimatorOwner, PerturbationAttribution):
-    """Base of :class:`ProxySPEXAttribution` and :class:`SPEXAttribution`.
+    """Base of the Captum attributions (ProxySPEX, SPEX and AutoSPEX).
 
     Subclasses only name their estimator (``estimator_class``). The work is
-    the same for both: turn Captum's arguments into one value function per
+    the same for all: turn Captum's arguments into one value function per
     example, let the estimator find the sparse interactions, and report them
     as :class:`~proxyspex_captum.Interactions` or as first-order attributions
     in the chosen index.

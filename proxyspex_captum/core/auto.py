@@ -5,11 +5,13 @@ has, parity-like), ProxySPEX when they are: a tree proxy finds an interaction
 through its parts, and needs uniform masks to learn from. AutoSPEX spends one
 budget in stages and decides from what it has bought:
 
-1. **Plan, from the budget alone.** If SPEX's coded design for this budget
-   would alias the spectrum into fewer than ``min_bins`` bins a group, peeling
-   decodes little (SPEX's own design rule prefers 16 bins, ``spex._PREFERRED_BITS``),
-   and the whole budget goes to uniform masks for ProxySPEX: the result is then
-   exactly ``ProxySPEX(...).explain`` with the same seed.
+1. **Plan, from the budget alone** (:meth:`AutoSPEX.plan`). If SPEX's coded
+   design for this budget would alias the spectrum into fewer than
+   ``min_bins`` bins a group, peeling decodes little (SPEX's own design rule
+   prefers :data:`~.spex.PREFERRED_BINS`, 16), and the whole budget goes to
+   uniform masks for ProxySPEX: the result is then exactly
+   ``ProxySPEX(...).explain`` with the same seed. A budget that covers all
+   ``2**n`` masks gives the exact transform, as for every estimator.
 2. **Otherwise, SPEX's design:** its coded masks, then uniform masks for the
    rest of the budget (as :meth:`.SPEX.design`), one model call.
 3. **Two fits on those samples:** SPEX decodes and refits; ProxySPEX trains its
@@ -22,14 +24,15 @@ budget in stages and decides from what it has bought:
    is not fitted at all: it could not win by more than the 0.001 left.
 
 On the tuning games of ``benchmarks/`` (never on a report set), ProxySPEX
-trained on SPEX's samples was within 0.006 R² of ProxySPEX on uniform masks in
-every hierarchical and SOUM cell with a 16-bin design, and better in about
-half (``docs/design.md``, "AutoSPEX").
+trained on SPEX's samples was within −0.002 to +0.007 R² of ProxySPEX on
+uniform masks in every hierarchical and SOUM cell with a 16-bin design
+(``docs/design.md``, "AutoSPEX").
 
-``metadata`` says what happened: ``route`` (``"uniform"`` or ``"coded"``),
-``chosen`` (``"proxyspex"`` or ``"spex"``), ``reason``, each candidate's
-``cv_r2`` (``cv_r2_proxyspex``, ``cv_r2_spex``; ``None`` for a fit skipped) and
-``stages`` (what each stage spent), next to the chosen method's own metadata.
+``metadata`` says what happened: ``route`` (``"uniform"``, ``"coded"`` or
+``"exact"``), ``chosen`` (``"proxyspex"`` or ``"spex"``; ``None`` when exact),
+``reason``, each candidate's ``cv_r2`` (``cv_r2_proxyspex``, ``cv_r2_spex``;
+``None`` for a fit not made) and ``stages`` (what each stage spent), next to
+the chosen method's own metadata.
 """
 
 from __future__ import annotations
@@ -39,19 +42,20 @@ from typing import Any
 
 import numpy as np
 
-from .base import InteractionEstimator, OutputFit, PerOutput
+from .base import EXACT_MAX_FEATURES, InteractionEstimator, OutputFit, PerOutput
 from .checks import check_int
 from .proxyspex import ProxySPEX
-from .spex import SPEX
+from .sampling import uniform_masks
+from .spex import PREFERRED_BINS, SPEX
 from .uncertainty import DEFAULT_RESAMPLES
 from .value_function import ValueFunction
 
 __all__ = ["AutoSPEX"]
 
-#: Fewest bins a group SPEX's design must have for AutoSPEX to buy it (2**4, as
-#: SPEX's own design rule: fewer bins peel little, and the coded masks then cost
-#: ProxySPEX more than SPEX gains).
-MIN_BINS = 16
+#: Fewest bins a group SPEX's design must have for AutoSPEX to buy it (SPEX's own
+#: preferred floor: fewer bins peel little, and the coded masks then cost
+#: ProxySPEX more than SPEX gains; measured in docs/design.md, "AutoSPEX").
+MIN_BINS = PREFERRED_BINS
 #: SPEX's cross-validated R² from which ProxySPEX is not fitted on the coded route:
 #: it could not beat SPEX by more than the 0.001 left to explain.
 SPEX_EXACT = 0.999
@@ -140,12 +144,12 @@ class AutoSPEX(InteractionEstimator):
             )
         shared = {"max_order": max_order, "uncertainty": uncertainty, "n_resamples": n_resamples}
         # Built now, so a wrong option fails here rather than after the model calls.
-        self.proxyspex = ProxySPEX(**shared, **self.proxyspex_options)
-        self.spex = SPEX(**shared, **self.spex_options)
+        self.proxyspex = _build(ProxySPEX, "proxyspex_options", shared, self.proxyspex_options)
+        self.spex = _build(SPEX, "spex_options", shared, self.spex_options)
 
     # ------------------------------------------------------------------ plan
     def plan(self, n_features: int, budget: int) -> tuple[str, str]:
-        """``(route, reason)`` for ``budget`` calls: ``"uniform"`` or ``"coded"``, and why.
+        """``(route, reason)`` for ``budget`` calls: ``"uniform"``, ``"coded"`` or ``"exact"``.
 
         Decided from the budget alone, before any model call.
 
@@ -156,7 +160,9 @@ class AutoSPEX(InteractionEstimator):
             >>> psx.AutoSPEX(max_order=3).plan(128, 2000)[0]
             'coded'
         """
-        need = self.spex.min_budget(n_features)
+        if n_features <= EXACT_MAX_FEATURES and budget >= 2**n_features:
+            return "exact", f"the budget covers all 2**{n_features} masks"
+        need = self.spex.sampled_min_budget(n_features)
         if budget < need:
             return "uniform", f"SPEX's smallest design needs {need} calls"
         degree, bits = self.spex.choose_design(n_features, budget)
@@ -170,6 +176,15 @@ class AutoSPEX(InteractionEstimator):
     def _min_sampled_budget(self, n_features: int) -> int:
         return ProxySPEX.MIN_BUDGET
 
+    def _exact(self, value_function: ValueFunction, n_features: int) -> PerOutput:
+        fits = super()._exact(value_function, n_features)
+        route, reason = "exact", f"the budget covers all 2**{n_features} masks"
+        stages = [{"stage": "exact", "masks": 2**n_features}]
+        return [
+            _labelled(fit, route, reason, None, stages, cv_r2_proxyspex=None, cv_r2_spex=None)
+            for fit in fits
+        ]
+
     def _n_threads(self) -> int:
         return self.proxyspex.n_workers()
 
@@ -179,22 +194,33 @@ class AutoSPEX(InteractionEstimator):
     ) -> PerOutput:
         route, reason = self.plan(n_features, budget)
         if route == "uniform":
-            # The same calls on the same generator as ProxySPEX: the same result.
-            fits = self.proxyspex._explain(value_function, n_features, budget, rng)
+            # The masks and generator ProxySPEX.explain uses: the same result.
+            masks = uniform_masks(n_features, budget, rng)
+            fits = self.proxyspex.fit_samples(masks, value_function(masks), rng)
             stages = [{"stage": "uniform", "masks": budget}]
             return [
-                _labelled(fit, route, reason, "proxyspex", stages, cv_r2_proxyspex=_cv(fit))
+                _labelled(
+                    fit,
+                    route,
+                    reason,
+                    "proxyspex",
+                    stages,
+                    cv_r2_proxyspex=_cv(fit),
+                    cv_r2_spex=None,
+                )
                 for fit in fits
             ]
         design = self.spex.design(n_features, budget, rng)
         values = value_function(design.samples).reshape(len(design.samples), -1)
         spex_fits = self.spex.fit_design(design, values, rng)
         # Where SPEX cross-validates as near-exact, ProxySPEX cannot do better by
-        # more than the margin it would win by: its fit (most of the time) is skipped.
+        # more than the margin it would win by: its fit is skipped.
         todo = [j for j, fit in enumerate(spex_fits) if _cv(fit) < SPEX_EXACT]
         proxy_fits: list[OutputFit | None] = [None] * len(spex_fits)
         if todo:
-            fitted = self.proxyspex.fit_samples(design.samples, values[:, todo], rng)
+            # On a child generator: the parent then draws the bootstrap's seed as SPEX
+            # alone would, so a chosen SPEX carries SPEX's own intervals too.
+            fitted = self.proxyspex.fit_samples(design.samples, values[:, todo], rng.spawn(1)[0])
             for j, fit in zip(todo, fitted, strict=True):
                 proxy_fits[j] = fit
         n_uniform = len(design.samples) - design.n_coded
@@ -244,6 +270,16 @@ def _options(name: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
     return dict(options)
 
 
+def _build(
+    estimator_class: type, name: str, shared: dict[str, Any], options: dict[str, Any]
+) -> Any:
+    """One of the two methods, a wrong option named as coming from ``name``."""
+    try:
+        return estimator_class(**shared, **options)
+    except TypeError as err:
+        raise TypeError(f"{name}: {err}") from err
+
+
 def _cv(fit: OutputFit) -> float:
     return float(fit.metadata.get("cv_r2", -np.inf))
 
@@ -252,17 +288,21 @@ def _labelled(
     fit: OutputFit,
     route: str,
     reason: str,
-    chosen: str,
+    chosen: str | None,
     stages: list[dict[str, Any]],
     **extra: Any,
 ) -> OutputFit:
-    """``fit`` with AutoSPEX's account of how it was made in front of its own metadata."""
+    """``fit`` with AutoSPEX's account of how it was made added to its own metadata.
+
+    The method's own keys stay (``extra`` fills only what it lacks); AutoSPEX's
+    four keys are its own, and each output gets its own copy of ``stages``.
+    """
     metadata = {
+        **{k: v for k, v in extra.items() if k not in fit.metadata},
+        **fit.metadata,
         "route": route,
         "chosen": chosen,
         "reason": reason,
-        "stages": stages,
-        **{k: v for k, v in extra.items() if k not in fit.metadata},
-        **fit.metadata,
+        "stages": [dict(stage) for stage in stages],
     }
     return fit._replace(metadata=metadata)

@@ -24,7 +24,13 @@ from .uncertainty import DEFAULT_RESAMPLES, Refit, bootstrap, resample_seed
 from .value_function import MaskFunction, ValueFunction, check_batch_size
 from .walsh import fwht
 
-__all__ = ["InteractionEstimator", "OutputFit", "PoorFitWarning", "power_of_two_scale"]
+__all__ = [
+    "InteractionEstimator",
+    "OutputFit",
+    "PoorFitWarning",
+    "check_sample_values",
+    "power_of_two_scale",
+]
 
 
 # Enumerate every mask instead of sampling when 2**n fits in the budget and n is this
@@ -117,6 +123,10 @@ class InteractionEstimator(ABC):
         if n_features <= EXACT_MAX_FEATURES:
             need = min(need, 2**n_features)
         return need
+
+    def sampled_min_budget(self, n_features: int) -> int:
+        """Fewest model calls the estimator's sampled design needs (the ``2**n`` route aside)."""
+        return self._min_sampled_budget(check_int("n_features", n_features, 1))
 
     def default_budget(self, n_features: int) -> int:
         """Budget used when none is given: ``2**n`` for small ``n`` (exact), else at least 1,000.
@@ -361,6 +371,23 @@ def _warn_if_poor(metadata: dict[str, Any], output: int | None) -> None:
         ),
         stacklevel=4,
     )
+
+
+def check_sample_values(values: Any, n_samples: int) -> np.ndarray:
+    """``values`` of ``n_samples`` samples as a finite float ``(n_samples, n_outputs)`` array.
+
+    For the estimators' fits on samples already paid for; a mismatch is an
+    error rather than a silent reshape of several outputs into one.
+    """
+    values = np.asarray(values, dtype=float)
+    if values.ndim not in (1, 2) or values.shape[0] != n_samples:
+        raise ValueError(
+            f"Expected values of shape ({n_samples},) or ({n_samples}, n_outputs), one row "
+            f"per mask; got {values.shape}."
+        )
+    if not np.isfinite(values).all():
+        raise ValueError("The values contain NaN or infinite entries.")
+    return values.reshape(n_samples, -1)
 
 
 def power_of_two_scale(values: np.ndarray) -> float:

@@ -31,7 +31,7 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
-from .base import InteractionEstimator, OutputFit, power_of_two_scale
+from .base import InteractionEstimator, OutputFit, check_sample_values, power_of_two_scale
 from .checks import check_int, check_real, usable_cores
 from .ridge import ridge_gcv
 from .sampling import uniform_masks
@@ -272,8 +272,19 @@ class ProxySPEX(InteractionEstimator):
         :meth:`explain` calls it on uniformly random masks; other designs'
         masks work too (:class:`~.auto.AutoSPEX` fits SPEX's coded ones).
         ``values`` has one row per mask (and one column per output, if several).
+
+        Examples:
+            >>> import numpy as np
+            >>> import proxyspex_captum as psx
+            >>> rng = np.random.default_rng(0)
+            >>> masks = rng.random((400, 20)) < 0.5
+            >>> values = 2.0 * (masks[:, 0] & masks[:, 1]) + masks[:, 2]
+            >>> est = psx.ProxySPEX(max_order=2, uncertainty=False)
+            >>> (fit,) = est.fit_samples(masks, values, rng)
+            >>> round(fit.metadata["cv_r2"], 3)
+            1.0
         """
-        values = np.asarray(values, dtype=float).reshape(len(masks), -1)
+        values = check_sample_values(values, len(masks))
         return [self._fit_output(masks, y, rng) for y in values.T]
 
     def _fit_output(self, masks: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> OutputFit:

@@ -36,7 +36,13 @@ from typing import Any
 
 import numpy as np
 
-from .base import InteractionEstimator, OutputFit, PerOutput, power_of_two_scale
+from .base import (
+    InteractionEstimator,
+    OutputFit,
+    PerOutput,
+    check_sample_values,
+    power_of_two_scale,
+)
 from .bch import BCHCode
 from .checks import check_int, check_optional_int, check_real
 from .ridge import ridge_gcv
@@ -61,19 +67,21 @@ from .uncertainty import DEFAULT_RESAMPLES, Refit
 from .value_function import ValueFunction, unique_masks
 from .walsh import fwht
 
-__all__ = ["SPEX", "CodedDesign"]
+__all__ = ["PREFERRED_BINS", "SPEX", "CodedDesign"]
 
 # Fewest bits b of a design (2**b bins a group), and the fewest worth keeping t for:
 # below 2**4 bins a lower t that buys more is taken (measured on planted games at
 # n = 128, budget 1,000: t = 5 with 8 bins R² 0.55, t = 2 with 16 bins 0.97).
 _MIN_BITS = 3
 _PREFERRED_BITS = 4
+#: The bins a group SPEX's design aims for (``2**4``): fewer peel little.
+PREFERRED_BINS = 2**_PREFERRED_BITS
 _MIN_DEGREE = 2
 # Folds of the refit's cross-validation.
 _N_FOLDS = 5
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays: compared by identity
 class CodedDesign:
     """The masks of one SPEX run (:meth:`SPEX.design`) and what decoding them needs."""
 
@@ -239,6 +247,18 @@ class SPEX(InteractionEstimator):
         Queries repeat across groups (at ``ℓ = 0`` the mask is the delay itself):
         each distinct mask is one sample, and what the design leaves of the
         budget goes to uniformly random masks for the refit.
+
+        Examples:
+            >>> import numpy as np
+            >>> import proxyspex_captum as psx
+            >>> spex = psx.SPEX(max_order=2)
+            >>> design = spex.design(32, 1000, np.random.default_rng(0))
+            >>> design.samples.shape, design.n_coded <= 1000
+            ((1000, 32), True)
+            >>> game = psx.games.PlantedGame({(3, 9): 2.0}, n_features=32)
+            >>> (fit,) = spex.fit_design(design, game(design.samples), np.random.default_rng(0))
+            >>> round(fit.metadata["cv_r2"], 6)
+            1.0
         """
         degree, b = self.choose_design(n_features, budget)
         code = BCHCode(n_features, degree)
@@ -259,9 +279,12 @@ class SPEX(InteractionEstimator):
     def fit_design(
         self, design: CodedDesign, sample_values: np.ndarray, rng: np.random.Generator
     ) -> PerOutput:
-        """Decode and refit each output from the values of ``design.samples`` (one row each)."""
-        sample_values = np.asarray(sample_values, dtype=float)
-        sample_values = sample_values.reshape(len(design.samples), -1)
+        """Decode and refit each output from the values of ``design.samples`` (one row each).
+
+        ``sample_values``: ``(N,)``, or ``(N, n_outputs)`` for several outputs.
+        See :meth:`design` for an example.
+        """
+        sample_values = check_sample_values(sample_values, len(design.samples))
         values = sample_values[design.inverse]  # the coded design's values, repeats included
         samples, b = design.samples, design.subsampling.shape[2]
         out = []

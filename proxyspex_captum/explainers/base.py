@@ -20,7 +20,7 @@ __all__ = ["InteractionExplainer"]
 
 
 class InteractionExplainer(EstimatorOwner, Explainer):
-    """Base of :class:`ProxySPEXExplainer` and :class:`SPEXExplainer`.
+    """Base of the SHAP explainers (ProxySPEX, SPEX and AutoSPEX).
 
     The model is queried through SHAP's own ``MaskedModel``, so every SHAP
     masker works unchanged (``Independent`` and ``Partition`` with background
