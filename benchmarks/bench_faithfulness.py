@@ -71,7 +71,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
@@ -330,6 +330,15 @@ def summary(by_pair: dict[tuple[str, str], dict[str, Any]]) -> str:
         record = by_pair.get((cell, method))
         return None if record is None else record.get("r2")
 
+    def vs_best(cell: str, others: Sequence[str]) -> tuple[float, str] | None:
+        """The bar of the best of ``others`` in ``cell`` (those with a result)."""
+        values = [(r2_of(cell, m), m) for m in others]
+        values = [(v, m) for v, m in values if v is not None]
+        if not values:
+            return None
+        best, name = max(values)
+        return best - MARGIN, f"{name} {best:.3f}"
+
     out = []
     for ours in methods:
         base, _ = fs.parse_method(ours)
@@ -343,12 +352,7 @@ def summary(by_pair: dict[tuple[str, str], dict[str, Any]]) -> str:
             return None if value is None else (value - MARGIN, f"{ref} {value:.3f}")
 
         def vs_linear(cell: str) -> tuple[float, str] | None:
-            values = [(r2_of(cell, m), m) for m in LINEAR]
-            values = [(v, m) for v, m in values if v is not None]
-            if not values:
-                return None
-            best, name = max(values)
-            return best - MARGIN, f"{name} {best:.3f}"
+            return vs_best(cell, LINEAR)
 
         def hierarchical(cell: str, family: str = "hierarchical") -> tuple[float, str] | None:
             r = info[cell]
@@ -385,12 +389,7 @@ def summary(by_pair: dict[tuple[str, str], dict[str, Any]]) -> str:
         out.append(f"\n**{ours}**\n")
 
         def vs_both(cell: str) -> tuple[float, str] | None:
-            values = [(r2_of(cell, m), m) for m in AUTO_CHOICES]
-            values = [(v, m) for v, m in values if v is not None]
-            if not values:
-                return None
-            best, name = max(values)
-            return best - MARGIN, f"{name} {best:.3f}"
+            return vs_best(cell, AUTO_CHOICES)
 
         what = f"R² ≥ max({', '.join(AUTO_CHOICES)}) − {MARGIN}"
         out.append(criterion(by_pair, ours, what, vs_both, cells))
