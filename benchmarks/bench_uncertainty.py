@@ -41,6 +41,7 @@ RESULTS = Path(__file__).parent / "results"
 LEVEL = 0.95
 FORMS = ("normal", "rms", "percentile", "basic")
 GAMES = {"hierarchical": hierarchical_game, "soum": random_game}
+ESTIMATORS = {"ProxySPEX": psx.ProxySPEX, "SPEX": psx.SPEX, "AutoSPEX": psx.AutoSPEX}
 
 
 def cells(which: str, quick: bool) -> list[dict]:
@@ -120,7 +121,7 @@ def score(truth: dict, intervals: dict) -> dict[str, float]:
 def run(cell: dict, method: str) -> dict:
     game = make_game(cell)
     kwargs = {"max_order": 4, "random_state": cell["seed"]}
-    cls = psx.ProxySPEX if method == "ProxySPEX" else psx.SPEX
+    cls = ESTIMATORS[method]
     start = time.perf_counter()
     plain = cls(**kwargs, uncertainty=False).explain(
         make_game(cell), n_features=cell["n"], budget=cell["budget"]
@@ -134,6 +135,7 @@ def run(cell: dict, method: str) -> dict:
     seconds = time.perf_counter() - start
     truth = game.mobius
     out = {"extra_seconds": seconds - plain_seconds, "same": plain == inter}
+    out["chosen"] = inter.metadata.get("chosen")  # AutoSPEX: the method it kept
     out["width"] = {}
     for form, intervals in intervals_by_form(inter).items():
         out[form] = score(truth, intervals)
@@ -154,7 +156,7 @@ def table(rows: list[tuple[dict, dict]], forms: tuple[str, ...], group) -> list[
     ]
     groups = defaultdict(list)
     for cell, result in rows:
-        groups[group(cell)].append(result)
+        groups[group(cell, result)].append(result)
     for key, results in groups.items():
         for form in forms:
             total = defaultdict(float)
@@ -175,15 +177,23 @@ def table(rows: list[tuple[dict, dict]], forms: tuple[str, ...], group) -> list[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--set", choices=("tuning", "report", "both"), default="both")
-    parser.add_argument("--methods", default="ProxySPEX,SPEX")
+    parser.add_argument("--methods", default="ProxySPEX,SPEX", help=f"of {','.join(ESTIMATORS)}")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--suffix", default="", help="written to uncertainty_<set><suffix>.md (default: none)"
+    )
     args = parser.parse_args()
+    unknown = sorted(set(args.methods.split(",")) - set(ESTIMATORS))
+    if unknown:
+        known = ", ".join(ESTIMATORS)
+        parser.error(f"unknown method(s) {', '.join(unknown)}; choose from {known}.")
     sets = ("tuning", "report") if args.set == "both" else (args.set,)
     for which in sets:
         lines = [
             f"# Calibration of the 95 % bootstrap intervals: {which} set",
             "",
-            f"`python benchmarks/bench_uncertainty.py --set {which}` on {platform.machine()}. "
+            f"`python benchmarks/bench_uncertainty.py --set {which} --methods {args.methods}"
+            f"{' --suffix ' + args.suffix if args.suffix else ''}` on {platform.machine()}. "
             "Planted games of about 60 Möbius terms up to order 4 (`psx.games`), noise as a "
             "share of the noiseless output's standard deviation, `max_order=4`, 30 resamples "
             "(the default). Shares are pooled over the runs of a group.",
@@ -205,12 +215,15 @@ def main() -> None:
             if not all(r["same"] for _, r in rows):
                 lines += ["**The point estimate changed with uncertainty on.**", ""]
             lines += ["By noise:", ""]
-            lines += table(rows, forms, lambda c: f"noise {c['noise']:.0%}")
+            lines += table(rows, forms, lambda c, _: f"noise {c['noise']:.0%}")
             lines += ["", "By number of features and budget:", ""]
-            lines += table(rows, forms, lambda c: f"{c['family']} n={c['n']} B={c['budget']}")
+            lines += table(rows, forms, lambda c, _: f"{c['family']} n={c['n']} B={c['budget']}")
+            if method == "AutoSPEX":
+                lines += ["", "By the method AutoSPEX kept:", ""]
+                lines += table(rows, forms, lambda c, r: f"{c['family']}, kept {r['chosen']}")
             lines.append("")
         RESULTS.mkdir(exist_ok=True)
-        path = RESULTS / f"uncertainty_{which}.md"
+        path = RESULTS / f"uncertainty_{which}{args.suffix}.md"
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         print(f"wrote {path}")
 

@@ -1,0 +1,163 @@
+"""Issue 18's moonshot, measured: how many ProxySPEX calls match AutoSPEX at B calls?
+
+For every hierarchical (noiseless and noisy) and SmolLM2 cell of a set, this
+runs AutoSPEX at the cell's budget B and ProxySPEX at B × 1, 1.25, 1.5 and 2
+(same game, held-out masks, seeds and harness as ``bench_faithfulness.py``),
+and prints the **ratio of calls at equal R²**: the budget at which ProxySPEX's
+R² (interpolated linearly in log budget between those four runs) reaches
+AutoSPEX's R² at B, divided by B. The moonshot asks for 2 or more.
+
+- ``≤ 1``: AutoSPEX at B is not above ProxySPEX at B.
+- ``> 2``: AutoSPEX at B is above ProxySPEX at 2B.
+- ``saturated``: ProxySPEX at B is already at 0.999 or more; left out of the
+  count. R² are compared at three decimals, as the table prints them.
+- Where ProxySPEX's R² does not rise monotonically between two runs (a noisy
+  fit), the first budget whose R² reaches AutoSPEX's is used.
+
+Run: ``python benchmarks/bench_moonshot.py --set report`` (about 25 minutes on
+2 cores, most of it the SmolLM2 calls; ``--family hierarchical`` for the
+planted games only). Records go to ``results/moonshot/moonshot_<set>.jsonl``
+(resumable with ``--resume``), the table to ``moonshot_<set>.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+import platform
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import bench_faithfulness as bf
+import faith_suite as fs
+
+import proxyspex_captum as psx
+
+RESULTS = Path(__file__).parent / "results" / "moonshot"
+MULTIPLES = (1.0, 1.25, 1.5, 2.0)
+FAMILIES = ("hierarchical", "hierarchical-noisy", "llm")
+#: ProxySPEX's R² at B from which a cell cannot show a ratio (no room left above it).
+SATURATED = 0.999
+SATURATED_TEXT = "saturated"
+
+
+def base_cells(design: str, families: tuple[str, ...]) -> list[fs.Cell]:
+    cells = [c for c in fs.DESIGNS[design]() if c.game.family in families]
+    if "llm" in families:
+        cells += fs.llm_cells(design)
+    return cells
+
+
+def scaled(cell: fs.Cell, multiple: float) -> fs.Cell:
+    return fs.Cell(cell.game, round(cell.budget * multiple), cell.max_order)
+
+
+def calls_ratio(auto_r2: float, curve: list[tuple[int, float]], budget: int) -> str:
+    """ProxySPEX's budget at AutoSPEX's R², over ``budget``, as a table entry.
+
+    R² are compared at three decimals, the table's: differences below are noise.
+    """
+    auto_r2 = round(auto_r2, 3)
+    curve = [(b, round(r2, 3)) for b, r2 in curve]
+    if curve[0][1] >= SATURATED:
+        return SATURATED_TEXT
+    if auto_r2 <= curve[0][1]:
+        return "≤ 1"
+    for (b0, r0), (b1, r1) in itertools.pairwise(curve):
+        if r1 >= auto_r2:
+            # Linear in log budget between the two runs around AutoSPEX's R².
+            share = (auto_r2 - r0) / (r1 - r0) if r1 > r0 else 1.0
+            at = math.exp(math.log(b0) + share * (math.log(b1) - math.log(b0)))
+            return f"{at / budget:.2f}"
+    return f"> {curve[-1][0] / budget:.0f}"
+
+
+def table(cells: list[fs.Cell], records: dict[tuple[str, str], dict[str, Any]]) -> str:
+    header = [
+        "family",
+        "n",
+        "game",
+        "B",
+        "k",
+        "AutoSPEX route",
+        "AutoSPEX at B",
+        *(f"ProxySPEX at {m:g}B" for m in MULTIPLES),
+        "calls ratio",
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    ratios = []
+    for cell in cells:
+        auto = records.get((cell.key, "psx-auto"))
+        curve = [
+            (scaled(cell, m).budget, records.get((scaled(cell, m).key, "psx-proxyspex")))
+            for m in MULTIPLES
+        ]
+        runs = [auto, *(r for _, r in curve)]
+        if any(r is None or r.get("r2") is None for r in runs):
+            continue  # not run yet, or failed: the jsonl says why
+        points = [(b, r["r2"]) for b, r in curve]
+        ratio = calls_ratio(auto["r2"], points, cell.budget)
+        ratios.append(ratio)
+        game = dict(cell.game.params).get("name", f"#{cell.game.seed}")
+        route, _ = psx.AutoSPEX(max_order=cell.max_order).plan(cell.game.n, cell.budget)
+        lines.append(
+            f"| {cell.game.family} | {cell.game.n} | {game} | {cell.budget} | {cell.max_order} "
+            f"| {route} | {auto['r2']:.3f} | "
+            + " | ".join(f"{r2:.3f}" for _, r2 in points)
+            + f" | {ratio} |"
+        )
+    counted = [r for r in ratios if r != SATURATED_TEXT]
+    reached = sum(r.startswith(">") or (r[0].isdigit() and float(r) >= 2) for r in counted)
+    above_one = sum(not r.startswith("≤") for r in counted)
+    lines.append("")
+    lines.append(
+        f"Moonshot (ratio ≥ 2): {reached} of {len(counted)} cells where ProxySPEX at B is "
+        f"below {SATURATED} ({len(ratios) - len(counted)} saturated cells left out). "
+        f"AutoSPEX at B above ProxySPEX at B: {above_one} of {len(counted)}."
+    )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--set", choices=sorted(fs.DESIGNS), default="report", dest="design")
+    parser.add_argument("--family", help=f"comma-separated subset of {','.join(FAMILIES)}")
+    parser.add_argument("--resume", action="store_true", help="skip runs already recorded")
+    parser.add_argument("--table-only", action="store_true", help="rebuild the md from jsonl")
+    parser.add_argument("--timeout", type=float, default=1200.0, help="seconds per run")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="folder of the outputs")
+    args = parser.parse_args()
+
+    families = tuple(args.family.split(",")) if args.family else FAMILIES
+    cells = base_cells(args.design, families)
+    args.results.mkdir(parents=True, exist_ok=True)
+    stem = f"moonshot_{args.design}"
+    path, md_path = args.results / f"{stem}.jsonl", args.results / f"{stem}.md"
+    if not args.table_only:
+        warnings.filterwarnings("ignore")
+        common = {"design": args.design, "path": path, "timeout": args.timeout}
+        bf.run(cells, ["psx-auto"], resume=args.resume, **common)
+        curve_cells = list(dict.fromkeys(scaled(c, m) for c in cells for m in MULTIPLES))
+        # resume=True from here: the same path holds the AutoSPEX records.
+        bf.run(curve_cells, ["psx-proxyspex"], resume=True, **common)
+    records = bf.load_records(path)
+    command = "python benchmarks/bench_moonshot.py " + " ".join(sys.argv[1:])
+    md_path.write_text(
+        f"# Issue 18's moonshot: ProxySPEX calls at AutoSPEX's R², {args.design} set\n\n"
+        f"Command: `{command}`. Records: `{path.name}`. Machine: {platform.machine()}; "
+        f"{bf.versions()}.\n\n"
+        "R² on each cell's 1,000 held-out masks (as `bench_faithfulness.py`). calls ratio: "
+        "the budget at which ProxySPEX reaches AutoSPEX's R² at B (linear in log budget "
+        "between its runs; R² compared at three decimals), over B; ≤ 1: AutoSPEX is not "
+        "above ProxySPEX at B; > 2: above ProxySPEX at 2B; saturated: ProxySPEX at B is "
+        f"already at {SATURATED} or more.\n\n"
+        f"{table(cells, records)}\n"
+    )
+    print(md_path.read_text())
+
+
+if __name__ == "__main__":
+    main()
