@@ -9,10 +9,20 @@ AutoSPEX's R² at B, divided by B. The moonshot asks for 2 or more.
 
 - ``≤ 1``: AutoSPEX at B is not above ProxySPEX at B.
 - ``> 2``: AutoSPEX at B is above ProxySPEX at 2B.
-- ``saturated``: ProxySPEX at B is already at 0.999 or more; left out of the
-  count. R² are compared at three decimals, as the table prints them.
+- ``saturated``: ProxySPEX at B is already at 0.999 or more (at three
+  decimals, as the table prints R²; they are compared at three decimals too);
+  left out of the count.
 - Where ProxySPEX's R² does not rise monotonically between two runs (a noisy
   fit), the first budget whose R² reaches AutoSPEX's is used.
+
+One seed per cell on a grid of four budgets: a ratio is a coarse reading
+(ProxySPEX's R² moves by a few hundredths between seeds at small budgets).
+On the uniform route AutoSPEX *is* ProxySPEX, so the ratio is 1 there by
+construction; the summary line counts the coded-route cells on their own.
+The issue asks for the hierarchical and LLM games; SOUM and parity games are
+left out (on parity games SPEX's design wins by far more than 2x, see
+``bench_faithfulness.py``). The route column is :meth:`AutoSPEX.plan`'s at
+the current code (the records do not store it).
 
 Run: ``python benchmarks/bench_moonshot.py --set report`` (about 25 minutes on
 2 cores, most of it the SmolLM2 calls; ``--family hierarchical`` for the
@@ -44,14 +54,8 @@ SATURATED = 0.999
 SATURATED_TEXT = "saturated"
 
 
-def base_cells(design: str, families: tuple[str, ...]) -> list[fs.Cell]:
-    cells = [c for c in fs.DESIGNS[design]() if c.game.family in families]
-    if "llm" in families:
-        cells += fs.llm_cells(design)
-    return cells
-
-
 def scaled(cell: fs.Cell, multiple: float) -> fs.Cell:
+    """``cell`` at ``multiple`` times its budget (the same game, seed and max_order)."""
     return fs.Cell(cell.game, round(cell.budget * multiple), cell.max_order)
 
 
@@ -68,14 +72,15 @@ def calls_ratio(auto_r2: float, curve: list[tuple[int, float]], budget: int) -> 
         return "≤ 1"
     for (b0, r0), (b1, r1) in itertools.pairwise(curve):
         if r1 >= auto_r2:
-            # Linear in log budget between the two runs around AutoSPEX's R².
-            share = (auto_r2 - r0) / (r1 - r0) if r1 > r0 else 1.0
+            # r0 < auto_r2 <= r1 here. Log budget: R² gains per doubling of calls.
+            share = (auto_r2 - r0) / (r1 - r0)
             at = math.exp(math.log(b0) + share * (math.log(b1) - math.log(b0)))
             return f"{at / budget:.2f}"
     return f"> {curve[-1][0] / budget:.0f}"
 
 
 def table(cells: list[fs.Cell], records: dict[tuple[str, str], dict[str, Any]]) -> str:
+    """The markdown table of every cell with all its runs recorded, and the summary line."""
     header = [
         "family",
         "n",
@@ -88,40 +93,40 @@ def table(cells: list[fs.Cell], records: dict[tuple[str, str], dict[str, Any]]) 
         "calls ratio",
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    ratios = []
+    ratios: dict[str, list[str]] = {"uniform": [], "coded": []}
     for cell in cells:
         auto = records.get((cell.key, "psx-auto"))
-        curve = [
-            (scaled(cell, m).budget, records.get((scaled(cell, m).key, "psx-proxyspex")))
-            for m in MULTIPLES
-        ]
-        runs = [auto, *(r for _, r in curve)]
-        if any(r is None or r.get("r2") is None for r in runs):
+        curve = [scaled(cell, m) for m in MULTIPLES]
+        runs = [records.get((c.key, "psx-proxyspex")) for c in curve]
+        if any(r is None or r.get("r2") is None for r in (auto, *runs)):
             continue  # not run yet, or failed: the jsonl says why
-        points = [(b, r["r2"]) for b, r in curve]
+        points = [(c.budget, r["r2"]) for c, r in zip(curve, runs, strict=True)]
         ratio = calls_ratio(auto["r2"], points, cell.budget)
-        ratios.append(ratio)
-        game = dict(cell.game.params).get("name", f"#{cell.game.seed}")
         route, _ = psx.AutoSPEX(max_order=cell.max_order).plan(cell.game.n, cell.budget)
+        if ratio != SATURATED_TEXT:
+            ratios.setdefault(route, []).append(ratio)
+        game = dict(cell.game.params).get("name", f"#{cell.game.seed}")
         lines.append(
             f"| {cell.game.family} | {cell.game.n} | {game} | {cell.budget} | {cell.max_order} "
             f"| {route} | {auto['r2']:.3f} | "
             + " | ".join(f"{r2:.3f}" for _, r2 in points)
             + f" | {ratio} |"
         )
-    counted = [r for r in ratios if r != SATURATED_TEXT]
-    reached = sum(r.startswith(">") or (r[0].isdigit() and float(r) >= 2) for r in counted)
-    above_one = sum(not r.startswith("≤") for r in counted)
+    coded = ratios["coded"]
+    reached = sum(r.startswith(">") or (r[0].isdigit() and float(r) >= 2) for r in coded)
+    above_one = sum(not r.startswith("≤") for r in coded)
     lines.append("")
     lines.append(
-        f"Moonshot (ratio ≥ 2): {reached} of {len(counted)} cells where ProxySPEX at B is "
-        f"below {SATURATED} ({len(ratios) - len(counted)} saturated cells left out). "
-        f"AutoSPEX at B above ProxySPEX at B: {above_one} of {len(counted)}."
+        f"Coded route, where ProxySPEX at B is below {SATURATED}: ratio ≥ 2 (the moonshot) "
+        f"in {reached} of {len(coded)} cells, above 1 in {above_one}. Uniform route: "
+        f"{len(ratios['uniform'])} cells, AutoSPEX is ProxySPEX there (ratio 1). Saturated "
+        "cells are left out of both."
     )
     return "\n".join(lines)
 
 
 def main() -> None:
+    """Run what is missing (or everything), then write the table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--set", choices=sorted(fs.DESIGNS), default="report", dest="design")
     parser.add_argument("--family", help=f"comma-separated subset of {','.join(FAMILIES)}")
@@ -132,7 +137,7 @@ def main() -> None:
     args = parser.parse_args()
 
     families = tuple(args.family.split(",")) if args.family else FAMILIES
-    cells = base_cells(args.design, families)
+    cells = bf.select_cells(args.design, list(families), quick=False)
     args.results.mkdir(parents=True, exist_ok=True)
     stem = f"moonshot_{args.design}"
     path, md_path = args.results / f"{stem}.jsonl", args.results / f"{stem}.md"
@@ -141,8 +146,7 @@ def main() -> None:
         common = {"design": args.design, "path": path, "timeout": args.timeout}
         bf.run(cells, ["psx-auto"], resume=args.resume, **common)
         curve_cells = list(dict.fromkeys(scaled(c, m) for c in cells for m in MULTIPLES))
-        # resume=True from here: the same path holds the AutoSPEX records.
-        bf.run(curve_cells, ["psx-proxyspex"], resume=True, **common)
+        bf.run(curve_cells, ["psx-proxyspex"], resume=args.resume, **common)
     records = bf.load_records(path)
     command = "python benchmarks/bench_moonshot.py " + " ".join(sys.argv[1:])
     md_path.write_text(

@@ -19,8 +19,11 @@ the interval's form was chosen among normal (estimate ± z·sd), percentile and
 basic bootstrap intervals of the same resamples, and a *report* set (other
 seeds, SOUM games too, every n and budget) that decides nothing.
 
-Run: ``.venv/bin/python benchmarks/bench_uncertainty.py [--set tuning|report|both] [--quick]``.
-Writes ``benchmarks/results/uncertainty_<set>.md``.
+Run: ``.venv/bin/python benchmarks/bench_uncertainty.py [--set tuning|report|both] [--quick]
+[--methods ProxySPEX,SPEX,AutoSPEX] [--suffix S]``. Writes
+``benchmarks/results/uncertainty_<set><S>.md``. For AutoSPEX the tables are
+also split by its route and the method it kept: on the uniform route it is
+ProxySPEX itself.
 """
 
 from __future__ import annotations
@@ -135,7 +138,8 @@ def run(cell: dict, method: str) -> dict:
     seconds = time.perf_counter() - start
     truth = game.mobius
     out = {"extra_seconds": seconds - plain_seconds, "same": plain == inter}
-    out["chosen"] = inter.metadata.get("chosen")  # AutoSPEX: the method it kept
+    # AutoSPEX: its route and the method it kept (None for the others).
+    out["route"], out["chosen"] = inter.metadata.get("route"), inter.metadata.get("chosen")
     out["width"] = {}
     for form, intervals in intervals_by_form(inter).items():
         out[form] = score(truth, intervals)
@@ -219,8 +223,10 @@ def main() -> None:
             lines += ["", "By number of features and budget:", ""]
             lines += table(rows, forms, lambda c, _: f"{c['family']} n={c['n']} B={c['budget']}")
             if method == "AutoSPEX":
-                lines += ["", "By the method AutoSPEX kept:", ""]
-                lines += table(rows, forms, lambda c, r: f"{c['family']}, kept {r['chosen']}")
+                lines += ["", "By AutoSPEX's route and the method it kept:", ""]
+                lines += table(
+                    rows, forms, lambda c, r: f"{c['family']}, {r['route']}, kept {r['chosen']}"
+                )
             lines.append("")
         RESULTS.mkdir(exist_ok=True)
         path = RESULTS / f"uncertainty_{which}{args.suffix}.md"
