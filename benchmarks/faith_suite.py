@@ -223,6 +223,11 @@ class Cell:
     def key(self) -> str:
         return f"{self.game.key}|budget={self.budget}|k={self.max_order}"
 
+    @property
+    def label(self) -> str:
+        """The key without the ``|`` that would split a markdown table's column."""
+        return self.key.replace("|", ", ")
+
 
 # --------------------------------------------------------------------------- designs
 #

@@ -133,11 +133,6 @@ def uniform(cell: fs.Cell, prepared: fs.Prepared, seed: int) -> float:
     return fs.r2(inter.predict(prepared.masks), prepared.truth)
 
 
-def label(cell: fs.Cell) -> str:
-    """The cell's key without the ``|`` that would split a markdown table's column."""
-    return cell.key.replace("|", ", ")
-
-
 def main() -> None:
     warnings.simplefilter("ignore")  # PoorFitWarning on the hard cells: the table says it
     cells = [
@@ -167,7 +162,7 @@ def main() -> None:
             deltas["disagreement"].append(by_disagreement - base)
             deltas["around top terms"].append(by_top - base)
             line = (
-                f"| {label(cell)} | +{offset} | {base:.3f} "
+                f"| {cell.label} | +{offset} | {base:.3f} "
                 f"| {by_disagreement:.3f} | {by_disagreement - base:+.3f} "
                 f"| {by_top:.3f} | {by_top - base:+.3f} |"
             )

@@ -56,7 +56,7 @@ def row(cell: fs.Cell) -> str | None:
     bins = 2 ** design.subsampling.shape[2]
     share = 1 - design.n_coded / budget
     return (
-        f"| {cell.key} | {bins} | {share:.0%} | {uniform:.3f} | {coded_spex:.3f} | "
+        f"| {cell.label} | {bins} | {share:.0%} | {uniform:.3f} | {coded_spex:.3f} | "
         f"{coded_proxy:.3f} | {coded_proxy - uniform:+.3f} |"
     )
 

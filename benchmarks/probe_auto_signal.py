@@ -86,7 +86,7 @@ def main() -> None:
             judged += 1
             right += int(chosen >= other - 0.005)
         row = (
-            f"| {cell.key} | {show(p_half)} | {show(s_half)} | {show(p_full, with_cv=False)} "
+            f"| {cell.label} | {show(p_half)} | {show(s_half)} | {show(p_full, with_cv=False)} "
             f"| {show(s_full, with_cv=False)} | {pick} | {loss} |"
         )
         lines.append(row)

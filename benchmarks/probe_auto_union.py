@@ -88,7 +88,7 @@ def row(cell: fs.Cell) -> str | None:
     two = max(("spex", "proxyspex"), key=lambda m: (cv[m], m == "proxyspex"))
     three = max(cv, key=cv.get)
     return (
-        f"| {cell.key} | {r2['spex']:.3f} | {r2['proxyspex']:.3f} | {r2['union']:.3f} | "
+        f"| {cell.label} | {r2['spex']:.3f} | {r2['proxyspex']:.3f} | {r2['union']:.3f} | "
         f"{r2[two] - best:+.4f} | {r2[three] - best:+.4f} ({three}) |"
     )
 
