@@ -51,7 +51,6 @@ MULTIPLES = (1.0, 1.25, 1.5, 2.0)
 FAMILIES = ("hierarchical", "hierarchical-noisy", "llm")
 #: ProxySPEX's R² at B from which a cell cannot show a ratio (no room left above it).
 SATURATED = 0.999
-SATURATED_TEXT = "saturated"
 
 
 def scaled(cell: fs.Cell, multiple: float) -> fs.Cell:
@@ -59,24 +58,36 @@ def scaled(cell: fs.Cell, multiple: float) -> fs.Cell:
     return fs.Cell(cell.game, round(cell.budget * multiple), cell.max_order)
 
 
-def calls_ratio(auto_r2: float, curve: list[tuple[int, float]], budget: int) -> str:
-    """ProxySPEX's budget at AutoSPEX's R², over ``budget``, as a table entry.
+def calls_ratio(auto_r2: float, curve: list[tuple[int, float]], budget: int) -> float | None:
+    """ProxySPEX's budget at AutoSPEX's R², over ``budget``.
 
-    R² are compared at three decimals, the table's: differences below are noise.
+    ``None``: saturated; 1.0: AutoSPEX is not above ProxySPEX at B; ``inf``:
+    above ProxySPEX's largest budget. R² are compared at three decimals, the
+    table's: differences below are noise.
     """
     auto_r2 = round(auto_r2, 3)
     curve = [(b, round(r2, 3)) for b, r2 in curve]
     if curve[0][1] >= SATURATED:
-        return SATURATED_TEXT
+        return None
     if auto_r2 <= curve[0][1]:
-        return "≤ 1"
+        return 1.0
     for (b0, r0), (b1, r1) in itertools.pairwise(curve):
         if r1 >= auto_r2:
             # r0 < auto_r2 <= r1 here. Log budget: R² gains per doubling of calls.
             share = (auto_r2 - r0) / (r1 - r0)
-            at = math.exp(math.log(b0) + share * (math.log(b1) - math.log(b0)))
-            return f"{at / budget:.2f}"
-    return f"> {curve[-1][0] / budget:.0f}"
+            return math.exp(math.log(b0) + share * (math.log(b1) - math.log(b0))) / budget
+    return math.inf
+
+
+def ratio_text(ratio: float | None) -> str:
+    """A table entry for :func:`calls_ratio`'s value."""
+    if ratio is None:
+        return "saturated"
+    if ratio == 1.0:
+        return "≤ 1"
+    if math.isinf(ratio):
+        return f"> {MULTIPLES[-1]:g}"
+    return f"{ratio:.2f}"
 
 
 def table(cells: list[fs.Cell], records: dict[tuple[str, str], dict[str, Any]]) -> str:
@@ -93,7 +104,7 @@ def table(cells: list[fs.Cell], records: dict[tuple[str, str], dict[str, Any]]) 
         "calls ratio",
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    ratios: dict[str, list[str]] = {"uniform": [], "coded": []}
+    ratios: dict[str, list[float]] = {"uniform": [], "coded": []}
     for cell in cells:
         auto = records.get((cell.key, "psx-auto"))
         curve = [scaled(cell, m) for m in MULTIPLES]
@@ -103,18 +114,18 @@ def table(cells: list[fs.Cell], records: dict[tuple[str, str], dict[str, Any]]) 
         points = [(c.budget, r["r2"]) for c, r in zip(curve, runs, strict=True)]
         ratio = calls_ratio(auto["r2"], points, cell.budget)
         route, _ = psx.AutoSPEX(max_order=cell.max_order).plan(cell.game.n, cell.budget)
-        if ratio != SATURATED_TEXT:
+        if ratio is not None:
             ratios.setdefault(route, []).append(ratio)
         game = dict(cell.game.params).get("name", f"#{cell.game.seed}")
         lines.append(
             f"| {cell.game.family} | {cell.game.n} | {game} | {cell.budget} | {cell.max_order} "
             f"| {route} | {auto['r2']:.3f} | "
             + " | ".join(f"{r2:.3f}" for _, r2 in points)
-            + f" | {ratio} |"
+            + f" | {ratio_text(ratio)} |"
         )
     coded = ratios["coded"]
-    reached = sum(r.startswith(">") or (r[0].isdigit() and float(r) >= 2) for r in coded)
-    above_one = sum(not r.startswith("≤") for r in coded)
+    reached = sum(r >= 2 for r in coded)
+    above_one = sum(r > 1 for r in coded)
     lines.append("")
     lines.append(
         f"Coded route, where ProxySPEX at B is below {SATURATED}: ratio ≥ 2 (the moonshot) "

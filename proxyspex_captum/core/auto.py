@@ -178,7 +178,7 @@ class AutoSPEX(InteractionEstimator):
 
     def _exact(self, value_function: ValueFunction, n_features: int) -> PerOutput:
         fits = super()._exact(value_function, n_features)
-        route, reason = "exact", f"the budget covers all 2**{n_features} masks"
+        route, reason = self.plan(n_features, 2**n_features)  # ("exact", why)
         stages = [{"stage": "exact", "masks": 2**n_features}]
         return [
             _labelled(fit, route, reason, None, stages, cv_r2_proxyspex=None, cv_r2_spex=None)
