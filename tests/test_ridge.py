@@ -22,6 +22,7 @@ def test_nested_prefixes_match_separate_fits(n_rows, n_cols, noise, seed):
     y = x[:, : min(3, n_cols)] @ rng.normal(size=min(3, n_cols)) + noise * rng.normal(size=n_rows)
     # Every regime: the empty design, primal (k < N) and dual (k >= N) prefixes, unsorted.
     sizes = sorted({0, 1, n_cols, n_cols // 2, min(n_rows - 1, n_cols)}, reverse=True)
+    sizes += sizes[::2]  # repeated sizes (capped candidates coincide), each answered
     for k, nested in zip(sizes, ridge_gcv_nested(x, y, sizes), strict=True):
         alone = ridge_gcv(x[:, :k], y)
         assert nested.coef.shape == (k,)

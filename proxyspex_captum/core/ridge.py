@@ -96,17 +96,19 @@ def ridge_gcv_nested(
     widest = max(primal, default=0)
     gram = xc[:, :widest].T @ xc[:, :widest]
     xty = xc[:, :widest].T @ yc
-    fits = []
-    for k in sizes:
+    # Each distinct size once: capped candidate sizes often coincide (K = 400 and
+    # K = 800 both keep 400 terms of an 800-row fold), and a fit is an eigendecomposition.
+    fits: dict[int, RidgeFit] = {}
+    for k in dict.fromkeys(sizes):
         if k == 0:
-            fits.append(RidgeFit(np.zeros(0), y_mean, 0.0, float(yc @ yc) / max(n - 1, 1)))
+            fits[k] = RidgeFit(np.zeros(0), y_mean, 0.0, float(yc @ yc) / max(n - 1, 1))
         elif k >= n:  # more features than samples: work on the n × n kernel instead
-            fits.append(_ridge_gcv_dual(xc[:, :k], yc, x_mean[:k], y_mean, alphas))
+            fits[k] = _ridge_gcv_dual(xc[:, :k], yc, x_mean[:k], y_mean, alphas)
         else:
-            fits.append(
-                _ridge_gcv_primal(xc[:, :k], yc, gram[:k, :k], xty[:k], x_mean[:k], y_mean, alphas)
+            fits[k] = _ridge_gcv_primal(
+                xc[:, :k], yc, gram[:k, :k], xty[:k], x_mean[:k], y_mean, alphas
             )
-    return fits
+    return [fits[k] for k in sizes]
 
 
 def _ridge_gcv_primal(
