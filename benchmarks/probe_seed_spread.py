@@ -12,7 +12,8 @@ decides nothing: it says whether a failing cell is a draw or a gap.
 
 Run: ``.venv/bin/python benchmarks/probe_seed_spread.py --set report --cell KEY
 [--cell KEY ...] [--methods ...] [--seeds 5]``; a KEY is a substring of the cell
-key as ``bench_faithfulness.py --cell`` takes it. Writes
+key as ``bench_faithfulness.py --cell`` takes it; planted cells only (the LLM
+games' cells are not in the sets' planted lists). Writes
 ``benchmarks/results/seed_spread_<set>.md``.
 """
 
@@ -45,6 +46,8 @@ def r2_of(cell: fs.Cell, method: str, seed: int) -> float | None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         inter, _ = fs.METHODS[base](prepared.game, n, budget, order, seed, **kwargs)
+    if inter is None:  # the adapter declined (e.g. a reference's code does not fit)
+        return None
     return fs.r2(inter.predict(prepared.masks), prepared.truth)
 
 

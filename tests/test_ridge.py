@@ -20,7 +20,7 @@ def test_nested_prefixes_match_separate_fits(n_rows, n_cols, noise, seed):
     rng = np.random.default_rng(seed)
     x = rng.choice([-1.0, 1.0], size=(n_rows, n_cols))
     y = x[:, : min(3, n_cols)] @ rng.normal(size=min(3, n_cols)) + noise * rng.normal(size=n_rows)
-    # Every regime: the empty design, primal (k < N) and dual (k >= N) prefixes, unsorted.
+    # Every regime: the empty design, primal (k < N) and dual (k >= N) prefixes, widest first.
     sizes = sorted({0, 1, n_cols, n_cols // 2, min(n_rows - 1, n_cols)}, reverse=True)
     sizes += sizes[::2]  # repeated sizes (capped candidates coincide), each answered
     for k, nested in zip(sizes, ridge_gcv_nested(x, y, sizes), strict=True):

@@ -75,7 +75,9 @@ def ridge_gcv_nested(
 
     The prefixes share one centred Gram matrix (its leading blocks), computed
     once for the widest: refitting a ranked support at several sizes costs one
-    ``N p²`` product instead of one per size.
+    ``N p²`` product instead of one per size. A size given twice is fitted once,
+    and both entries are the same (immutable) :class:`RidgeFit`; do not modify
+    its arrays in place.
 
     Examples:
         >>> import numpy as np

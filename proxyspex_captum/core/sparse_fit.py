@@ -108,10 +108,13 @@ def lasso_alphas(
 def _lasso_coefs(x: np.ndarray, y: np.ndarray, alphas: np.ndarray) -> np.ndarray:
     """``(p, len(alphas))`` lasso coefficients of the centred problem, warm-started."""
     # precompute=True: coordinate descent on the Gram matrix XᵀX, the same iterates
-    # (coefficients equal to 1e-12) at a cost per sweep that grows with the active
-    # columns, not with the samples. sklearn's default uses it only with more samples
-    # than columns; with fewer (a 500-term pool, 200-400 training rows) it made the
-    # paths 1-2x faster and ProxySPEX's whole fit up to 1.6x (benchmarks/bench_lasso.py).
+    # (predictions equal to 1e-12 of their spread) at a cost per sweep that grows with
+    # the columns that move, not with the samples. sklearn's default uses it only with
+    # more samples than columns; with as many or fewer (a 500-term pool seen by 200-500
+    # training rows, the screened main effects, SPEX's refit at n = 1,000) it made
+    # ProxySPEX's whole fit up to 1.5x faster (benchmarks/bench_lasso.py) and SPEX's
+    # about 2x at n = 1,000 with 1,000 calls. The Gram product costs N·p² once, which
+    # about cancels the gain at p = N = 3,000 (measured 1.04 s against 0.94 s).
     # random_state: coordinate descent draws a seed from it even in cyclic order,
     # and by default that is numpy's global generator, which must stay untouched.
     _, coefs, _ = lasso_path(
