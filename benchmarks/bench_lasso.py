@@ -1,9 +1,9 @@
 """ProxySPEX's own time with its lassos on the Gram matrix, against scikit-learn's default.
 
-Every lasso path of the estimators (``core.sparse_fit``) runs coordinate
-descent with ``precompute=True``: on the Gram matrix ``XᵀX`` of the centred
-features, where a sweep costs in proportion to the columns that move, not to
-the samples. scikit-learn's default (``"auto"``) uses the Gram matrix only with
+Every lasso path of the estimators (``core.sparse_fit``) over at most 2,000
+columns runs coordinate descent with ``precompute=True``: on the Gram matrix
+``XᵀX`` of the centred features, where a sweep costs in proportion to the
+columns that move, not to the samples. scikit-learn's default (``"auto"``) uses the Gram matrix only with
 more samples than columns, so ProxySPEX's 500-term lasso pools and its lasso
 over the screened main effects ran without it whenever a fold held at most
 500 training rows (budgets up to about 625) or the main effects outnumbered

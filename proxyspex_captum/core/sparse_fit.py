@@ -75,6 +75,8 @@ ALPHA_RATIO = 1e-4
 # Coordinate descent stops here; the path is warm-started, so late penalties converge fast.
 _MAX_ITER = 1000
 _TOL = 1e-4
+# Lassos over at most this many columns run on the Gram matrix (see _lasso_coefs).
+_GRAM_MAX_COLUMNS = 2000
 # The linear lasso sees the main effects most correlated with the output, this many
 # per sample (screening half as many lost 0.05 R² on a 512-feature game at 250 calls).
 _SCREEN_PER_SAMPLE = 1.0
@@ -113,15 +115,16 @@ def _lasso_coefs(x: np.ndarray, y: np.ndarray, alphas: np.ndarray) -> np.ndarray
     # more samples than columns; with as many or fewer (a 500-term pool seen by 200-500
     # training rows, the screened main effects, SPEX's refit at n = 1,000) it made
     # ProxySPEX's whole fit up to 1.5x faster (benchmarks/bench_lasso.py) and SPEX's
-    # about 2x at n = 1,000 with 1,000 calls. The Gram product costs N·p² once, which
-    # about cancels the gain at p = N = 3,000 (measured 1.04 s against 0.94 s).
+    # about 2x at n = 1,000 with 1,000 calls. The Gram product costs N·p² once, and
+    # from about 2,000 columns it cancels the gain (one path at p = N = 2,000 and
+    # 3,000: the same time either way), so wider designs keep sklearn's choice.
     # random_state: coordinate descent draws a seed from it even in cyclic order,
     # and by default that is numpy's global generator, which must stay untouched.
     _, coefs, _ = lasso_path(
         x - x.mean(axis=0),
         y - y.mean(),
         alphas=alphas,
-        precompute=True,
+        precompute=True if x.shape[1] <= _GRAM_MAX_COLUMNS else "auto",
         max_iter=_MAX_ITER,
         tol=_TOL,
         random_state=0,
