@@ -23,8 +23,11 @@ def _reference_sse(x, y, x_test, y_test, alpha):
 
 
 # More samples than columns, as many (the screened main effects: one per row), and
-# fewer (a 500-term pool seen by 200-400 training rows): the Gram matrix in all three.
-@pytest.mark.parametrize(("n_samples", "n_features"), [(300, 40), (150, 150), (120, 300)])
+# fewer (a 500-term pool seen by 200-400 training rows): the Gram matrix in these three;
+# over 2,000 columns, scikit-learn's own choice (here: none).
+@pytest.mark.parametrize(
+    ("n_samples", "n_features"), [(300, 40), (150, 150), (120, 300), (100, 2100)]
+)
 def test_lasso_path_sse_matches_lasso_at_each_penalty(n_samples, n_features):
     x, y = _problem(n_samples + 100, n_features, seed=n_features)
     train, test = slice(0, n_samples), slice(n_samples, None)
