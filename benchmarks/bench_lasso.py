@@ -3,12 +3,12 @@
 Every lasso path of the estimators (``core.sparse_fit``) over at most 2,000
 columns runs coordinate descent with ``precompute=True``: on the Gram matrix
 ``XᵀX`` of the centred features, where a sweep costs in proportion to the
-columns that move, not to the samples. scikit-learn's default (``"auto"``) uses the Gram matrix only with
-more samples than columns, so ProxySPEX's 500-term lasso pools and its lasso
-over the screened main effects ran without it whenever a fold held at most
-500 training rows (budgets up to about 625) or the main effects outnumbered
-the rows. Both solve the same problem to the same stopping rule: the results
-agree to rounding.
+columns that move, not to the samples. scikit-learn's default (``"auto"``)
+uses the Gram matrix only with more samples than columns, so ProxySPEX's
+500-term lasso pools and its lasso over the screened main effects ran
+without it whenever a fold held at most 500 training rows (budgets up to
+about 625) or the main effects outnumbered the rows. Both solve the same
+problem to the same stopping rule: the results agree to rounding.
 
 This runs ProxySPEX (``uncertainty=False``, as the faithfulness harness does)
 on planted games of its own seeds (none from the faithfulness suite's sets),
