@@ -29,10 +29,9 @@ import platform
 import statistics
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
-from common import median_seconds
+from common import median_seconds, write_results
 
 import proxyspex_captum as psx
 from proxyspex_captum.core import ValueFunction
@@ -40,7 +39,6 @@ from proxyspex_captum.core.cache import MaskStore
 from proxyspex_captum.core.sampling import uniform_masks
 from proxyspex_captum.games import hierarchical_game
 
-RESULTS = Path(__file__).parent / "results"
 KINDS = ("threads", "processes", "dask", "ray")
 WORKERS = (1, 2, 4)
 
@@ -214,9 +212,7 @@ def main() -> None:
     if not args.skip_llm:
         sections.append(llm_table(args))
     text = "\n".join(header + [line for s in sections for line in [*s, ""]])
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "executors.md").write_text(text)
-    print(text)
+    write_results("executors.md", text)
 
 
 if __name__ == "__main__":

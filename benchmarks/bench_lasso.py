@@ -28,17 +28,16 @@ import contextlib
 import os
 import platform
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from unittest import mock
 
 import numpy as np
+from common import write_results
 from sklearn.linear_model import lasso_path
 
 import proxyspex_captum as psx
 from proxyspex_captum.core import sparse_fit
 from proxyspex_captum.games import fourier_game, hierarchical_game, random_game
 
-RESULTS = Path(__file__).parent / "results"
 # (family, n, budget, max_order): few to many calls per feature.
 CASES = [
     ("hierarchical", 32, 250, 4),
@@ -130,9 +129,7 @@ def main() -> None:
         print(line, flush=True)
         lines.append(line)
     text = "\n".join(lines) + "\n"
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "lasso_gram.md").write_text(text)
-    print(text)
+    write_results("lasso_gram.md", text)
 
 
 if __name__ == "__main__":

@@ -21,15 +21,14 @@ import multiprocessing as mp
 import os
 import platform
 import time
-from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
+from common import write_results
 
 import proxyspex_captum as psx
 from proxyspex_captum.games import hierarchical_game
 
-RESULTS = Path(__file__).parent / "results"
 CASES = [(30, 500), (128, 1000), (128, 4000), (512, 2000)]
 SETTINGS = {"serial": None, "threads": "auto"}
 HISTOGRAM_CASES = [(32, 1000), (128, 4000), (512, 1000), (1000, 2000)]
@@ -140,9 +139,7 @@ def main() -> None:
             f"{'yes' if h['same trees'] else 'no'} |"
         )
     text = "\n".join(lines) + "\n"
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "proxyspex_threads.md").write_text(text)
-    print(text)
+    write_results("proxyspex_threads.md", text)
 
 
 if __name__ == "__main__":

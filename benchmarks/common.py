@@ -5,8 +5,21 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
+
+#: Where the benchmarks write their tables.
+RESULTS = Path(__file__).parent / "results"
+
+
+def write_results(name: str, text: str) -> Path:
+    """Write a benchmark's table to ``results/<name>`` and print it; returns the path."""
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / name
+    path.write_text(text)
+    print(text)
+    return path
 
 
 def median_seconds(func: Callable[[], object], repeats: int) -> float:

@@ -24,28 +24,25 @@ from __future__ import annotations
 import platform
 import statistics
 import warnings
-from pathlib import Path
 
 import faith_suite as fs
 import numpy as np
 from bench_faithfulness import select_cells, versions
+from common import write_results
 
 import proxyspex_captum as psx
 
-RESULTS = Path(__file__).parent / "results"
 DEPTHS = (2, 3, 4)
 EXTRA_SEEDS = (1, 2)
 VARIANTS = ("default", "ens3", "ens-top2")
 
 
 def fit(prepared: fs.Prepared, seed: int, **options) -> psx.Interactions:
+    """ProxySPEX on the cell as the harness runs it (``psx-proxyspex``, no intervals)."""
     cell = prepared.cell
-    est = psx.ProxySPEX(max_order=cell.max_order, random_state=seed, uncertainty=False, **options)
-
-    def game(masks: np.ndarray) -> np.ndarray:
-        return np.asarray(prepared.game(masks), dtype=float)
-
-    return est.explain(game, n_features=cell.game.n, budget=cell.budget)
+    run = fs.METHODS["psx-proxyspex"]
+    inter, _ = run(prepared.game, cell.game.n, cell.budget, cell.max_order, seed, **options)
+    return inter
 
 
 def variants(prepared: fs.Prepared, seed: int) -> dict[str, float]:
@@ -106,9 +103,7 @@ def main() -> None:
             f"{sum(d < -0.005 for d in deltas)} |"
         )
     text = "\n".join(lines) + "\n"
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "config_ensemble_tuning.md").write_text(text)
-    print(text)
+    write_results("config_ensemble_tuning.md", text)
 
 
 if __name__ == "__main__":

@@ -22,15 +22,14 @@ from __future__ import annotations
 import argparse
 import platform
 import warnings
-from pathlib import Path
 
 import faith_suite as fs
 import numpy as np
 from bench_faithfulness import select_cells, versions
+from common import write_results
 
 import proxyspex_captum as psx
 
-RESULTS = Path(__file__).parent / "results"
 DEFAULT_METHODS = "psx-proxyspex,psx-spex,psx-auto,shapiq-proxyspex"
 
 
@@ -96,9 +95,7 @@ def main() -> None:
             lines.append("| " + " | ".join([method, *cells_text, *stat_text]) + " |")
         lines.append("")
     text = "\n".join(lines)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"seed_spread_{args.set}.md").write_text(text)
-    print(text)
+    write_results(f"seed_spread_{args.set}.md", text)
 
 
 if __name__ == "__main__":
