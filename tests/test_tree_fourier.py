@@ -140,3 +140,19 @@ def test_look_alike_ensembles_are_refused():
     for model in (AdaBoostRegressor(n_estimators=3), BaggingRegressor(n_estimators=3)):
         with pytest.raises(TypeError, match="Unsupported scikit-learn model"):
             tree_ensemble_fourier(model.fit(x, y))
+
+
+def test_lightgbm_models_it_cannot_transform_are_refused():
+    """Several trees per round, linear leaves and categorical splits: an error, not a wrong sum."""
+    x, y, _ = data(6)
+    classes = np.digitize(y, np.quantile(y, [1 / 3, 2 / 3]))
+    multiclass = lgb.LGBMClassifier(n_estimators=3, verbose=-1).fit(x, classes)
+    with pytest.raises(ValueError, match="single-output"):
+        tree_ensemble_fourier(multiclass)
+    linear = lgb.LGBMRegressor(linear_tree=True, n_estimators=3, verbose=-1).fit(x, y)
+    with pytest.raises(ValueError, match="Linear-tree"):
+        tree_ensemble_fourier(linear)
+    categorical = lgb.LGBMRegressor(n_estimators=3, min_child_samples=2, verbose=-1)
+    categorical.fit(x.astype(int), y, categorical_feature=[0, 1])
+    with pytest.raises(ValueError, match="Categorical"):
+        tree_ensemble_fourier(categorical)

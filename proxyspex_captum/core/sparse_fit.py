@@ -120,11 +120,28 @@ def _lasso_coefs(x: np.ndarray, y: np.ndarray, alphas: np.ndarray) -> np.ndarray
     # 3,000: the same time either way), so wider designs keep sklearn's choice.
     # random_state: coordinate descent draws a seed from it even in cyclic order,
     # and by default that is numpy's global generator, which must stay untouched.
+    xc = np.asfortranarray(x - x.mean(axis=0))
+    yc = y - y.mean()
+    if x.shape[1] > _GRAM_MAX_COLUMNS:
+        _, coefs, _ = lasso_path(
+            xc, yc, alphas=alphas, max_iter=_MAX_ITER, tol=_TOL, random_state=0
+        )
+        return coefs
+    # The Gram matrix and Xᵀy built here as scikit-learn builds them (the same products
+    # of the same Fortran-ordered copy, so the same bits), which lets the path skip
+    # its input checks: they re-validated the Gram matrix at every penalty, 20 times a
+    # path, about a tenth of a small fit's lasso time.
+    gram = np.empty((x.shape[1], x.shape[1]), dtype=xc.dtype, order="C")
+    np.dot(xc.T, xc, out=gram)
+    xy = np.empty(x.shape[1], dtype=np.result_type(xc, yc))
+    np.dot(xc.T, yc, out=xy)
     _, coefs, _ = lasso_path(
-        x - x.mean(axis=0),
-        y - y.mean(),
+        xc,
+        yc,
         alphas=alphas,
-        precompute=True if x.shape[1] <= _GRAM_MAX_COLUMNS else "auto",
+        precompute=gram,
+        Xy=xy,
+        check_input=False,
         max_iter=_MAX_ITER,
         tol=_TOL,
         random_state=0,

@@ -30,8 +30,12 @@ __all__ = ["tree_ensemble_fourier"]
 # Values of a binary feature that may follow a branch, as a 2-bit set:
 # bit 0 = "x = 0 may pass", bit 1 = "x = 1 may pass".
 _ZERO, _ONE, _BOTH = 0b01, 0b10, 0b11
-# The per-tree fields of a LightGBM text dump that the transform reads.
+# The fields of a LightGBM text dump that the transform reads (the first two to refuse
+# models it cannot transform).
 _LIGHTGBM_FIELDS = (
+    "num_tree_per_iteration",
+    "is_linear",
+    "num_leaves",
     "split_feature",
     "threshold",
     "decision_type",
@@ -82,29 +86,23 @@ def _lightgbm_nodes(model: Any) -> _Nodes:
     few numpy calls each.
     """
     booster = getattr(model, "booster_", model)
+    dump = booster.model_to_string().partition("\nend of trees\n")[0]
+    # One pass over the lines: each ``key=value`` is filed under its key when wanted.
     fields: dict[str, list[str]] = {key: [] for key in _LIGHTGBM_FIELDS}
-    n_leaves: list[int] = []
-    average = False  # random-forest mode: the prediction is the mean of the trees
-    for line in booster.model_to_string().splitlines():
-        if line == "average_output":
-            average = True
-        elif line.startswith("num_tree_per_iteration=") and line != "num_tree_per_iteration=1":
-            raise ValueError("Only single-output LightGBM models can be transformed.")
-        elif line == "end of trees":
-            break
-        elif line.startswith("num_leaves="):
-            n_leaves.append(int(line[len("num_leaves=") :]))
-        elif line.startswith("is_linear=") and line != "is_linear=0":
-            raise ValueError("Linear-tree LightGBM models are not supported.")
-        else:
-            key, _, value = line.partition("=")
-            if key in fields:
-                fields[key].append(value)
+    for key, _, value in (line.partition("=") for line in dump.splitlines()):
+        if key in fields:
+            fields[key].append(value)
+    if fields["num_tree_per_iteration"] not in ([], ["1"]):
+        raise ValueError("Only single-output LightGBM models can be transformed.")
+    if any(flag != "0" for flag in fields["is_linear"]):
+        raise ValueError("Linear-tree LightGBM models are not supported.")
+    # Random-forest mode: the prediction is the mean of the trees.
+    average = "\naverage_output\n" in dump
 
     def parse(key: str, dtype: type) -> np.ndarray:
-        return np.array(" ".join(fields[key]).split(), dtype=dtype)
+        return np.fromstring(" ".join(fields[key]), dtype=dtype, sep=" ")
 
-    leaves = np.array(n_leaves, dtype=np.int64)
+    leaves = parse("num_leaves", np.int64)
     inner = leaves - 1  # a single-leaf tree has no split fields at all
     decision = parse("decision_type", np.int64)
     if (decision & 1).any():
