@@ -24,8 +24,9 @@ computed exactly instead (see :class:`.base.InteractionEstimator`).
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
 from typing import Any
 
 import lightgbm as lgb
@@ -352,6 +353,26 @@ def _one_or_several(name: str, value: Any, check: Any) -> Any:
     return tuple(check(f"{name}[{i}]", v) for i, v in enumerate(value))
 
 
+@dataclass
+class _Trained:
+    """One fold's proxy and what its candidates are built from."""
+
+    proxy: lgb.Booster
+    rows: np.ndarray  # its non-constant Fourier terms, largest first
+    coef: np.ndarray
+    constant: float
+    sizes: dict[Hashable, int] | None  # the ridge candidates' sizes (None: no refit of terms)
+    features: np.ndarray | None  # Fourier features of its largest terms at every sample
+
+
+def _errors(pairs: Iterable[tuple[Hashable, float]]) -> CVErrors:
+    """One fold's errors of the given candidates."""
+    errors = CVErrors()
+    for key, sse in pairs:
+        errors.add(key, sse)
+    return errors
+
+
 class _Fit:
     """One output's cross-validated fit: proxies on folds, candidates scored, the best refitted."""
 
@@ -391,18 +412,37 @@ class _Fit:
             keep_training_booster=True,
         )
 
-    def _score_proxy(
-        self, errors: CVErrors, proxy: lgb.Booster, train: np.ndarray, test: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, float]:
-        """The candidates built on one fold's proxy; returns its ranked terms and constant."""
-        y = self.y
-        if self.use["proxy"]:
-            # num_threads=1: LightGBM's predict sets a process-wide thread count (all
-            # cores by default), which changed the folds training on other threads.
-            residual = proxy.predict(self.x[test], num_threads=1) - y[test]
-            errors.add("proxy", float(residual @ residual))
+    def _trained(self, config: tuple[int, float], train: np.ndarray, test: np.ndarray) -> _Trained:
+        """One fold's proxy, trained and read: its ranked terms and their Fourier features."""
+        proxy = self._train_proxy(config, train, test)
         rows, coef, constant = ranked_terms(proxy)
-        if len(rows) == 0:
+        sizes, features = None, None
+        if len(rows) and (self.use["ridge"] or self.use["lasso"]):
+            sizes = self._support_sizes(coef, len(train))
+            features = fourier_features(self.masks, rows[: max(max(sizes.values()), _LASSO_POOL)])
+        return _Trained(proxy, rows, coef, constant, sizes, features)
+
+    def _scoring_jobs(
+        self, fold: _Trained, train: np.ndarray, test: np.ndarray
+    ) -> list[Callable[[], CVErrors]]:
+        """The candidates built on one fold's proxy, scored on its held-out rows, as jobs.
+
+        Each job returns its candidates' errors; merged in this order they are the
+        fold's. Separate jobs keep every worker busy at the end of a phase, when
+        fewer folds than workers are left (3 folds after screening, on 2 workers,
+        left one idle for half a fold).
+        """
+        y, jobs = self.y, []
+        if self.use["proxy"]:
+
+            def proxy() -> CVErrors:
+                # num_threads=1: LightGBM's predict sets a process-wide thread count (all
+                # cores by default), which changed the folds training on other threads.
+                residual = fold.proxy.predict(self.x[test], num_threads=1) - y[test]
+                return _errors([("proxy", float(residual @ residual))])
+
+            jobs.append(proxy)
+        if len(fold.rows) == 0:
             # No split: every candidate built on this proxy is the constant (its
             # training mean), scored as such, so no fold goes missing from the choice.
             sse = float(np.sum((y[test] - y[train].mean()) ** 2))
@@ -411,24 +451,28 @@ class _Fit:
                 keys += [("ridge", k) for k in _SUPPORT_SIZES] + ["ridge-energy"]
             if self.use["lasso"]:
                 keys += [(name, step) for name in self.lassos for step in range(N_ALPHAS)]
-            for key in keys:
-                errors.add(key, sse)
-            return rows, coef, constant
-        sizes = self._support_sizes(coef, len(train))
-        if self.use["ridge"] or self.use["lasso"]:
-            features = fourier_features(self.masks, rows[: max(max(sizes.values()), _LASSO_POOL)])
+            return [*jobs, lambda: _errors([(key, sse) for key in keys])]
+        features = fold.features
         if self.use["ridge"]:
-            keys, ks = list(sizes), list(sizes.values())
-            sses = ridge_prefix_sse(features[train], y[train], features[test], y[test], ks)
-            for key, sse in zip(keys, sses, strict=True):
-                errors.add(key, sse)
+
+            def ridge() -> CVErrors:
+                keys, ks = list(fold.sizes), list(fold.sizes.values())
+                sses = ridge_prefix_sse(features[train], y[train], features[test], y[test], ks)
+                return _errors(zip(keys, sses, strict=True))
+
+            jobs.append(ridge)
         if self.use["lasso"]:
-            for name in self.lassos:
-                pool = self._lasso_features(name, rows, features)
+
+            def lasso(name: Hashable) -> CVErrors:
+                pool = self._lasso_features(name, fold.rows, features)
                 alphas = _lasso_alphas(name, pool[train], y[train])
                 sse = lasso_path_sse(pool[train], y[train], pool[test], y[test], alphas)
+                errors = CVErrors()
                 errors.add_path(name, sse)
-        return rows, coef, constant
+                return errors
+
+            jobs += [lambda name=name: lasso(name) for name in self.lassos]
+        return jobs
 
     def _lasso_features(
         self,
@@ -457,13 +501,29 @@ class _Fit:
         return sizes
 
     # ------------------------------------------------------------------ run
-    def _fold(
-        self, config: tuple[int, float], train: np.ndarray, test: np.ndarray
-    ) -> tuple[CVErrors, lgb.Booster, tuple[np.ndarray, np.ndarray, float]]:
-        """One fold: its proxy, the candidates built on it, scored on its held-out rows."""
-        errors = CVErrors()
-        proxy = self._train_proxy(config, train, test)
-        return errors, proxy, self._score_proxy(errors, proxy, train, test)
+    def _score_when_trained(
+        self,
+        pool: ThreadPoolExecutor,
+        trained: list[Future[_Trained]],
+        folds: list[tuple[np.ndarray, np.ndarray]],
+    ) -> list[tuple[CVErrors, _Trained]]:
+        """Each fold's errors and proxy, its scoring jobs queued as soon as it is trained.
+
+        The errors are merged in a fixed order, so they do not depend on which
+        job finished first or on the number of workers.
+        """
+        index = {job: i for i, job in enumerate(trained)}
+        scoring: list[list[Future[CVErrors]]] = [[] for _ in trained]
+        for job in as_completed(trained):
+            i = index[job]
+            scoring[i] = [pool.submit(j) for j in self._scoring_jobs(job.result(), *folds[i])]
+        out = []
+        for job, parts in zip(trained, scoring, strict=True):
+            errors = CVErrors()
+            for part in parts:
+                errors.merge(part.result())
+            out.append((errors, job.result()))
+        return out
 
     def _linear(self, train: np.ndarray, test: np.ndarray) -> CVErrors:
         errors = CVErrors()
@@ -478,24 +538,27 @@ class _Fit:
         # summed in fold order, so the result does not depend on the number of workers.
         with ThreadPoolExecutor(self.est.n_workers()) as pool:
             # Successive halving: every proxy configuration on the first folds, the
-            # best on the rest; the linear candidates need no proxy and start at once.
-            trial_jobs = [[pool.submit(self._fold, c, *f) for f in screen] for c in configs]
+            # best on the rest; the linear candidates need no proxy and start at once,
+            # after the proxies (the longest jobs, so they start first).
+            trial_jobs = [pool.submit(self._trained, c, *f) for c in configs for f in screen]
             linear_jobs = [pool.submit(self._linear, *f) for f in self.folds if self.use["linear"]]
-            trials = [[job.result() for job in jobs] for jobs in trial_jobs]
-            scores = [_least_error([errors for errors, _, _ in folds]) for folds in trials]
+            scored = self._score_when_trained(pool, trial_jobs, screen * len(configs))
+            k = len(screen)
+            trials = [scored[i * k : (i + 1) * k] for i in range(len(configs))]
+            scores = [_least_error([errors for errors, _ in folds]) for folds in trials]
             # Near-equal errors are ties, won by the first (shallower) configuration.
             chosen = next(i for i, s in enumerate(scores) if s <= min(scores) + self.tolerance)
             config = configs[chosen]
-            rest_jobs = [pool.submit(self._fold, config, *f) for f in self.folds[len(screen) :]]
-            folds = trials[chosen] + [job.result() for job in rest_jobs]
+            rest = self.folds[len(screen) :]
+            rest_jobs = [pool.submit(self._trained, config, *f) for f in rest]
+            folds = trials[chosen] + self._score_when_trained(pool, rest_jobs, rest)
             linear = [job.result() for job in linear_jobs]
-        for errors in [f[0] for f in folds] + linear:
+        for errors in [errors for errors, _ in folds] + linear:
             self.errors.merge(errors)
-        proxies = [proxy for _, proxy, _ in folds]
-        transforms = [terms for _, _, terms in folds]
+        proxies = [fold.proxy for _, fold in folds]
         # The result's proxy: the mean of the fold proxies (each saw all but one fold).
-        rows, coef = _mean_transform([(r, c) for r, c, _ in transforms])
-        self.constant = float(np.mean([c for _, _, c in transforms]))
+        rows, coef = _mean_transform([(fold.rows, fold.coef) for _, fold in folds])
+        self.constant = float(np.mean([fold.constant for _, fold in folds]))
         name, key = self.errors.best(self.tolerance)
         n_trees = round(float(np.mean([p.best_iteration or p.num_trees() for p in proxies])))
         self.choice = (config, max(n_trees, 1), name, key)
