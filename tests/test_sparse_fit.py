@@ -49,3 +49,15 @@ def test_lasso_fit_matches_lasso():
     assert set(np.flatnonzero(np.abs(coef) > 0.05)) == set(
         np.flatnonzero(np.abs(model.coef_) > 0.05)
     )
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int8, bool])
+def test_lasso_takes_the_dtypes_scikit_learn_takes(dtype):
+    """float32 stays float32 (y follows it), other types become float64, as Lasso does."""
+    x, y = _problem(200, 60, seed=7)
+    x_typed = (x > 0).astype(dtype) if dtype is bool else x.astype(dtype)
+    alpha = lasso_alphas(x_typed.astype(float), y)[10]
+    coef, intercept = lasso_fit(x_typed, y, alpha)
+    model = Lasso(alpha=alpha, tol=1e-12, max_iter=200_000).fit(x_typed, y)
+    np.testing.assert_allclose(coef, model.coef_, atol=1e-3)
+    assert intercept == pytest.approx(model.intercept_, abs=1e-3)

@@ -156,3 +156,19 @@ def test_lightgbm_models_it_cannot_transform_are_refused():
     categorical.fit(x.astype(int), y, categorical_feature=[0, 1])
     with pytest.raises(ValueError, match="Categorical"):
         tree_ensemble_fourier(categorical)
+
+
+def test_lightgbm_ensemble_of_single_leaf_trees():
+    """Trees without a split (empty split fields in the dump) are constants, not a parse error."""
+    x, y, test = data(6, k=40)
+    params = {
+        "boosting": "rf",
+        "bagging_fraction": 0.8,
+        "bagging_freq": 1,
+        "min_data_in_leaf": 30,  # more than half the rows: no split is possible
+        "verbosity": -1,
+    }
+    model = lgb.train(params, lgb.Dataset(x, y, params=params), num_boost_round=4)
+    assert model.num_trees() == 4
+    rows = assert_matches_predict(model, 6, test, model.predict)
+    assert len(rows) == 1  # the constant only

@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import lightgbm as lgb
@@ -138,7 +139,8 @@ class ProxySPEX(InteractionEstimator):
         max_trees: Most boosting rounds; early stopping usually ends far sooner.
         min_child_samples: LightGBM's smallest leaf.
         early_stopping_rounds: Rounds without validation improvement before stopping.
-        n_jobs: Folds fitted at once, on threads (each LightGBM fit and the
+        n_jobs: Jobs run at once (a fold's proxy, or one of its candidates'
+            scoring), on threads (each LightGBM fit and the
             linear algebra stay single-threaded, so the result is the same
             for any ``n_jobs``). ``"auto"`` (default) or an int ``<= 0``: one
             per usable core; ``None`` or 1: one after the other. Threads, not
@@ -464,14 +466,14 @@ class _Fit:
         if self.use["lasso"]:
 
             def lasso(name: Hashable) -> CVErrors:
-                pool = self._lasso_features(name, fold.rows, features)
-                alphas = _lasso_alphas(name, pool[train], y[train])
-                sse = lasso_path_sse(pool[train], y[train], pool[test], y[test], alphas)
+                columns = self._lasso_features(name, fold.rows, features)
+                alphas = _lasso_alphas(name, columns[train], y[train])
+                sse = lasso_path_sse(columns[train], y[train], columns[test], y[test], alphas)
                 errors = CVErrors()
                 errors.add_path(name, sse)
                 return errors
 
-            jobs += [lambda name=name: lasso(name) for name in self.lassos]
+            jobs += [partial(lasso, name) for name in self.lassos]
         return jobs
 
     def _lasso_features(
@@ -516,7 +518,11 @@ class _Fit:
         scoring: list[list[Future[CVErrors]]] = [[] for _ in trained]
         for job in as_completed(trained):
             i = index[job]
-            scoring[i] = [pool.submit(j) for j in self._scoring_jobs(job.result(), *folds[i])]
+            fold = job.result()
+            scoring[i] = [pool.submit(j) for j in self._scoring_jobs(fold, *folds[i])]
+            # Its jobs hold the features; dropped here, they go when the jobs are done
+            # (kept, every fold's would live until the fit ends: twice the peak memory).
+            fold.features = None
         out = []
         for job, parts in zip(trained, scoring, strict=True):
             errors = CVErrors()
@@ -538,8 +544,8 @@ class _Fit:
         # summed in fold order, so the result does not depend on the number of workers.
         with ThreadPoolExecutor(self.est.n_workers()) as pool:
             # Successive halving: every proxy configuration on the first folds, the
-            # best on the rest; the linear candidates need no proxy and start at once,
-            # after the proxies (the longest jobs, so they start first).
+            # best on the rest. The proxies are queued first (the longest jobs); the
+            # linear candidates need no proxy and are queued right behind them.
             trial_jobs = [pool.submit(self._trained, c, *f) for c in configs for f in screen]
             linear_jobs = [pool.submit(self._linear, *f) for f in self.folds if self.use["linear"]]
             scored = self._score_when_trained(pool, trial_jobs, screen * len(configs))

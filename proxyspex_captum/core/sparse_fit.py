@@ -120,8 +120,11 @@ def _lasso_coefs(x: np.ndarray, y: np.ndarray, alphas: np.ndarray) -> np.ndarray
     # 3,000: the same time either way), so wider designs keep sklearn's choice.
     # random_state: coordinate descent draws a seed from it even in cyclic order,
     # and by default that is numpy's global generator, which must stay untouched.
-    xc = np.asfortranarray(x - x.mean(axis=0))
-    yc = y - y.mean()
+    # The dtypes scikit-learn's checks would give: float32 stays, anything else is
+    # float64, and y takes X's (the Gram solver needs one dtype throughout).
+    dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.float64
+    xc = np.asfortranarray(x - x.mean(axis=0), dtype=dtype)
+    yc = (y - y.mean()).astype(dtype, copy=False)
     if x.shape[1] > _GRAM_MAX_COLUMNS:
         _, coefs, _ = lasso_path(
             xc, yc, alphas=alphas, max_iter=_MAX_ITER, tol=_TOL, random_state=0
@@ -133,7 +136,7 @@ def _lasso_coefs(x: np.ndarray, y: np.ndarray, alphas: np.ndarray) -> np.ndarray
     # path, about a tenth of a small fit's lasso time.
     gram = np.empty((x.shape[1], x.shape[1]), dtype=xc.dtype, order="C")
     np.dot(xc.T, xc, out=gram)
-    xy = np.empty(x.shape[1], dtype=np.result_type(xc, yc))
+    xy = np.empty(x.shape[1], dtype=dtype)
     np.dot(xc.T, yc, out=xy)
     _, coefs, _ = lasso_path(
         xc,

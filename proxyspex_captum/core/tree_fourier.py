@@ -90,7 +90,9 @@ def _lightgbm_nodes(model: Any) -> _Nodes:
     # One pass over the lines: each ``key=value`` is filed under its key when wanted.
     fields: dict[str, list[str]] = {key: [] for key in _LIGHTGBM_FIELDS}
     for key, _, value in (line.partition("=") for line in dump.splitlines()):
-        if key in fields:
+        # Empty values skipped: a single-leaf tree writes "split_feature=", and
+        # np.fromstring reads a blank string as one number, not none.
+        if value and key in fields:
             fields[key].append(value)
     if fields["num_tree_per_iteration"] not in ([], ["1"]):
         raise ValueError("Only single-output LightGBM models can be transformed.")
