@@ -44,7 +44,12 @@ budget x max_order x method; appended as it goes, the latest record of a pair
 wins, ``--resume`` skips pairs already there) and ``faithfulness_{set}.md`` (the
 table and the issue's criteria, rebuilt from the JSON lines; ``--table-only``
 rebuilds it alone). ``--quick`` (each family's cheapest cell of the set) writes
-``faithfulness_{set}_quick.*``.
+``faithfulness_{set}_quick.*``. ``--repeats K`` runs each method-cell K times,
+every method once a round, and records the median of its own seconds (the
+result must be the same each time; a run that differs is named in the note)::
+
+    .venv/bin/python benchmarks/bench_faithfulness.py --set report --repeats 3 \\
+        --methods psx-proxyspex,psx-auto,shapiq-proxyspex --results benchmarks/results/repeats
 """
 
 from __future__ import annotations
@@ -167,6 +172,7 @@ def run(
     resume: bool,
     timeout: float,
     all_references: bool = False,
+    repeats: int = 1,
 ) -> None:
     done = load_records(path) if resume else {}
     for i, cell in enumerate(cells, 1):
@@ -176,20 +182,49 @@ def run(
         print(f"[{i}/{len(cells)}] {cell.key}", flush=True)
         prepared = fs.Prepared.of(cell)  # built once; a forked child inherits it
         in_process = cell.game.family in fs.IN_PROCESS_FAMILIES or timeout <= 0
+        gated = {m: fs.gate(m, cell, all_references=all_references) for m in todo}
+        runs: dict[str, list[dict[str, Any]]] = {m: [] for m in todo if gated[m] is None}
+        # Round after round, every method once a round: the repeats of one method are
+        # spread over the same stretch of load as the others', as in a side-by-side run.
+        for round_ in range(repeats):
+            for method in runs:
+                if in_process:
+                    if cell.game.family not in fs.IN_PROCESS_FAMILIES:
+                        # A fresh game: a noisy one's noise restarts.
+                        prepared = fs.Prepared.of(cell)
+                    record = fs.run_one(prepared, method)
+                else:
+                    record = fs.run_isolated(prepared, method, timeout)
+                runs[method].append(record)
+                if repeats > 1:
+                    print(f"   ({round_ + 1}/{repeats}) " + describe(record), flush=True)
         for method in todo:
-            reason = fs.gate(method, cell, all_references=all_references)
-            if reason is not None:
-                record = fs.skipped(method, reason)
-            elif in_process:
-                if cell.game.family not in fs.IN_PROCESS_FAMILIES:
-                    prepared = fs.Prepared.of(cell)  # a fresh game: a noisy one's noise restarts
-                record = fs.run_one(prepared, method)
-            else:
-                record = fs.run_isolated(prepared, method, timeout)
+            reason = gated[method]
+            record = fs.skipped(method, reason) if reason is not None else merged(runs[method])
             record = {**cell_fields(cell, design, prepared), **record}
             record["when"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
             append_record(path, record)
             print("   " + describe(record), flush=True)
+
+
+def merged(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One method-cell's record from its repeated runs: the median of their own seconds.
+
+    The result (R², terms, calls) is the first run's: a seeded method gives the
+    same one every time, and a run that differs is named in the note rather than
+    averaged away. An error in any run is the record's error.
+    """
+    record = dict(runs[0])
+    if len(runs) == 1:
+        return record
+    record["seconds_runs"] = [r["seconds"] for r in runs]
+    record["seconds"] = float(np.median(record["seconds_runs"]))
+    differing = sorted({r.get("r2") for r in runs} - {record.get("r2")}, key=str)
+    if differing:
+        record["note"] = (record.get("note") or "") + f" R² of other runs: {differing}"
+    if not record.get("error"):
+        record["error"] = next((r["error"] for r in runs if r.get("error")), None)
+    return record
 
 
 def describe(record: dict[str, Any]) -> str:
@@ -500,7 +535,8 @@ def write_markdown(path: Path, md_path: Path, design: str, command: str) -> None
         "uniform masks; R² against the noiseless game (1 − SSE/SST). k: max_order (ours: "
         "the estimators' max_order; shapiq's SPEX: its code's t; shapiq's ProxySPEX: its "
         "whole surrogate, its grid fixes depths 3 and 5). s: the method's own seconds, game "
-        "calls excluded. skip: not run (budget below the method's minimum, or a SPEX "
+        "calls excluded (run with --repeats: the median of the runs, every method once a "
+        "round). skip: not run (budget below the method's minimum, or a SPEX "
         "reference where psx-spex cannot run); t/o: killed at the time limit; err: see "
         "below; ·: not run yet.\n\n"
         f"{table(by_pair)}\n\n"
@@ -552,9 +588,17 @@ def main() -> None:
         action="store_true",
         help=f"run the SPEX references at n > {fs.SPEX_REFERENCE_MAX_N} too (report: +30-40 min)",
     )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="run each method-cell this many times, interleaved; its seconds: their median",
+    )
     parser.add_argument("--list", action="store_true", help="print the cells and exit")
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder of the outputs")
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {args.repeats}")
 
     stem = f"faithfulness_{args.design}" + ("_quick" if args.quick else "")
     args.results.mkdir(parents=True, exist_ok=True)
@@ -588,6 +632,7 @@ def main() -> None:
             resume=args.resume,
             timeout=args.timeout,
             all_references=args.all_references,
+            repeats=args.repeats,
         )
         print(f"done in {time.perf_counter() - tic:.0f} s", flush=True)
     write_markdown(path, md_path, args.design, command)
