@@ -42,6 +42,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Hashable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
@@ -125,29 +126,19 @@ def _lasso_coefs(x: np.ndarray, y: np.ndarray, alphas: np.ndarray) -> np.ndarray
     dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.float64
     xc = np.asfortranarray(x - x.mean(axis=0), dtype=dtype)
     yc = (y - y.mean()).astype(dtype, copy=False)
-    if x.shape[1] > _GRAM_MAX_COLUMNS:
-        _, coefs, _ = lasso_path(
-            xc, yc, alphas=alphas, max_iter=_MAX_ITER, tol=_TOL, random_state=0
-        )
-        return coefs
-    # The Gram matrix and Xᵀy built here as scikit-learn builds them (the same products
-    # of the same Fortran-ordered copy, so the same bits), which lets the path skip
-    # its input checks: they re-validated the Gram matrix at every penalty, 20 times a
-    # path, about a tenth of a small fit's lasso time.
-    gram = np.empty((x.shape[1], x.shape[1]), dtype=xc.dtype, order="C")
-    np.dot(xc.T, xc, out=gram)
-    xy = np.empty(x.shape[1], dtype=dtype)
-    np.dot(xc.T, yc, out=xy)
+    gram_options: dict[str, Any] = {}  # wider designs: scikit-learn's own choice
+    if x.shape[1] <= _GRAM_MAX_COLUMNS:
+        # The Gram matrix and Xᵀy built here as scikit-learn builds them (the same
+        # products of the same Fortran-ordered copy, so the same bits), which lets the
+        # path skip its input checks: they re-validated the Gram matrix at every
+        # penalty, 20 times a path, about a tenth of a small fit's lasso time.
+        gram = np.empty((x.shape[1], x.shape[1]), dtype=xc.dtype, order="C")
+        np.dot(xc.T, xc, out=gram)
+        xy = np.empty(x.shape[1], dtype=dtype)
+        np.dot(xc.T, yc, out=xy)
+        gram_options = {"precompute": gram, "Xy": xy, "check_input": False}
     _, coefs, _ = lasso_path(
-        xc,
-        yc,
-        alphas=alphas,
-        precompute=gram,
-        Xy=xy,
-        check_input=False,
-        max_iter=_MAX_ITER,
-        tol=_TOL,
-        random_state=0,
+        xc, yc, alphas=alphas, max_iter=_MAX_ITER, tol=_TOL, random_state=0, **gram_options
     )
     return coefs
 
