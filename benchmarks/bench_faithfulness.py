@@ -182,12 +182,18 @@ def run(
         print(f"[{i}/{len(cells)}] {cell.key}", flush=True)
         prepared = fs.Prepared.of(cell)  # built once; a forked child inherits it
         in_process = cell.game.family in fs.IN_PROCESS_FAMILIES or timeout <= 0
-        gated = {m: fs.gate(m, cell, all_references=all_references) for m in todo}
-        runs: dict[str, list[dict[str, Any]]] = {m: [] for m in todo if gated[m] is None}
+        fields = cell_fields(cell, design, prepared)
+        runs: dict[str, list[dict[str, Any]]] = {}
+        for method in todo:
+            reason = fs.gate(method, cell, all_references=all_references)
+            if reason is None:
+                runs[method] = []
+            else:
+                write_record(path, {**fields, **fs.skipped(method, reason)})
         # Round after round, every method once a round: the repeats of one method are
         # spread over the same stretch of load as the others', as in a side-by-side run.
         for round_ in range(repeats):
-            for method in runs:
+            for method, done_runs in runs.items():
                 if in_process:
                     if cell.game.family not in fs.IN_PROCESS_FAMILIES:
                         # A fresh game: a noisy one's noise restarts.
@@ -195,16 +201,18 @@ def run(
                     record = fs.run_one(prepared, method)
                 else:
                     record = fs.run_isolated(prepared, method, timeout)
-                runs[method].append(record)
+                done_runs.append(record)
                 if repeats > 1:
                     print(f"   ({round_ + 1}/{repeats}) " + describe(record), flush=True)
-        for method in todo:
-            reason = gated[method]
-            record = fs.skipped(method, reason) if reason is not None else merged(runs[method])
-            record = {**cell_fields(cell, design, prepared), **record}
-            record["when"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            append_record(path, record)
-            print("   " + describe(record), flush=True)
+                if round_ == repeats - 1:  # written as soon as complete: a stop loses little
+                    write_record(path, {**fields, **merged(done_runs)})
+
+
+def write_record(path: Path, record: dict[str, Any]) -> None:
+    """Append ``record``, stamped with the time, and print it."""
+    record = {**record, "when": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    append_record(path, record)
+    print("   " + describe(record), flush=True)
 
 
 def merged(runs: list[dict[str, Any]]) -> dict[str, Any]:
