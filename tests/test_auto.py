@@ -144,6 +144,23 @@ def test_a_seed_gives_the_same_result(parity):
     assert first.intervals() == second.intervals()
 
 
+def test_a_generator_that_cannot_spawn_works_on_the_coded_route():
+    # A bit generator built from a key has no seed sequence to spawn from: the
+    # ProxySPEX candidate's generator used to fail there, after every call was paid.
+    def run() -> psx.Interactions:
+        game = psx.games.fourier_game(64, n_terms=20, max_order=3, noise=0.05, random_state=0)
+        keyed = np.random.Generator(np.random.Philox(key=7))
+        return psx.AutoSPEX(max_order=3, random_state=keyed, uncertainty=False).explain(
+            game, 64, 1500
+        )
+
+    first, second = run(), run()
+    assert first.metadata["route"] == "coded"
+    assert first.metadata["cv_r2_proxyspex"] is not None  # the candidate was fitted
+    assert first.n_queries == 1500
+    _same(first, second, 64)
+
+
 def test_each_output_chooses_for_itself(parity, hierarchical):
     def both(masks):
         return np.column_stack([parity(masks), hierarchical(masks)])

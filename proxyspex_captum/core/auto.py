@@ -45,7 +45,7 @@ import numpy as np
 from .base import EXACT_MAX_FEATURES, InteractionEstimator, OutputFit, PerOutput
 from .checks import check_int
 from .proxyspex import ProxySPEX
-from .sampling import uniform_masks
+from .sampling import child_generator, uniform_masks
 from .spex import PREFERRED_BINS, SPEX
 from .uncertainty import DEFAULT_RESAMPLES
 from .value_function import ValueFunction
@@ -220,7 +220,8 @@ class AutoSPEX(InteractionEstimator):
         if todo:
             # On a child generator: the parent then draws the bootstrap's seed as SPEX
             # alone would, so a chosen SPEX carries SPEX's own intervals too.
-            fitted = self.proxyspex.fit_samples(design.samples, values[:, todo], rng.spawn(1)[0])
+            child = child_generator(rng)
+            fitted = self.proxyspex.fit_samples(design.samples, values[:, todo], child)
             for j, fit in zip(todo, fitted, strict=True):
                 proxy_fits[j] = fit
         n_uniform = len(design.samples) - design.n_coded

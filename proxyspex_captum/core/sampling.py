@@ -6,11 +6,19 @@ numpy RNG is never touched.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from .checks import check_int, check_real
 
-__all__ = ["MAX_ENUMERATED_FEATURES", "all_masks", "as_generator", "uniform_masks"]
+__all__ = [
+    "MAX_ENUMERATED_FEATURES",
+    "all_masks",
+    "as_generator",
+    "child_generator",
+    "uniform_masks",
+]
 
 # Up to this many features, all 2**n masks may be enumerated (2**22 masks of 22
 # features: 92 MB of booleans) and sampling without replacement is done on mask
@@ -27,6 +35,32 @@ def as_generator(random_state: int | np.random.Generator | None) -> np.random.Ge
     if isinstance(random_state, np.random.RandomState):
         raise TypeError("Pass a seed or numpy.random.Generator, not a legacy RandomState.")
     return np.random.default_rng(random_state)
+
+
+def child_generator(rng: np.random.Generator) -> np.random.Generator:
+    """An independent generator derived from ``rng``, whose own stream it leaves as it was.
+
+    ``rng.spawn`` where the bit generator's seed sequence can spawn (any
+    generator made from a seed). A bit generator built from a key or a raw
+    state cannot: the child is then seeded from the numbers ``rng`` would draw
+    next, read off a copy, behind a tag of its own so that it does not replay
+    ``rng``'s stream.
+
+    Examples:
+        >>> rng = np.random.default_rng(0)
+        >>> child = child_generator(rng)
+        >>> int(rng.integers(100)) == int(np.random.default_rng(0).integers(100))
+        True
+        >>> keyed = np.random.Generator(np.random.Philox(key=7))
+        >>> child = child_generator(keyed)  # no seed sequence to spawn from
+        >>> same = np.random.Generator(np.random.Philox(key=7))
+        >>> int(keyed.integers(100)) == int(same.integers(100))
+        True
+    """
+    if isinstance(getattr(rng.bit_generator, "seed_seq", None), np.random.SeedSequence):
+        return rng.spawn(1)[0]
+    upcoming = np.random.Generator(copy.deepcopy(rng.bit_generator)).integers(2**32, size=4)
+    return np.random.default_rng([0xC41D, *upcoming.tolist()])
 
 
 def all_masks(n_features: int) -> np.ndarray:
