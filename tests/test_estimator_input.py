@@ -210,6 +210,43 @@ def test_huge_and_tiny_outputs_work(estimator, scale):
     assert found == pytest.approx(planted, rel=1e-9)
 
 
+@pytest.mark.parametrize("factor", [2.0**530, 2.0**-530])  # about 1e160 and 1e-160
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+def test_intervals_scale_with_huge_and_tiny_outputs(estimator, factor):
+    # The bootstrap's squared deviations overflowed to infinite intervals near
+    # 1e160 and underflowed to zero-width ones near 1e-160. A power of two keeps
+    # the scaled outputs exact, so both runs make the same choices.
+    game = PlantedGame({(3,): 1.0, (7, 40): -2.0}, n_features=64)
+
+    def errors(scale: float) -> dict:
+        rng = np.random.default_rng(5)
+        inter = estimator(max_order=2, random_state=0, uncertainty=True, n_resamples=10).explain(
+            lambda m: scale * (game(m) + 0.05 * rng.standard_normal(len(m))),
+            n_features=64,
+            budget=1500,
+        )
+        return {s: v / scale for s, v in inter.standard_errors().items()}
+
+    reference, scaled = errors(1.0), errors(factor)
+    assert max(reference.values()) > 0.0
+    assert scaled == pytest.approx(reference, rel=1e-9)
+
+
+@pytest.mark.parametrize("offset, amplitude", [(1.0, 1e-8), (1000.0, 1e-4), (-5e3, 1e-2)])
+@pytest.mark.parametrize("estimator", [psx.ProxySPEX, psx.AutoSPEX])
+def test_an_output_offset_only_moves_the_constant(estimator, offset, amplitude):
+    # Values were scaled, not centred: LightGBM keeps labels as float32, so
+    # 1 + 1e-8·g(m) was one constant to it and only main effects were found.
+    planted = {(0,): 1.0, (1, 2): 0.5, (3, 4, 5): 0.25}
+    game = PlantedGame(planted, n_features=32)
+    inter = estimator(max_order=3, random_state=0, uncertainty=False).explain(
+        lambda m: offset + amplitude * game(m), n_features=32, budget=400
+    )
+    found = {s: v / amplitude for s, v in inter.mobius.items() if s and abs(v) > 1e-6 * amplitude}
+    assert found == pytest.approx(planted, rel=1e-6)
+    assert inter.mobius[()] == pytest.approx(offset, rel=1e-12)
+
+
 # ---------------------------------------------------------------- exact fits
 @pytest.mark.parametrize("estimator", ESTIMATORS)
 def test_noiseless_sparse_function_leaves_no_shrinkage_artefacts(estimator):

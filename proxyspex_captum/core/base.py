@@ -28,6 +28,7 @@ __all__ = [
     "InteractionEstimator",
     "OutputFit",
     "PoorFitWarning",
+    "centre_and_scale",
     "check_sample_values",
     "power_of_two_scale",
 ]
@@ -408,6 +409,29 @@ def power_of_two_scale(values: np.ndarray) -> float:
     # bounds keep the scale itself finite and normal (outputs up to 1.8e308, down to 5e-324).
     exponent = int(np.frexp(peak)[1]) - 1
     return math.ldexp(1.0, min(max(exponent, -1022), 1023))
+
+
+def centre_and_scale(values: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """``(z, centre, scale)`` with ``values = centre + scale · z`` and ``|z| < 4``.
+
+    ``centre`` is one of the values (the lower median) and ``scale`` a power of
+    two, so nothing overflows on the way (outputs near ±1.8e308) and ``z``
+    keeps the values' spread, not their level: an output like
+    ``1000 + 1e-4·g(m)`` would round to a constant in the float32 labels
+    LightGBM keeps, and its squares near ``1e-300`` to zero.
+
+    Examples:
+        >>> z, centre, scale = centre_and_scale(np.array([1000.0, 1000.0 + 2**-20]))
+        >>> z.tolist(), centre, scale == 2.0**-20
+        ([0.0, 1.0], 1000.0, True)
+    """
+    level = power_of_two_scale(values)
+    z = values / level  # exact: within [-2, 2)
+    centre = float(np.partition(z, (len(z) - 1) // 2)[(len(z) - 1) // 2])
+    z = z - centre
+    # Scaled up only: the spread's scale times the level's stays finite.
+    spread = min(power_of_two_scale(z), 1.0)
+    return z / spread, centre * level, spread * level
 
 
 class EstimatorOwner:

@@ -33,7 +33,7 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
-from .base import InteractionEstimator, OutputFit, check_sample_values, power_of_two_scale
+from .base import InteractionEstimator, OutputFit, centre_and_scale, check_sample_values
 from .checks import check_int, check_real, usable_cores
 from .ridge import ridge_gcv
 from .sampling import uniform_masks
@@ -53,6 +53,7 @@ from .sparse_fit import (
     tie_tolerance,
 )
 from .subsets import (
+    add_constant,
     aggregate,
     and_features,
     fourier_features,
@@ -295,17 +296,19 @@ class ProxySPEX(InteractionEstimator):
             rows, coef = np.zeros((1, 0), np.int64), np.array([y[0]])
             info = {"n_trees": 0, "cv_r2": 1.0}
             return OutputFit(rows, coef, info, lambda _: (rows, coef), len(y))
-        # Fit y / scale (exact: a power of two), so outputs near 1e±300 work too.
-        scale = power_of_two_scale(y)
-        fit = _Fit(self, masks, y / scale, rng)
+        # Fit (y - centre) / scale: centred, so the float32 labels of LightGBM keep
+        # the output's variation however large its level; scaled by a power of two
+        # (exact), so outputs near 1e±300 work too.
+        z, centre, scale = centre_and_scale(y)
+        fit = _Fit(self, masks, z, rng)
         with fitting():
             rows, coef, info = fit.run()
 
         def refit(indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             rows, coef = fit.replicate(indices)
-            return rows, coef * scale
+            return add_constant(rows, coef * scale, centre)
 
-        return OutputFit(rows, coef * scale, info, refit, len(y))
+        return OutputFit(*add_constant(rows, coef * scale, centre), info, refit, len(y))
 
     def _n_threads(self) -> int:
         return self.n_workers()

@@ -92,6 +92,27 @@ def with_intercept(
     return out_rows, np.concatenate([[float(intercept)], np.asarray(coef, dtype=float)])
 
 
+def add_constant(
+    rows: np.ndarray, coef: np.ndarray, constant: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``constant`` added to the empty set's value (the empty set prepended if absent).
+
+    Examples:
+        >>> rows, values = add_constant(pad_sets([(), (0,)]), np.array([1.0, 2.0]), 0.5)
+        >>> rows.tolist(), values.tolist()
+        ([[-1], [0]], [1.5, 2.0])
+        >>> rows, values = add_constant(pad_sets([(0,)]), np.array([2.0]), 0.5)
+        >>> rows.tolist(), values.tolist()
+        ([[-1], [0]], [0.5, 2.0])
+    """
+    empty = np.flatnonzero(set_sizes(rows) == 0)
+    if len(empty) == 0:
+        return with_intercept(rows, coef, constant)
+    coef = np.array(coef, dtype=float)
+    coef[empty[0]] += constant
+    return rows, coef
+
+
 def set_sizes(rows: np.ndarray) -> np.ndarray:
     """Number of features in each padded row."""
     return (rows != PAD).sum(axis=1)

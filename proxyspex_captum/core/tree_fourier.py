@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .subsets import PAD, spread_to_subsets
+from .subsets import PAD, add_constant, spread_to_subsets
 
 __all__ = ["tree_ensemble_fourier"]
 
@@ -302,10 +302,5 @@ def tree_ensemble_fourier(model: Any) -> tuple[np.ndarray, np.ndarray]:
     weights = np.repeat((values / 2.0**sizes)[:, None], rows.shape[1] + 1, axis=1)
     out_rows, coef = spread_to_subsets(rows, weights, signs=signs)
     if offset:
-        empty = np.all(out_rows == PAD, axis=1)
-        if empty.any():
-            coef[np.flatnonzero(empty)[0]] += offset
-        else:
-            out_rows = np.vstack([np.full((1, rows.shape[1]), PAD), out_rows])
-            coef = np.concatenate([[offset], coef])
+        out_rows, coef = add_constant(out_rows, coef, offset)
     return out_rows, coef

@@ -95,7 +95,12 @@ def deviations(estimates: np.ndarray, replicates: np.ndarray) -> np.ndarray:
         >>> float(deviations(np.array([1.0]), np.array([[0.0], [2.0]]))[0])
         1.0
     """
-    return np.sqrt(np.mean((replicates - estimates) ** 2, axis=0))
+    difference = replicates - estimates
+    # Divided by each column's largest deviation first, so the squares neither
+    # overflow (outputs near 1e308) nor underflow to zero (near 1e-300).
+    largest = np.max(np.abs(difference), axis=0, initial=0.0)
+    unit = np.where(largest > 0.0, largest, 1.0)
+    return unit * np.sqrt(np.mean((difference / unit) ** 2, axis=0))
 
 
 def intervals(
