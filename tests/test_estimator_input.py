@@ -210,6 +210,17 @@ def test_huge_and_tiny_outputs_work(estimator, scale):
     assert found == pytest.approx(planted, rel=1e-9)
 
 
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+def test_a_string_of_feature_names_is_refused_before_any_call(estimator):
+    def never(masks):
+        raise AssertionError("called")
+
+    with pytest.raises(TypeError, match="single string"):
+        estimator(random_state=0).explain(
+            never, n_features=20, budget=1000, feature_names="abcdefghijklmnopqrst"
+        )
+
+
 @pytest.mark.parametrize("factor", [2.0**530, 2.0**-530])  # about 1e160 and 1e-160
 @pytest.mark.parametrize("estimator", ESTIMATORS)
 def test_intervals_scale_with_huge_and_tiny_outputs(estimator, factor):

@@ -284,6 +284,7 @@ def test_from_json_takes_text_and_load_takes_paths(small, tmp_path):
         (lambda d: d["fourier"].append(list(d["fourier"][1])), "listed twice"),
         (lambda d: d["fourier"].append([[0, 1], float("nan")]), "finite number, got nan"),
         (lambda d: d["fourier"].append([[0, 1], "1"]), "finite number, got '1'"),
+        (lambda d: d["fourier"].append([[0, 1, 2, 3], 10**400]), "finite number, got 1000"),
         (lambda d: d["fourier"].append([3, 1.0]), "pair"),
         (lambda d: d.update(feature_names=[1, 2, 3, 4]), "'feature_names'"),
         (lambda d: d.update(n_queries=-1), "'n_queries'"),
@@ -297,3 +298,23 @@ def test_documents_are_checked_field_by_field(small, change, message):
         Interactions.from_dict(data)
     with pytest.raises(ValueError, match=message):
         Interactions.from_json(json.dumps(data))
+
+
+def test_wide_sets_of_large_feature_ids_convert_as_small_ones_do():
+    # Sets of 7 features among hundreds are keyed by their bytes, which sorted
+    # unlike the sets from feature 256 on: Möbius values landed on the wrong sets
+    # (or an IndexError). Relabelling the features, in order, must change nothing.
+    large_id = dict(enumerate([0, 1, 2, 3, 4, 5, 511, 512, 767]))
+
+    def relabel(s):
+        return tuple(large_id[i] for i in s)
+
+    small = {(0, 1, 2, 3, 4, 5, 6): 1.0, (0, 1, 2, 3, 4, 5, 7): 2.0, (0, 1, 2, 3, 4, 5, 8): 3.0}
+    large = {relabel(s): v for s, v in small.items()}
+    wide = Interactions(large, n_features=768).mobius
+    expected = {relabel(s): v for s, v in Interactions(small, n_features=9).mobius.items()}
+    assert wide.keys() == expected.keys()
+    assert wide == pytest.approx(expected, abs=1e-12)
+    assert wide[(0, 1, 2, 3, 4, 5, 512)] == pytest.approx((-2) ** 7 * 2.0)
+    again = Interactions.from_mobius(wide, n_features=768)
+    assert again.fourier == pytest.approx(large, abs=1e-12)

@@ -60,6 +60,9 @@ def test_too_small_budget_is_refused_before_any_call():
         psx.SPEX(max_order=5).explain(never, n_features=1000, budget=need - 1)
     with pytest.raises(ValueError, match="decoder"):
         psx.SPEX(decoder="list")
+    # The public design refuses it too (it built a 2-bin design, or failed on a log).
+    with pytest.raises(ValueError, match=f"smallest design for 1000 features needs {need}"):
+        psx.SPEX(max_order=5).design(1000, need - 1, np.random.default_rng(0))
 
 
 def test_same_seed_same_result_bit_for_bit():

@@ -254,6 +254,11 @@ class InteractionEstimator(ABC):
         """
         n_features = check_int("n_features", n_features, 1)
         budget = self.check_budget(n_features, budget)
+        if isinstance(feature_names, str | bytes):
+            raise TypeError(
+                f"feature_names must be a sequence of names, got the single string "
+                f"{feature_names!r}: pass a list, e.g. list(text.split())."
+            )
         if feature_names is not None and len(feature_names) != n_features:
             raise ValueError(f"Got {len(feature_names)} feature names for {n_features} features.")
         executor = check_executor(executor)

@@ -284,8 +284,16 @@ def _check_terms(terms: Any, n_features: int, field: str) -> None:
         if tuple(ids) in seen:
             raise ValueError(f"{where}: the set {ids} is listed twice.")
         seen.add(tuple(ids))
-        if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not _finite(value):
             raise ValueError(f"{where}: the coefficient must be a finite number, got {value!r}.")
+
+
+def _finite(value: int | float) -> bool:
+    """Whether ``value`` is a finite float (an integer too large for a float is not)."""
+    try:
+        return bool(np.isfinite(float(value)))
+    except OverflowError:
+        return False
 
 
 class Interactions:

@@ -260,6 +260,13 @@ class SPEX(InteractionEstimator):
             >>> round(fit.metadata["cv_r2"], 6)
             1.0
         """
+        n_features = check_int("n_features", n_features, 1)
+        need = self.sampled_min_budget(n_features)
+        if check_int("budget", budget, 1) < need:
+            raise ValueError(
+                f"SPEX's smallest design for {n_features} features needs {need} calls, got "
+                f"{budget}. Raise the budget{self._budget_hint}."
+            )
         degree, b = self.choose_design(n_features, budget)
         code = BCHCode(n_features, degree)
         delays = np.vstack([np.zeros((1, n_features), bool), code.parity_matrix.T])

@@ -160,16 +160,21 @@ def _packed_keys(rows: np.ndarray, base: int) -> np.ndarray | None:
 
 
 def _lookup_keys(rows: np.ndarray, base: int) -> np.ndarray:
-    """One key per row, equal exactly for equal rows, for sorting and ``searchsorted``.
+    """One key per row, equal exactly for equal rows and sorted like the rows.
 
-    Packed integers when they fit; otherwise the rows' raw bytes, whose
-    (memcmp) order is not lexicographic but serves as well to find equal rows.
+    Packed integers when they fit; otherwise the bytes of ``rows + 1`` as
+    big-endian unsigned integers, whose (memcmp) order is the rows'
+    lexicographic order, padding first. Both must sort like the rows:
+    :func:`superset_sums` looks up its largest sets, which :func:`aggregate`
+    sorted, with ``searchsorted``. (Little-endian bytes, used before, sorted
+    otherwise from feature 256 on, and sets of 7 or more features at
+    ``n`` ≥ 467 were summed into the wrong sets.)
     """
     keys = _packed_keys(rows, base)
     if keys is not None:
         return keys
-    rows = np.ascontiguousarray(rows, dtype=np.int64)
-    return rows.view(np.dtype((np.void, 8 * rows.shape[1]))).ravel()
+    unsigned = np.ascontiguousarray(np.asarray(rows, dtype=np.int64) + 1, dtype=">u8")
+    return unsigned.view(np.dtype((np.void, 8 * rows.shape[1]))).ravel()
 
 
 def _subset_table(size: int) -> np.ndarray:
