@@ -190,6 +190,57 @@ def test_shapley_values_equal_captums_exact_shapley_values(method):
         assert inter.first_order() == pytest.approx(row.numpy(), abs=1e-9)
 
 
+def test_every_mask_gives_exact_shapley_values_with_every_order_kept():
+    # A product of 6 features is one interaction of order 6: with all 2**6 masks and
+    # max_order=6 each Shapley value is 1/6; with the default max_order=4 the result
+    # leaves 11 % of the variance out, and a warning says so.
+    def product(x):
+        return x.prod(1)
+
+    x = torch.ones(1, 6)
+    exact = psx.ProxySPEXAttribution(product, max_order=6).attribute(x)
+    torch.testing.assert_close(exact, torch.full((1, 6), 1 / 6))
+    with pytest.warns(psx.PoorFitWarning, match=r"11\.1% of the model's variance.*max_order=6"):
+        psx.ProxySPEXAttribution(product).attribute(x)
+
+
+def test_a_single_number_target_or_argument_serves_every_example():
+    # Captum takes a 0-d tensor as one target for the batch; its example selection
+    # called len() on it, and a batch of two failed after a model call.
+    torch.manual_seed(0)
+    model, x = torch.nn.Linear(5, 3), torch.randn(2, 5)
+    attr = psx.ProxySPEXAttribution(model, random_state=0)
+    by_tensor = attr.attribute(x, target=torch.tensor(1))
+    torch.testing.assert_close(by_tensor, attr.attribute(x, target=1))
+
+    def scaled(inputs, factor):
+        return model(inputs)[:, 0] * factor
+
+    twice = psx.ProxySPEXAttribution(scaled, random_state=0)
+    ones = twice.attribute(x, additional_forward_args=(torch.tensor(1.0),))
+    doubled = twice.attribute(x, additional_forward_args=(torch.tensor(2.0),))
+    torch.testing.assert_close(doubled, 2 * ones)
+
+
+def test_the_cache_tells_two_models_behind_one_wrapper_apart(tmp_path):
+    # A function wrapping a model was fingerprinted by its name alone: a second model
+    # behind the same wrapper got the first one's values from the cache file.
+    def first_column(model):
+        def forward(inputs):
+            return model(inputs)[:, 0]
+
+        return forward
+
+    torch.manual_seed(0)
+    a, b, x = torch.nn.Linear(6, 2), torch.nn.Linear(6, 2), torch.ones(1, 6)
+    path = tmp_path / "values.sqlite"
+    first = psx.ProxySPEXAttribution(first_column(a), random_state=0).attribute(x, cache=path)
+    again = psx.ProxySPEXAttribution(first_column(a), random_state=0).attribute(x, cache=path)
+    torch.testing.assert_close(first, again)
+    with pytest.raises(ValueError, match="another value function"):
+        psx.ProxySPEXAttribution(first_column(b), random_state=0).attribute(x, cache=path)
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_sampled_shapley_values_of_a_model_without_interactions_are_exact(method):
     """30 features, far fewer calls than 2**30: the estimate is still exact."""

@@ -270,6 +270,10 @@ def test_bad_requests_fail_before_any_model_call():
         explainer(np.ones((1, 30)), max_evals=50)
     with pytest.raises(TypeError, match="max_evals must be an integer"):
         explainer(np.ones((1, 30)), max_evals=12.5)
+    with pytest.raises(ValueError, match="batch_size must be at least 1"):
+        explainer(np.ones((1, 30)), batch_size=0)
+    with pytest.raises(TypeError, match="batch_size must be an integer"):
+        explainer(np.ones((1, 30)), batch_size=2.5)
     assert counter.calls == 0
     with pytest.raises(ValueError, match="needs a masker"):
         psx.ProxySPEXExplainer(interacting, None)

@@ -106,9 +106,12 @@ class InteractionAttribution(EstimatorOwner, PerturbationAttribution):
                 feature. Ids must be ``0 .. n-1``. Default: every scalar
                 element is a feature.
             n_samples: Model calls per example (distinct masks). Default: the
-                estimator's ``default_budget(n)``: all ``2**n`` masks, hence
-                exact values, up to ``n = 9`` features, else 1,000 calls (or
-                twice SPEX's smallest design when that is more).
+                estimator's ``default_budget(n)``: all ``2**n`` masks up to
+                ``n = 9`` features, hence the exact transform up to
+                ``max_order`` (exact Shapley values when nothing lies above it;
+                a ``PoorFitWarning`` says when more than 1 % of the variance
+                does), else 1,000 calls (or twice SPEX's smallest design when
+                that is more).
             perturbations_per_eval: Masks sent to the model per forward call.
             return_input_shape: Return attributions shaped like the inputs
                 (True) or one ``(n_examples, n_features)`` tensor (False).

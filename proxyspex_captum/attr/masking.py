@@ -9,7 +9,10 @@ so that no model call is spent on arguments that cannot work.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import marshal
+import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +30,6 @@ from captum._utils.common import (
     _select_targets,
 )
 from captum._utils.typing import BaselineType, TargetType
-from captum.attr._utils.batching import _select_example
 from captum.attr._utils.common import _construct_default_feature_mask, _format_input_baseline
 from torch import Tensor
 
@@ -351,9 +353,11 @@ def fingerprint(forward_func: Callable[..., Any], problem: CaptumProblem) -> str
     """A digest naming the values of ``forward_func`` on ``problem`` (for ``cache=``).
 
     It covers the model (its class and every parameter and buffer, when it is
-    a ``torch.nn.Module`` or a method of one; else the function's qualified
-    name) and every argument that changes a value: inputs, baselines, feature
-    mask, target and additional arguments. The estimator, its budget and seed
+    a ``torch.nn.Module`` or a method of one; for a function, its name, its
+    code, and the modules and tensors it reaches through its closure, default
+    arguments, ``functools.partial`` arguments or the globals it names) and
+    every argument that changes a value: inputs, baselines, feature mask,
+    target and additional arguments. The estimator, its budget and seed
     are left out on purpose, so that runs with other methods share the values.
     """
     digest = hashlib.sha256()
@@ -361,10 +365,7 @@ def fingerprint(forward_func: Callable[..., Any], problem: CaptumProblem) -> str
     kind = type(owner) if isinstance(owner, torch.nn.Module) else forward_func
     name = f"{getattr(kind, '__module__', '')}.{getattr(kind, '__qualname__', repr(kind))}"
     digest.update(name.encode())
-    if isinstance(owner, torch.nn.Module):
-        for key, tensor in owner.state_dict().items():
-            digest.update(key.encode())
-            _update(digest, tensor)
+    _update_callable(digest, forward_func)
     for part in (
         problem.inputs,
         problem.baselines,
@@ -374,6 +375,81 @@ def fingerprint(forward_func: Callable[..., Any], problem: CaptumProblem) -> str
     ):
         _update(digest, part)
     return f"captum:{name}:{digest.hexdigest()[:32]}"
+
+
+def _update_callable(digest: Any, func: Any, depth: int = 0) -> None:
+    """Add what decides ``func``'s values: a module's weights, a function's code and state.
+
+    A function that wraps a model (``lambda x: model(x)[:, 0]``, the usual way
+    to pick a column for Captum) was named by its qualified name alone, so two
+    models behind the same wrapper shared one cache file's values. Objects
+    other than modules, tensors, arrays, functions and plain constants are left
+    out: their ``repr`` may hold a memory address, and a digest that changed
+    every run would never find its values again.
+    """
+    if depth > 4:  # wrappers of wrappers: deep enough for any real forward function
+        return
+    owner = getattr(func, "__self__", None)
+    if isinstance(func, torch.nn.Module) or isinstance(owner, torch.nn.Module):
+        module = func if isinstance(func, torch.nn.Module) else owner
+        for key, tensor in module.state_dict().items():
+            digest.update(key.encode())
+            _update(digest, tensor)
+        return
+    if isinstance(func, functools.partial):
+        _update_callable(digest, func.func, depth + 1)
+        for value in (*func.args, *func.keywords.items()):
+            _update_state(digest, value, depth)
+        return
+    func = getattr(func, "__func__", func)  # a bound method of another object
+    if not isinstance(func, types.FunctionType):
+        return
+    digest.update(marshal.dumps(func.__code__))
+    cells = [cell.cell_contents for cell in func.__closure__ or () if _has_contents(cell)]
+    named = [func.__globals__[g] for g in func.__code__.co_names if g in func.__globals__]
+    for value in (*cells, *(func.__defaults__ or ()), *named):
+        _update_state(digest, value, depth)
+
+
+def _has_contents(cell: Any) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018 (an empty cell raises)
+    except ValueError:
+        return False
+    return True
+
+
+def _update_state(digest: Any, value: Any, depth: int) -> None:
+    """One value a forward function reaches, when it can change the function's output."""
+    if isinstance(value, Tensor | np.ndarray | int | float | str | bool | type(None)):
+        _update(digest, value)
+    elif isinstance(value, tuple | list):
+        for item in value:
+            _update_state(digest, item, depth)
+    elif isinstance(value, torch.nn.Module | types.FunctionType | types.MethodType):
+        _update_callable(digest, value, depth + 1)
+    elif isinstance(value, functools.partial):
+        _update_callable(digest, value, depth + 1)
+
+
+def _select_example(value: Any, index: int, bsz: int) -> Any:
+    """Example ``index``'s part of a batched argument (as Captum's ``_select_example``).
+
+    A tensor or list of ``bsz`` rows gives its row ``index``; anything else,
+    a 0-d tensor included, is shared by every example (Captum's calls ``len``
+    on a 0-d tensor: ``target=torch.tensor(1)`` failed on a batch of two).
+    """
+    if value is None:
+        return None
+    parts = value if isinstance(value, tuple) else (value,)
+    picked = tuple(
+        part[index : index + 1]
+        if (isinstance(part, list) or (isinstance(part, Tensor) and part.dim() > 0))
+        and len(part) == bsz
+        else part
+        for part in parts
+    )
+    return picked if isinstance(value, tuple) else picked[0]
 
 
 def _update(digest: Any, value: Any) -> None:

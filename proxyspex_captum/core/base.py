@@ -49,10 +49,16 @@ DEFAULT_BUDGET = 1000
 MAX_MASK_BYTES = 2**30
 # Warn when the estimator's own cross-validated R² is below this.
 POOR_FIT_R2 = 0.5
+# An exact fit warns when more than this share of the variance lies above max_order.
+TRUNCATION_WARNING = 0.01
 
 
 class PoorFitWarning(UserWarning):
     """The interactions reproduce the model poorly (cross-validated R² below 0.5).
+
+    Also when every mask was queried (the exact transform) but more than 1 % of
+    the model's variance lies in interactions above ``max_order``, which the
+    result leaves out.
 
     Raised as a warning, never an error: the result is still the best the
     budget allows. Raise the budget, lower ``max_order``, use coarser features,
@@ -202,12 +208,17 @@ class InteractionEstimator(ABC):
         within = masks.sum(axis=1) <= self.max_order
         rows = pad_sets(np.flatnonzero(m) for m in masks[within])
         out = []
-        for column in table.T:
+        for j, column in enumerate(table.T):
             scale = power_of_two_scale(column)  # exact; keeps sums of 1e308s finite
             coef = fwht(column / scale) / 2**n_features
             with np.errstate(over="ignore"):  # the energy of outputs near 1e308 is inf
                 dropped = float(np.sum((coef[~within] * scale) ** 2))
             metadata = {"exact": True, "energy_above_max_order": dropped}
+            variance = float(np.sum(coef[1:] ** 2))  # row 0 is the empty set
+            above = float(np.sum(coef[~within] ** 2))
+            if variance > 0 and above > TRUNCATION_WARNING * variance:
+                output = j if table.shape[1] > 1 else None
+                _warn_truncated(above / variance, self.max_order, n_features, output)
             out.append(OutputFit(rows, coef[within] * scale, metadata))
         return out
 
@@ -362,6 +373,19 @@ class InteractionEstimator(ABC):
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
         return f"{type(self).__name__}({params})"
+
+
+def _warn_truncated(share: float, max_order: int, n_features: int, output: int | None) -> None:
+    where = "" if output is None else f" (output {output})"
+    warnings.warn(
+        PoorFitWarning(
+            f"Every mask was queried, but {share:.1%} of the model's variance{where} lies in "
+            f"interactions of more than max_order={max_order} features, which the result "
+            "leaves out: its values (Shapley values included) are those of the model without "
+            f"them. Pass max_order={n_features} to keep every order."
+        ),
+        stacklevel=5,
+    )
 
 
 def _warn_if_poor(metadata: dict[str, Any], output: int | None) -> None:

@@ -101,6 +101,8 @@ class InteractionExplainer(EstimatorOwner, Explainer):
         """
         if max_evals != "auto":
             check_int("max_evals", max_evals, 1)
+        if batch_size != "auto":  # SHAP's own errors for 0, -3 or 2.5 do not say what to change
+            check_int("batch_size", batch_size, 1)
         self._executor = check_executor(executor)
         self._row_interactions: list[Any] = []
         explanation = super().__call__(
