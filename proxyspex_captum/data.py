@@ -213,6 +213,8 @@ def retraining_game(
         raise ValueError(
             f"X_train has {len(X_train)} rows and y_train {len(y_train)}: one label per example."
         )
+    if np.issubdtype(y_train.dtype, np.number) and not np.isfinite(y_train).all():
+        raise ValueError("y_train holds NaN or infinite values: every fit would fail.")
     if len(X_test) == 0:
         raise ValueError("X_test is empty: give at least one test point to explain.")
     if X_test.shape[1:] != X_train.shape[1:]:
@@ -235,11 +237,20 @@ def retraining_game(
                 f"y_test must hold one label per test point ({len(X_test)}), got shape "
                 f"{y_test.shape}."
             )
+        if np.issubdtype(y_test.dtype, np.number) and not np.isfinite(y_test).all():
+            raise ValueError("y_test holds NaN or infinite values: its scores would be NaN.")
     classes = np.unique(y_train) if classifier else None
     if classifier and output != "prediction":
         unknown = sorted(set(np.unique(y_test).tolist()) - set(classes.tolist()))
         if unknown:
             raise ValueError(f"y_test has labels {unknown} that y_train never shows.")
+    if classifier and not hasattr(template, "predict_proba") and _one_vs_one(template):
+        # Its decision_function scores pairs of classes: with 3 classes as many columns
+        # as classes, which the scorer would read as one score per class.
+        raise TypeError(
+            f"{type(template).__name__} scores pairs of classes (decision_function_shape="
+            "'ovo'): use decision_function_shape='ovr' or a model with predict_proba."
+        )
     scorer = _Scorer(output, classes, y_test, not hasattr(template, "predict_proba"))
     # k-NN (also inside a pipeline) cannot predict from fewer examples than neighbours.
     neighbours = max(
@@ -337,6 +348,12 @@ def check_scores(values: Any, widths: list[int], what: str) -> np.ndarray:
     if not np.isfinite(array).all():
         raise ValueError(f"{what} returned NaN or infinite scores.")
     return array
+
+
+def _one_vs_one(estimator: Any) -> bool:
+    """Whether ``estimator`` (or a pipeline's last step) scores pairs of classes."""
+    final = estimator[-1] if hasattr(estimator, "steps") else estimator
+    return getattr(final, "decision_function_shape", None) == "ovo"
 
 
 class _Scorer:

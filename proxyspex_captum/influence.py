@@ -182,11 +182,13 @@ class InteractionInfluence(EstimatorOwner, DataInfluence):
             A float tensor of scores in ``self.index``, or Captum's
             ``KMostInfluentialResults(indices, influence_scores)``.
         """
+        if k is not None:  # checked before any retraining is paid for
+            n_scores = self.n_train if self.groups is None else len(set(self.groups))
+            k = check_int("k", k, 1, n_scores)
         inters = self.influence_interactions(inputs, budget=budget, **explain_options)
         scores = torch.as_tensor(np.stack([i.first_order(self.index) for i in inters])).float()
         if k is None:
             return scores
-        k = check_int("k", k, 1, scores.shape[1])
         values, indices = torch.topk(scores, k, dim=1, largest=proponents)
         return KMostInfluentialResults(indices, values)
 

@@ -112,6 +112,8 @@ def r2_score(
         0.5
         >>> r2_score([2.0, 2.0], [2.0, 2.0])
         1.0
+        >>> r2_score([0.1, 0.1, 0.1], [1.1, 1.1, 1.1])  # a constant truth, missed
+        0.0
     """
     truth = np.asarray(truth, dtype=float).reshape(-1)
     predicted = np.asarray(predicted, dtype=float).reshape(-1)
@@ -120,9 +122,11 @@ def r2_score(
             f"truth has {truth.size} values but predicted has {predicted.size}: pass one "
             "prediction per value."
         )
-    spread = float(np.sum((truth - truth.mean()) ** 2))
-    if spread == 0.0:
+    # A constant truth, tested as such: its mean need not equal it in floating point
+    # (0.1 three times has a spread of 1e-33), and dividing by that gave -5e33.
+    if truth.size == 0 or np.all(truth == truth[0]):
         return 1.0 if np.allclose(truth, predicted) else 0.0
+    spread = float(np.sum((truth - truth.mean()) ** 2))
     return float(1.0 - np.sum((truth - predicted) ** 2) / spread)
 
 
@@ -234,6 +238,11 @@ def fourier_r2(estimate: Interactions, truth: Interactions) -> float:
     so the mean squared error is ``Σ_S (F̂(S) − F(S))²`` and the variance of
     the truth ``Σ_{S≠∅} F(S)²``: no sampling, any ``n``.
     """
+    if estimate.n_features != truth.n_features:
+        raise ValueError(
+            f"estimate has {estimate.n_features} features and truth {truth.n_features}: "
+            "compare explanations of the same features."
+        )
     est, tru = estimate.fourier, truth.fourier
     error = sum((est.get(s, 0.0) - tru.get(s, 0.0)) ** 2 for s in set(est) | set(tru))
     spread = sum(v**2 for s, v in tru.items() if s)

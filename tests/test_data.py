@@ -14,6 +14,7 @@ from brute_force import all_masks, mobius
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
+from sklearn.svm import SVC
 from torch.utils.data import TensorDataset
 
 import proxyspex_captum as psx
@@ -157,6 +158,17 @@ def test_bad_input_is_refused_before_any_fit(digits):
         retraining_game(knn, X_train, y_train, X[-2:], y[-2:], output="prediction")
     with pytest.raises(ValueError, match="Unknown output"):
         retraining_game(knn, X_train, y_train, X[-2:], y[-2:], output="logit")
+    with pytest.raises(ValueError, match="y_train holds NaN"):
+        retraining_game(knn, X_train, np.where(y_train == 3, np.nan, y_train), X[-2:], y[-2:])
+    with pytest.raises(ValueError, match="y_test holds NaN"):
+        retraining_game(knn, X_train, y_train, X[-2:], [np.nan, 1.0])
+    # One-vs-one scores of 3 classes have 3 columns too: read as one score per class
+    # they gave correctly classified points negative margins.
+    three = y_train < 3
+    with pytest.raises(TypeError, match="pairs of classes"):
+        retraining_game(
+            SVC(decision_function_shape="ovo"), X_train[three], y_train[three], X[:2], y[:2] % 3
+        )
     game = retraining_game(knn, X_train, y_train, X[-2:], y[-2:])
     with pytest.raises(ValueError, match="shape"):
         game(np.ones((2, 5), dtype=bool))
@@ -311,6 +323,9 @@ def test_a_broken_score_fn_fails_before_any_retraining(digits):
     )
     with pytest.raises(ValueError, match="score_fn"):
         influence.influence(test, budget=200)
+    assert calls == []
+    with pytest.raises(ValueError, match="k must be at most 24"):  # not after 200 retrainings
+        ProxySPEXInfluence(None, dataset, counted).influence(test, k=25, budget=200)
     assert calls == []
     with pytest.raises(TypeError, match="callables"):
         ProxySPEXInfluence(None, dataset, "train")

@@ -55,6 +55,8 @@ def test_fourier_r2_is_the_r2_over_all_masks():
     assert metrics.fourier_r2(inter, game.interactions) == pytest.approx(
         psx.faithfulness(inter, game, masks=masks), abs=1e-10
     )
+    with pytest.raises(ValueError, match="10 features and truth 12"):
+        metrics.fourier_r2(inter, psx.Interactions({(0,): 1.0}, n_features=12))
 
 
 def test_compare_ranks_methods_as_the_ground_truth_does():
@@ -140,6 +142,9 @@ def test_r2_score_is_public_and_checks_its_input():
     assert metrics.r2_score([1.0, 2.0, 3.0], [2.0, 2.0, 2.0]) == pytest.approx(0.0)
     assert metrics.r2_score([5.0, 5.0], [5.0, 5.0]) == 1.0  # no spread: exact or not
     assert metrics.r2_score([5.0, 5.0], [5.0, 6.0]) == 0.0
+    # 0.1 three times has a mean of 0.10000000000000002: a constant all the same.
+    assert metrics.r2_score([0.1] * 3, [0.1 + 1e-13] * 3) == 1.0
+    assert metrics.r2_score([0.1] * 3, [1.1] * 3) == 0.0
     with pytest.raises(ValueError, match="one prediction per value"):
         metrics.r2_score([1.0, 2.0], [1.0])
 
