@@ -89,6 +89,7 @@ def test_the_fingerprint_is_read_from_the_value_function(game, tmp_path):
         ("other-n", {"fingerprint": "mine"}, ValueError, "masks of 12 features"),
         ("none", {}, ValueError, "needs a fingerprint"),
         ("not-sqlite", {"fingerprint": "mine"}, ValueError, "not a cache file"),
+        ("foreign-sqlite", {"fingerprint": "mine"}, ValueError, "holds other tables"),
         ("under-a-file", {"fingerprint": "mine"}, OSError, "Cannot open the cache file"),
         ("folder", {"fingerprint": "mine"}, OSError, "is a folder"),
     ],
@@ -103,6 +104,9 @@ def test_a_cache_that_cannot_serve_is_refused_before_any_call(
         MaskStore(path, fingerprint="mine", n_features=12).close()
     elif setup == "not-sqlite":
         path.write_text("results, not a database\n" * 100)
+    elif setup == "foreign-sqlite":  # another program's database: refused, left as it was
+        with sqlite3.connect(path) as db:
+            db.execute("CREATE TABLE meta (key TEXT, value TEXT)")
     elif setup == "under-a-file":
         (tmp_path / "file").write_text("x")
         path = tmp_path / "file" / "values.sqlite"
@@ -112,6 +116,26 @@ def test_a_cache_that_cannot_serve_is_refused_before_any_call(
     with pytest.raises(error, match=match):
         ProxySPEX().explain(counted, N, BUDGET, cache=path, **kwargs)
     assert counted.calls == 0
+    if setup == "foreign-sqlite":
+        with sqlite3.connect(path) as db:
+            assert db.execute("SELECT * FROM meta").fetchall() == []
+            assert db.execute("PRAGMA journal_mode").fetchone()[0] != "wal"
+
+
+def test_a_model_of_several_outputs_read_whole_from_a_file_another_run_filled(tmp_path):
+    # This function opened the file while it was empty; another run filled it. Every
+    # value then came from the file and the function never learnt their width: a
+    # model of two outputs came back as one.
+    def two(masks):
+        m = masks.astype(float)
+        return np.column_stack([m[:, 0] + 2 * m[:, 1] * m[:, 2], m[:, 3]])
+
+    path = tmp_path / "values.sqlite"
+    vf = ValueFunction(two, 20, store=MaskStore(path, fingerprint="f", n_features=20))
+    ProxySPEX(random_state=0).explain(two, 20, 200, cache=path, fingerprint="f")
+    result = ProxySPEX(random_state=0).explain(vf, 20, 200)
+    assert isinstance(result, list) and len(result) == 2
+    assert vf.n_queries == 0  # all from the file
 
 
 def test_a_fingerprint_without_a_cache_is_refused(game):

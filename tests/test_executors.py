@@ -213,6 +213,59 @@ def test_replica_builds_once_per_process_and_key():
     assert len(built) == 2
 
 
+def test_replicas_of_two_objects_methods_are_two():
+    # Bound methods were keyed by their qualified name: one instance got the other's model.
+    class Loader:
+        def __init__(self, name):
+            self.name = name
+
+        def load(self):
+            return f"model from {self.name}"
+
+    small, large = Loader("small.bin"), Loader("large.bin")
+    assert replica(small.load) == "model from small.bin"
+    assert replica(large.load) == "model from large.bin"
+    assert replica(small.load) is replica(small.load)
+
+
+def test_a_retry_after_that_is_not_a_number_waits_the_backoff(game):
+    # An HTTP date in Retry-After raised ValueError past the handler that keeps the
+    # running batches; it now counts as no advice.
+    class Throttled(Exception):
+        retry_after = "Wed, 21 Oct 2026 07:28:00 GMT"
+
+    calls = []
+
+    def func(masks):
+        calls.append(len(masks))
+        if len(calls) == 1:
+            raise Throttled("429 Too Many Requests")
+        return game(masks)
+
+    masks = uniform_masks(N, 20, np.random.default_rng(0))
+    out = {}
+    with ThreadPoolExecutor(1) as pool:
+        run_batches(
+            func, masks, [0, 10, 20], executor=pool, on_result=out.__setitem__, backoff=0.0
+        )
+    assert sorted(out) == [0, 1] and len(calls) == 3
+
+
+@pytest.mark.distributed
+def test_ray_whose_model_factory_fails_leaves_no_ray_behind():
+    ray = pytest.importorskip("ray")
+    if ray.is_initialized():
+        pytest.skip("a Ray instance is running already: this test starts its own")
+    from proxyspex_captum.core.executors import RayExecutor
+
+    def factory():
+        raise RuntimeError("no model here")
+
+    with pytest.raises(Exception, match="no model here"):
+        RayExecutor(num_workers=1, model_factory=factory, num_cpus=1)
+    assert not ray.is_initialized()
+
+
 def test_a_dask_client_is_turned_into_its_executor():
     class Client:  # the duck type check_executor relies on
         def get_executor(self):

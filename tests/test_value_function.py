@@ -73,6 +73,8 @@ def test_non_finite_outputs_are_named(bad):
         (lambda m: np.zeros(len(m) + 1), r"shape \(4,\) for 3 masks"),
         (lambda m: np.zeros((len(m), 2, 2)), r"shape \(3, 2, 2\)"),
         (lambda m: "text", "must return numbers"),
+        (lambda m: ["1.5"] * len(m), "must return numbers.*strings"),  # not read as 1.5
+        (lambda m: [10**400] * len(m), "must return numbers.*too large"),
     ],
 )
 def test_wrong_output_shape(output, message):

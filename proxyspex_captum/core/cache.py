@@ -124,6 +124,15 @@ class MaskStore:
         except (OSError, sqlite3.Error) as err:
             raise OSError(f"Cannot open the cache file {str(self.path)!r}: {err}.") from err
         try:
+            # Another program's SQLite file is refused before anything is written to it
+            # (the rows below were added to any file with a "meta" table).
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+            ours = (
+                "meta" in tables
+                and db.execute("SELECT 1 FROM meta WHERE key = 'schema'").fetchone()
+            )
+            if tables and not ours:
+                raise sqlite3.DatabaseError(f"it holds other tables: {sorted(tables)[:5]}")
             db.execute("PRAGMA journal_mode=WAL")
             # WAL + NORMAL: a committed batch survives a killed process (only a power
             # loss can drop the last transactions), at a fraction of FULL's fsyncs.

@@ -33,6 +33,7 @@ import pickle
 import random
 import threading
 import time
+import types
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
@@ -230,7 +231,7 @@ def run_batches(
                 delay = backoff * 2 ** (attempts[i] - 1) * (1 + 0.5 * jitter.random())
                 # A server that says when to come back (HTTP 429's Retry-After) is obeyed,
                 # up to a limit (a day-long Retry-After would hang the run silently).
-                asked = float(getattr(error, "retry_after", None) or 0.0)
+                asked = _seconds(getattr(error, "retry_after", None))
                 delay = max(delay, min(asked, MAX_RETRY_AFTER))
                 waiting.append((time.monotonic() + delay, i))
     except KeyboardInterrupt:  # Ctrl-C: start nothing new, keep what is being paid for
@@ -240,6 +241,19 @@ def run_batches(
         for future in pending:
             future.cancel()
         raise
+
+
+def _seconds(retry_after: Any) -> float:
+    """An error's ``retry_after`` as seconds; 0 when it is not a number (e.g. an HTTP date).
+
+    A value that is not a number raised here, past the handler that keeps the
+    running batches, and lost them.
+    """
+    try:
+        seconds = float(retry_after or 0.0)
+    except (TypeError, ValueError):
+        return 0.0
+    return seconds if np.isfinite(seconds) else 0.0
 
 
 # -- one model per worker ----------------------------------------------------------
@@ -262,7 +276,8 @@ def replica(
         factory: Builds the model (or any object).
         key: Names the replica. Default: the factory's module and qualified
             name for a module-level function (so that copies of it unpickled
-            separately share one replica), else the factory object itself.
+            separately share one replica), else the factory object itself (a
+            bound method: its object and function).
         rebuild: Build it again even if this process holds one (e.g. to hand
             over a model the process has just loaded).
 
@@ -273,7 +288,17 @@ def replica(
     """
     if key is None:
         name = getattr(factory, "__qualname__", "<")
-        key = factory if "<" in name else (getattr(factory, "__module__", None), name)
+        owner = getattr(factory, "__self__", None)
+        if "<" in name or not (owner is None or isinstance(owner, types.ModuleType)):
+            # A closure, a lambda or a bound method: the object itself. Two instances'
+            # methods share a qualified name, not a model (one got the other's).
+            key = factory
+            try:
+                hash(key)
+            except TypeError:  # a method of an unhashable object
+                key = (getattr(factory, "__module__", None), name, id(owner))
+        else:
+            key = (getattr(factory, "__module__", None), name)
     with _REPLICAS_LOCK:
         if rebuild or key not in _REPLICAS:
             _REPLICAS[key] = factory()
@@ -385,22 +410,27 @@ class RayExecutor(cf.Executor):
             max_restarts=max_restarts,
             max_task_retries=max_restarts,
         )(_Worker)
-        self._actors = [actor.remote(model_factory) for _ in range(self.num_workers)]
-        try:  # replicas built, errors raised here
-            ray.get([a.ready.remote() for a in self._actors], timeout=ACTOR_START_TIMEOUT)
-        except ray.exceptions.GetTimeoutError as err:
-            self.shutdown()
-            raise RuntimeError(
-                f"Ray could not start {self.num_workers} actors of {num_cpus} CPU(s) and "
-                f"{num_gpus} GPU(s) each within {ACTOR_START_TIMEOUT:.0f} s: the cluster has "
-                f"{ray.cluster_resources()}. Lower num_workers, num_cpus or num_gpus."
-            ) from err
+        # Set before the actors start: a failed start shuts down through them.
         self._load = [0] * self.num_workers
         self._dead: set[int] = set()  # actors past their restarts: never sent work again
         self._refs: dict[int, tuple[Callable, Any]] = {}  # id(fn) -> (fn, object ref)
         self._lock = threading.Lock()
         self._shutdown = False
         self._order = itertools.count()
+        self._actors = [actor.remote(model_factory) for _ in range(self.num_workers)]
+        try:  # replicas built, errors raised here
+            ray.get([a.ready.remote() for a in self._actors], timeout=ACTOR_START_TIMEOUT)
+        except ray.exceptions.GetTimeoutError as err:
+            resources = ray.cluster_resources()
+            self.shutdown()
+            raise RuntimeError(
+                f"Ray could not start {self.num_workers} actors of {num_cpus} CPU(s) and "
+                f"{num_gpus} GPU(s) each within {ACTOR_START_TIMEOUT:.0f} s: the cluster has "
+                f"{resources}. Lower num_workers, num_cpus or num_gpus."
+            ) from err
+        except BaseException:  # model_factory failed: no actors, no Ray left behind
+            self.shutdown()
+            raise
 
     def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> cf.Future:
         """Run ``fn(*args, **kwargs)`` on the least busy actor."""

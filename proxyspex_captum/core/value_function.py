@@ -210,6 +210,10 @@ class ValueFunction:
                     self.n_stored += 1
                     if self._cache is not None:
                         self._cache[keys[j]] = value
+            if not self._width_known and self.n_stored and self.store.n_outputs != "unknown":
+                # Another writer filled the file since this function opened it: its
+                # width is the values' (else a model of several outputs read as one).
+                self.n_outputs, self._width_known = self.store.n_outputs, True  # type: ignore[assignment]
         todo = np.array([j for j, value in enumerate(results) if value is None], dtype=int)
         fresh = self._evaluate(masks[first[todo]], first[todo], [keys[j] for j in todo])
         for row, j in enumerate(todo):
@@ -279,11 +283,14 @@ class ValueFunction:
                 out = out.float()  # numpy cannot read bf16; float64 outputs stay float64
         try:
             values = np.asarray(out)
+            # Strings would convert ("1.5" is 1.5): refused as what they are.
+            if values.dtype.kind in "USV":
+                raise TypeError(f"strings or bytes ({values.dtype})")
             if not np.iscomplexobj(values):
-                values = values.astype(float)  # strings and objects fail here
-        except (TypeError, ValueError) as err:
+                values = values.astype(float)  # objects and ints beyond float64 fail here
+        except (TypeError, ValueError, OverflowError) as err:
             raise TypeError(
-                f"The value function must return numbers, got {type(out).__name__}."
+                f"The value function must return numbers, got {type(out).__name__} ({err})."
             ) from err
         if np.iscomplexobj(values):
             if np.any(values.imag != 0):
