@@ -87,3 +87,17 @@ def load_model() -> dict:
 def replica_game(masks: np.ndarray) -> np.ndarray:
     """The planted game, taken from the worker's model replica."""
     return replica(load_model)["game"](masks)
+
+
+class Refused(Exception):
+    """A request the server refuses for good: not retried."""
+
+    retryable = False
+
+
+def refuses_the_empty_mask(masks: np.ndarray) -> np.ndarray:
+    """A 1-second model call, but a batch holding the empty mask is refused at once."""
+    if not masks.any(axis=1).all():
+        raise Refused("the empty mask is refused (planted)")
+    time.sleep(1.0)
+    return masks.sum(axis=1).astype(float)

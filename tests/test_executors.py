@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from proxyspex_captum.core import SPEX, ProxySPEX, ValueFunction
+from proxyspex_captum.core.cache import MaskStore
 from proxyspex_captum.core.executors import (
     BatchFailedError,
     check_executor,
@@ -152,12 +153,32 @@ def test_a_batch_that_keeps_failing_names_its_masks_and_keeps_the_others(game, t
         assert 37 in info.value.rows
         assert (info.value.masks == masks[info.value.rows]).all()
         assert isinstance(info.value.__cause__, ConnectionError)
-        # The other batches were paid for and kept: asking again only calls the model on one.
-        assert vf.n_queries == 90
+        # What was paid for is kept: asking again only calls the model on the rest. (No
+        # new batch goes out while one waits for its retry, so not all 9 others ran.)
+        paid = vf.n_queries
+        assert paid % 10 == 0 and 0 < paid <= 90
         calls = []
         vf.func = lambda batch: calls.append(len(batch)) or game(batch)
         assert np.array_equal(vf(masks), game(masks))
-        assert calls == [10]
+        assert sum(calls) == 100 - paid and vf.n_queries == 100
+
+
+def test_a_dead_server_is_found_after_a_few_requests():
+    # Every batch used to be queued at once, and each failed retries + 1 times before
+    # the run stopped: 150 requests here. Two workers hold at most 4 batches in
+    # flight, and none is sent while one waits for its retry.
+    calls = []
+
+    def dead(masks):
+        calls.append(len(masks))
+        raise ConnectionError("connection refused (planted)")
+
+    masks = uniform_masks(N, 100, np.random.default_rng(0))
+    with ThreadPoolExecutor(2) as pool:
+        vf = ValueFunction(dead, N, batch_size=2, executor=pool, retries=2, retry_backoff=0.0)
+        with pytest.raises(BatchFailedError, match="failed 3 time"):
+            vf(masks)
+    assert len(calls) <= 2 * 2 * 3
 
 
 def test_bad_values_from_a_worker_stop_the_run_unretried(game):
@@ -249,6 +270,24 @@ def test_a_retry_after_that_is_not_a_number_waits_the_backoff(game):
             func, masks, [0, 10, 20], executor=pool, on_result=out.__setitem__, backoff=0.0
         )
     assert sorted(out) == [0, 1] and len(calls) == 3
+
+
+@pytest.mark.distributed
+def test_dask_keeps_the_batches_running_when_another_fails(dask_client, tmp_path):
+    # Dask's futures never say they run: cancel() dropped the batches its workers were
+    # computing when another failed, and none reached the cache.
+    masks = np.random.default_rng(0).random((23, 12)) < 0.5
+    masks[0] = False  # sorted first: batch 0 (of 10, 10 and 3 masks) is refused at once
+    assert (~masks.any(axis=1)).sum() == 1
+    store = MaskStore(tmp_path / "values.sqlite", fingerprint="f", n_features=12)
+    executor = check_executor(dask_client)
+    vf = ValueFunction(
+        helpers.refuses_the_empty_mask, 12, batch_size=10, executor=executor, store=store
+    )
+    with pytest.raises(BatchFailedError, match="empty mask is refused"):
+        vf(masks)
+    assert vf.n_queries == len(store) == 13
+    store.close()
 
 
 @pytest.mark.distributed
@@ -403,7 +442,6 @@ def test_a_process_pool_with_a_dead_worker_stops_with_the_batch_named(game, tmp_
     # Every batch still pending failed with the pool; whichever came back first is named.
     assert len(info.value.rows) == len(info.value.masks) > 0
     assert isinstance(info.value.__cause__, RuntimeError)  # BrokenProcessPool
-    from proxyspex_captum.core.cache import MaskStore
 
     with MaskStore(path, fingerprint="g", n_features=N) as store:
         kept = len(store)
