@@ -477,6 +477,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         _check_html(args.html)
     if args.question and args.task == "sentiment":
         _warn("--question is not used by --task sentiment (use --task answer).", warned)
+    if args.answer is not None and args.task in ("sentiment", "truefalse"):
+        _warn(f"--answer is not used by --task {args.task} (use --task answer).", warned)
 
     def checked(units: list[str]) -> list[str]:
         _check_request(args, units)

@@ -175,6 +175,15 @@ def test_fit_warning_reads_the_held_out_and_the_cross_validated_r2():
     assert "cross-validated R² = 0.42" in cross_validated
 
 
+def test_options_the_task_does_not_use_are_named(capsys, monkeypatch):
+    _use_model(monkeypatch, tiny_lm())
+    argv = ["explain", WORDS_30, "--budget", "100", "--n-test", "20", "--quiet"]
+    code, _, err = _run([*argv, "--question", "Why?", "--answer", "Ada"], capsys)
+    assert code == 0
+    assert "--question is not used by --task sentiment" in err
+    assert "--answer is not used by --task sentiment (use --task answer)" in err
+
+
 def test_a_noisy_model_gets_a_warning(tmp_path, capsys, monkeypatch):
     _use_model(monkeypatch, tiny_lm(chaotic=True))
     argv = ["explain", WORDS_30, "--budget", "100", "--n-test", "40", "--quiet"]
