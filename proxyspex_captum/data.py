@@ -98,6 +98,8 @@ class RetrainingGame:
         masks = np.asarray(masks, dtype=bool)
         if masks.ndim != 2 or masks.shape[1] != self.n_features:
             raise ValueError(f"masks must have shape (k, {self.n_features}), got {masks.shape}.")
+        if len(masks) == 0:  # the outputs' number is known only after a fit
+            raise ValueError("masks has no rows: pass at least one subset to retrain on.")
         jobs = [self.indices(mask) for mask in masks]
         # Once, in this thread: warnings.catch_warnings is not thread-safe.
         with warnings.catch_warnings():

@@ -172,6 +172,8 @@ def test_bad_input_is_refused_before_any_fit(digits):
     game = retraining_game(knn, X_train, y_train, X[-2:], y[-2:])
     with pytest.raises(ValueError, match="shape"):
         game(np.ones((2, 5), dtype=bool))
+    with pytest.raises(ValueError, match="no rows"):
+        game(np.zeros((0, 20), dtype=bool))
 
 
 def test_margins_probabilities_and_losses_by_hand(digits):
