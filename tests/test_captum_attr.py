@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -239,6 +243,35 @@ def test_the_cache_tells_two_models_behind_one_wrapper_apart(tmp_path):
     torch.testing.assert_close(first, again)
     with pytest.raises(ValueError, match="another value function"):
         psx.ProxySPEXAttribution(first_column(b), random_state=0).attribute(x, cache=path)
+
+
+def test_a_wrappers_fingerprint_survives_edits_elsewhere_and_new_processes():
+    # The cache of a wrapped model is found again after lines are added above the
+    # wrapper (its code's line numbers are left out) and in a new process (whose
+    # string hashing, which orders set constants, is seeded anew).
+    def script(blank_lines: int) -> str:
+        return "\n" * blank_lines + (
+            "import torch, proxyspex_captum as psx\n"
+            "from proxyspex_captum.attr.masking import fingerprint, prepare\n"
+            "torch.manual_seed(0)\n"
+            "model = torch.nn.Linear(6, 2)\n"
+            "def forward(x):\n"
+            "    return model(x)[:, 0] * (1.0 if 'a' in {'a', 'b', 'c', 'd'} else 2.0)\n"
+            "problem = prepare(forward, torch.ones(1, 6), None, None, None, None)\n"
+            "print(fingerprint(forward, problem))\n"
+        )
+
+    seen = {
+        subprocess.run(
+            [sys.executable, "-c", script(blank_lines)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout
+        for blank_lines, seed in ((0, "1"), (5, "2"))
+    }
+    assert len(seen) == 1
 
 
 @pytest.mark.parametrize("method", METHODS)

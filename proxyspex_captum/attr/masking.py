@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import marshal
 import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -404,11 +403,29 @@ def _update_callable(digest: Any, func: Any, depth: int = 0) -> None:
     func = getattr(func, "__func__", func)  # a bound method of another object
     if not isinstance(func, types.FunctionType):
         return
-    digest.update(marshal.dumps(func.__code__))
+    _update_code(digest, func.__code__)
     cells = [cell.cell_contents for cell in func.__closure__ or () if _has_contents(cell)]
     named = [func.__globals__[g] for g in func.__code__.co_names if g in func.__globals__]
     for value in (*cells, *(func.__defaults__ or ()), *named):
         _update_state(digest, value, depth)
+
+
+def _update_code(digest: Any, code: types.CodeType) -> None:
+    """A function's code, less what changes with edits elsewhere or from run to run.
+
+    Its bytecode, names and constants, but not its file name or line numbers (an
+    edit above it keeps the fingerprint), and set constants in sorted order (a
+    frozenset's order follows string hashing, which Python seeds per process).
+    """
+    digest.update(code.co_code)
+    digest.update(repr(code.co_names).encode())
+    for constant in code.co_consts:
+        if isinstance(constant, types.CodeType):  # a nested function or comprehension
+            _update_code(digest, constant)
+        elif isinstance(constant, frozenset):
+            digest.update(repr(sorted(map(repr, constant))).encode())
+        else:
+            digest.update(repr(constant).encode())
 
 
 def _has_contents(cell: Any) -> bool:
