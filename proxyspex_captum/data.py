@@ -209,13 +209,13 @@ def retraining_game(
                 f"{name} must have one row per example and at least one column, got shape "
                 f"{X.shape} (a single feature is X.reshape(-1, 1))."
             )
-        if np.issubdtype(X.dtype, np.number) and not np.isfinite(X).all():
+        if _non_finite(X):
             raise ValueError(f"{name} holds NaN or infinite values: every fit would fail.")
     if y_train.ndim != 1 or len(X_train) != len(y_train):
         raise ValueError(
             f"X_train has {len(X_train)} rows and y_train {len(y_train)}: one label per example."
         )
-    if np.issubdtype(y_train.dtype, np.number) and not np.isfinite(y_train).all():
+    if _non_finite(y_train):
         raise ValueError("y_train holds NaN or infinite values: every fit would fail.")
     if len(X_test) == 0:
         raise ValueError("X_test is empty: give at least one test point to explain.")
@@ -239,7 +239,7 @@ def retraining_game(
                 f"y_test must hold one label per test point ({len(X_test)}), got shape "
                 f"{y_test.shape}."
             )
-        if np.issubdtype(y_test.dtype, np.number) and not np.isfinite(y_test).all():
+        if _non_finite(y_test):
             raise ValueError("y_test holds NaN or infinite values: its scores would be NaN.")
     classes = np.unique(y_train) if classifier else None
     if classifier and output != "prediction":
@@ -350,6 +350,11 @@ def check_scores(values: Any, widths: list[int], what: str) -> np.ndarray:
     if not np.isfinite(array).all():
         raise ValueError(f"{what} returned NaN or infinite scores.")
     return array
+
+
+def _non_finite(array: np.ndarray) -> bool:
+    """Whether a numeric array holds NaN or an infinity (labels may be strings)."""
+    return bool(np.issubdtype(array.dtype, np.number) and not np.isfinite(array).all())
 
 
 def _one_vs_one(estimator: Any) -> bool:

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .cache import MaskStore, open_store
-from .checks import check_int
+from .checks import check_feature_names, check_int
 from .executors import DEFAULT_RETRIES, check_executor
 from .interactions import Interactions
 from .sampling import all_masks, as_generator
@@ -265,13 +265,7 @@ class InteractionEstimator(ABC):
         """
         n_features = check_int("n_features", n_features, 1)
         budget = self.check_budget(n_features, budget)
-        if isinstance(feature_names, str | bytes):
-            raise TypeError(
-                f"feature_names must be a sequence of names, got the single string "
-                f"{feature_names!r}: pass a list, e.g. list(text.split())."
-            )
-        if feature_names is not None and len(feature_names) != n_features:
-            raise ValueError(f"Got {len(feature_names)} feature names for {n_features} features.")
+        feature_names = check_feature_names(feature_names, n_features)
         executor = check_executor(executor)
         if fingerprint is None and cache is not None and not isinstance(cache, MaskStore):
             fingerprint = getattr(value_function, "fingerprint", None)

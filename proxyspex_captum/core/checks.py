@@ -14,7 +14,7 @@ import operator
 import os
 from typing import Any
 
-__all__ = ["check_int", "check_optional_int", "check_real", "usable_cores"]
+__all__ = ["check_feature_names", "check_int", "check_optional_int", "check_real", "usable_cores"]
 
 
 def check_int(
@@ -107,6 +107,26 @@ def check_real(
     ):
         raise ValueError(f"{name} must lie in {interval}, got {value!r}.")
     return number
+
+
+def check_feature_names(feature_names: Any, n_features: int) -> list[str] | None:
+    """``feature_names`` as a list of ``n_features`` strings (``None`` stays), else raise.
+
+    Examples:
+        >>> check_feature_names(("not", 2), 2)
+        ['not', '2']
+    """
+    if feature_names is None:
+        return None
+    if isinstance(feature_names, str | bytes):  # it would become one name per character
+        raise TypeError(
+            "feature_names must be a sequence of names, got the single string "
+            f"{feature_names!r}: pass a list, e.g. text.split()."
+        )
+    names = [str(name) for name in feature_names]
+    if len(names) != n_features:
+        raise ValueError(f"Got {len(names)} feature names for {n_features} features.")
+    return names
 
 
 def usable_cores() -> int:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from scipy.special import bernoulli
 
-from .checks import check_int, check_optional_int, check_real
+from .checks import check_feature_names, check_int, check_optional_int, check_real
 from .subsets import (
     PAD,
     ExpansionTooLarge,
@@ -368,17 +368,7 @@ class Interactions:
         values = np.asarray(values, dtype=float)
         if not np.isfinite(values).all():
             raise ValueError("Interaction coefficients must be finite (got NaN or inf).")
-        if isinstance(feature_names, str | bytes):  # a string would become one name per character
-            raise TypeError(
-                "feature_names must be a sequence of names, got the single string "
-                f"{feature_names!r}."
-            )
-        if feature_names is not None:
-            feature_names = [str(name) for name in feature_names]
-            if len(feature_names) != n_features:
-                raise ValueError(
-                    f"Got {len(feature_names)} feature names for {n_features} features."
-                )
+        feature_names = check_feature_names(feature_names, n_features)
         self._rows, self._values = _drop_zeros(rows, np.asarray(values, dtype=float))
         self.n_features = n_features
         self.feature_names = feature_names

@@ -210,10 +210,12 @@ class ValueFunction:
                     self.n_stored += 1
                     if self._cache is not None:
                         self._cache[keys[j]] = value
-            if not self._width_known and self.n_stored and self.store.n_outputs != "unknown":
+            if not self._width_known and self.n_stored:
                 # Another writer filled the file since this function opened it: its
                 # width is the values' (else a model of several outputs read as one).
-                self.n_outputs, self._width_known = self.store.n_outputs, True  # type: ignore[assignment]
+                width = self.store.n_outputs
+                if width != "unknown":
+                    self.n_outputs, self._width_known = width, True  # type: ignore[assignment]
         todo = np.array([j for j, value in enumerate(results) if value is None], dtype=int)
         fresh = self._evaluate(masks[first[todo]], first[todo], [keys[j] for j in todo])
         for row, j in enumerate(todo):
