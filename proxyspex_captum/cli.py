@@ -47,6 +47,8 @@ __all__ = ["POOR_FIT_R2", "main"]
 # planted sparse games (n = 60, 200) ProxySPEX reached R² 0.82 at one call per
 # feature, 0.98 at two and 0.99 at four; an LLM is less sparse, so four.
 CALLS_PER_UNIT = 4
+# Masked prompts per forward pass of a local model (one model call each).
+DEFAULT_BATCH_SIZE = 16
 # torch's seeds are 64-bit and numpy's any size; 32 bits is the portable range.
 MAX_SEED = 2**32 - 1
 
@@ -111,7 +113,10 @@ def _parser() -> argparse.ArgumentParser:
         "--n-test", type=_integer(1), default=100, help="held-out masks for R² (default 100)"
     )
     explain.add_argument(
-        "--batch-size", type=_integer(1), default=16, help="masked prompts per forward pass"
+        "--batch-size",
+        type=_integer(1),
+        default=None,
+        help=f"masked prompts per forward pass of a local model (default {DEFAULT_BATCH_SIZE})",
     )
     explain.add_argument(
         "--executor",
@@ -243,7 +248,7 @@ def _check_out(out: Path) -> None:
 def _estimator(args: argparse.Namespace) -> Any:
     # One model call per --batch-size masks: each call is one forward pass, cached as
     # it returns, and the progress bar moves after each.
-    options: dict[str, Any] = {"random_state": args.seed, "batch_size": args.batch_size}
+    options: dict[str, Any] = {"random_state": args.seed, "batch_size": _batch_size(args)}
     if args.max_order is not None:
         options["max_order"] = args.max_order
     if args.method == "spex":
@@ -253,6 +258,11 @@ def _estimator(args: argparse.Namespace) -> Any:
     if args.method == "auto":
         return AutoSPEX(**options)
     return None
+
+
+def _batch_size(args: argparse.Namespace) -> int:
+    """Masks per model call: ``--batch-size``, or its default."""
+    return DEFAULT_BATCH_SIZE if args.batch_size is None else args.batch_size
 
 
 def _check_request(args: argparse.Namespace, units: list[str]) -> None:
@@ -429,6 +439,11 @@ def _check_remote(args: argparse.Namespace) -> None:
             "A remote model's requests run on threads: set --concurrency, not --executor, "
             "--workers or --address."
         )
+    if args.batch_size is not None:
+        raise CLIError(
+            "--batch-size sets a local model's forward passes; a remote model gets one "
+            "prompt a request, --concurrency requests at a time: set --concurrency instead."
+        )
     if args.unit == "token":
         raise CLIError("--unit token needs the model's tokenizer: use word or sentence units.")
     if args.task == "generate" and args.answer is None:
@@ -520,10 +535,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         llm = LLMAttribution(ProxySPEXAttribution(model), tokenizer)
         scorer = llm.scorer
         task.value_function(llm)  # fixes the answer's tokens (generating it if none was given)
-        values = TaskValueFunction(task, model=model_name, batch_size=args.batch_size)
+        values = TaskValueFunction(task, model=model_name, batch_size=_batch_size(args))
         values.adopt(llm)  # this process has the model: serial and thread calls use it
         fingerprint = values.fingerprint
-        calls = {"batch_size": args.batch_size}
+        calls = {"batch_size": _batch_size(args)}
     progress = _Progress(disable=args.quiet)
     store = _open_cache(args, fingerprint, n)
     try:

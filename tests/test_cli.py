@@ -376,6 +376,7 @@ def test_smollm2_on_a_process_pool_equals_serial(tmp_path, capsys):
         (["--api-model", "gpt-9"], "--api-model need --api-base"),
         (["--api-base", "http://127.0.0.1:1/v1", "--executor", "processes"], "--concurrency"),
         (["--api-base", "http://127.0.0.1:1/v1", "--unit", "token"], "tokenizer"),
+        (["--api-base", "http://127.0.0.1:1/v1", "--batch-size", "4"], "set --concurrency"),
         (["--api-base", "http://127.0.0.1:1/v1", "--model", "gpt2"], "--api-model"),
         (
             [
