@@ -32,7 +32,9 @@ from typing import Any
 import numpy as np
 
 from .core.checks import check_int, check_real
-from .core.interactions import Interactions
+from .core.interactions import Interactions, require_interactions
+from .core.uncertainty import coverage_text
+from .core.value_function import validate_masks
 from .metrics import r2_score
 
 __all__ = ["report"]
@@ -68,8 +70,11 @@ def report(
     Returns:
         The page: one self-contained HTML document.
     """
-    if not isinstance(interactions, Interactions):
-        raise TypeError(f"report takes an Interactions, got {type(interactions).__name__}.")
+    interactions = require_interactions(interactions, "report")
+    if not isinstance(title, str):
+        raise TypeError(f"title must be a string, got {type(title).__name__}.")
+    if isinstance(units, str):
+        raise TypeError("units must be a sequence of units, not one string: split it first.")
     n = interactions.n_features
     units = list(units) if units is not None else list(interactions.names_of(range(n)))
     if len(units) != n:
@@ -155,7 +160,8 @@ def _row(row: dict[str, Any], sure: bool) -> str:
             (row["frequency"], f"{row['frequency']:.0%}"),
         ]
     sii = row["sii"]
-    cells.append((0.0, "n/a") if sii is None else (sii, _number(sii)))
+    # No SII above its order: sorted as the table's script sorts a non-number, last.
+    cells.append(("", "n/a") if sii is None else (sii, _number(sii)))
     tds = "".join(
         f'<td data-sort="{html.escape(str(key), quote=True)}">{shown}</td>' for key, shown in cells
     )
@@ -168,8 +174,8 @@ def _header(sure: bool, level: float) -> str:
     columns = [("#", "number"), ("features", "text"), ("order", "number"), ("Möbius", "number")]
     if sure:
         columns += [
-            (f"{level:.0%} low", "number"),
-            (f"{level:.0%} high", "number"),
+            (f"{coverage_text(level)} low", "number"),
+            (f"{coverage_text(level)} high", "number"),
             ("excludes 0", "number"),
             ("found in resamples", "number"),
         ]
@@ -206,7 +212,7 @@ def _summary(inter: Interactions, level: float) -> str:
     if isinstance(meta.get("cv_r2"), int | float):
         parts.append(f"cross-validated R² {meta['cv_r2']:.3f}")
     if inter.n_resamples:
-        parts.append(f"{level:.0%} intervals from {inter.n_resamples} bootstrap refits")
+        parts.append(f"{coverage_text(level)} intervals from {inter.n_resamples} bootstrap refits")
     elif meta.get("exact"):
         parts.append("exact (every mask queried)")
     return html.escape(", ".join(parts) + ".")
@@ -220,23 +226,23 @@ def _figure(inter: Interactions, held_out: tuple[np.ndarray, np.ndarray] | None)
             "<code>held_out=(masks, values)</code>.</p>"
         )
     masks, values = held_out
-    masks = np.asarray(masks, dtype=bool)
+    masks = np.asarray(masks)
     values = np.asarray(values, dtype=float).ravel()
     if masks.ndim != 2 or masks.shape != (len(values), inter.n_features) or not len(values):
         raise ValueError(
             f"held_out needs masks of shape (k, {inter.n_features}) and k values, k >= 1; got "
             f"{masks.shape} and {values.shape}."
         )
+    masks = validate_masks(masks, inter.n_features)  # 0/1 only: 0.5 is no mask
     if not np.isfinite(values).all():
         raise ValueError("held_out values must be finite (got NaN or inf).")
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    # A Figure of its own, without pyplot: the caller's backend and figures stay as they are.
+    from matplotlib.figure import Figure
 
     predicted = inter.predict(masks)
     r2 = r2_score(values, predicted)
-    fig, ax = plt.subplots(figsize=(4.2, 4.0))
+    fig = Figure(figsize=(4.2, 4.0))
+    ax = fig.subplots()
     ax.scatter(values, predicted, s=10, alpha=0.6, color="#444444")
     low, high = (
         float(min(values.min(), predicted.min())),
@@ -248,7 +254,6 @@ def _figure(inter: Interactions, held_out: tuple[np.ndarray, np.ndarray] | None)
     ax.set_title(f"Held-out masks: R² = {r2:.3f} (n = {len(values)})")
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
     data = base64.b64encode(buffer.getvalue()).decode("ascii")
     return (
         f'<img id="faithfulness" alt="surrogate against model, R² {r2:.3f}" '
@@ -296,9 +301,14 @@ function show(i) {
   clear();
   units[i].classList.add("active");
   const list = partners[i] || [];
+  const outlined = new Set();
+  // In the table's order (strongest first): a partner in several terms takes its
+  // strongest term's outline, not whichever class the style sheet lists last.
   list.forEach(([others, value, established]) => {
     const kind = !established ? "partner-unsure" : value >= 0 ? "partner-pos" : "partner-neg";
-    others.forEach(j => units[j].classList.add(kind));
+    others.forEach(j => {
+      if (!outlined.has(j)) { outlined.add(j); units[j].classList.add(kind); }
+    });
   });
   document.querySelectorAll("#terms tbody tr").forEach(r => {
     if (JSON.parse(r.dataset.ids).includes(i)) r.classList.add("highlight");
@@ -325,9 +335,13 @@ document.querySelectorAll("#terms th").forEach((th, column) => {
     const key = r => r.children[column].dataset.sort;
     const numeric = th.dataset.type === "number";
     const rows = Array.from(body.rows);
+    const number = v => (v === "" ? NaN : Number(v));  // "": no value (n/a)
     rows.sort((a, b) => {
       const x = key(a), y = key(b);
-      const order = numeric ? Number(x) - Number(y) : x.localeCompare(y);
+      if (numeric && (isNaN(number(x)) || isNaN(number(y)))) {
+        return isNaN(number(x)) - isNaN(number(y));  // n/a last, either way
+      }
+      const order = numeric ? number(x) - number(y) : x.localeCompare(y);
       return ascending ? order : -order;
     });
     rows.forEach(r => body.appendChild(r));

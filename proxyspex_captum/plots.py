@@ -2,7 +2,8 @@
 
 Every function takes an :class:`~proxyspex_captum.Interactions` (or, for
 :func:`comparison`, the table of :func:`proxyspex_captum.metrics.compare`),
-draws on ``ax`` (a new figure when ``None``) and returns ``(figure, axes)``;
+draws on ``ax`` (a new figure when ``None``; :func:`training_examples` makes
+its own grid of axes) and returns ``(figure, axes)``;
 ``show=True`` also calls ``plt.show()``. Colours follow SHAP's: red raises
 the output, blue lowers it. Interactions are read in the Möbius basis (what a
 set of features adds *together*) unless an index is asked for.
@@ -31,8 +32,11 @@ from matplotlib.colors import TwoSlopeNorm, to_rgba
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, PathPatch, Polygon
 from matplotlib.path import Path
+from matplotlib.transforms import ScaledTranslation
 
-from .core.interactions import Interactions
+from .core.checks import check_int
+from .core.interactions import Interactions, require_interactions
+from .core.uncertainty import coverage_text
 
 __all__ = [
     "NEGATIVE",
@@ -55,6 +59,16 @@ _CMAP = "coolwarm"  # blue (negative) .. red (positive), white at 0
 
 def _sign_colour(value: float) -> str:
     return POSITIVE if value >= 0 else NEGATIVE
+
+
+def _colour_limit(values: np.ndarray) -> float:
+    """The half-range of a colour scale centred on 0 (1 when every value is (nearly) 0).
+
+    Subnormal values (below float's smallest normal number) count as 0: a colour
+    bar over a range that small divides into infinities.
+    """
+    limit = float(np.nanmax(np.abs(values), initial=0.0))
+    return limit if limit >= np.finfo(float).tiny else 1.0
 
 
 def _axes(ax: Any, figsize: tuple[float, float]) -> tuple[Any, Any]:
@@ -126,8 +140,13 @@ def bar(
             (see :meth:`~proxyspex_captum.Interactions.intervals`).
         level: Coverage of the intervals.
     """
+    interactions = require_interactions(interactions, "plots.bar")
+    k = check_int("k", k, 1)
+    if index == "mobius":  # the default basis, by its name
+        index = None
     terms = _terms(interactions, index, order)
     top = _top(terms, k)
+    own_figure = ax is None
     fig, ax = _axes(ax, (7, 0.45 * max(len(top), 2) + 1))
     labels = [_label(interactions, s) for s, _ in top]
     values = [v for _, v in top]
@@ -135,6 +154,8 @@ def bar(
     bars = ax.barh(positions, values, color=[_sign_colour(v) for v in values])
     if intervals is None:
         intervals = interactions.has_uncertainty
+    # Where each value label starts: past the bar's end, or past its error bar's.
+    anchors = list(values)
     if intervals and top:
         if index is None:
             bounds = interactions.intervals(level)
@@ -156,26 +177,32 @@ def bar(
             if lo <= 0.0 <= hi:  # not established by the calls made
                 patch.set_hatch("///")
                 patch.set_alpha(0.45)
+        # Beyond the whisker on the bar's side: written over it, "-1.2" read as "1.2".
+        anchors = [hi if v >= 0 else lo for v, lo, hi in zip(values, low, high, strict=True)]
     ax.set_yticks(positions, labels)
     ax.axvline(0, color="#888888", linewidth=0.8)
     # Room beyond the longest bars for their value labels, which would otherwise run
     # over the tick labels (negative side) or out of the axes (positive side).
     ax.margins(x=0.15)
-    for y, v in zip(positions, values, strict=True):
+    for y, v, anchor in zip(positions, values, anchors, strict=True):
         ax.annotate(
             f"{v:+.3g}",
-            (v, y),
+            (anchor, y),
             xytext=(4 if v >= 0 else -4, 0),
             textcoords="offset points",
             ha="left" if v >= 0 else "right",
             va="center",
             fontsize=8,
         )
-    basis = "Möbius coefficients" if index is None else f"{index.upper()} values"
-    ax.set_xlabel(f"{basis} (what the features add together)")
+    if index is None:
+        ax.set_xlabel("Möbius coefficients (what the features add together)")
+    else:
+        ax.set_xlabel(f"{index.upper()} values" + ("" if order is None else f" (order {order})"))
     ax.set_title(f"Top {len(top)} interactions")
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
+    if own_figure:  # room for the tick labels and the x label inside the figure
+        fig.tight_layout()
     return _finish(fig, ax, show)
 
 
@@ -193,11 +220,15 @@ def heatmap(
 
     Args:
         index: An order-2 index (``"sii"``, ``"stii"``, ``"fsii"``, ``"k-sii"``, ...).
-        features: Which features to show; default: those in the strongest
-            pairs, at most ``max_features`` (all when ``n`` is that small).
+        features: Which features to show (distinct ids); default: those in
+            the strongest pairs, then those with the largest |Shapley value|,
+            ``max_features`` in all (every feature when ``n`` is that small).
     """
+    interactions = require_interactions(interactions, "plots.heatmap")
+    max_features = check_int("max_features", max_features, 1)
     n = interactions.n_features
     pairs = {s: v for s, v in interactions.to_index(index, 2).items() if len(s) == 2}
+    shapley = interactions.first_order()
     if features is None:
         if n <= max_features:
             features = list(range(n))
@@ -207,16 +238,19 @@ def heatmap(
                 chosen += [i for i in s if i not in chosen]
                 if len(chosen) >= max_features:
                     break
-            features = sorted(chosen[:max_features]) or list(range(min(n, max_features)))
-    features = list(features)
+            # The remaining places: the strongest main effects.
+            by_main = np.argsort(-np.abs(shapley), kind="stable").tolist()
+            chosen += [i for i in by_main if i not in chosen]
+            features = sorted(chosen[:max_features])
+    features = _feature_ids(features, n)
     position = {f: i for i, f in enumerate(features)}
     matrix = np.zeros((len(features), len(features)))
     for (i, j), v in pairs.items():
         if i in position and j in position:
             matrix[position[i], position[j]] = matrix[position[j], position[i]] = v
-    matrix[np.diag_indices(len(features))] = interactions.first_order()[features]
+    matrix[np.diag_indices(len(features))] = shapley[features]
     fig, ax = _axes(ax, (1.0 + 0.45 * len(features), 0.6 + 0.45 * len(features)))
-    limit = float(np.abs(matrix).max()) or 1.0
+    limit = _colour_limit(matrix)
     image_ = ax.imshow(matrix, cmap=_CMAP, norm=TwoSlopeNorm(0.0, -limit, limit))
     names = [_plain(name) for name in interactions.names_of(features)]
     ax.set_xticks(range(len(features)), names, rotation=60, ha="right")
@@ -224,6 +258,16 @@ def heatmap(
     fig.colorbar(image_, ax=ax, label=f"{index.upper()} (diagonal: Shapley value)")
     ax.set_title(f"Pairwise {index.upper()}")
     return _finish(fig, ax, show)
+
+
+def _feature_ids(features: Any, n: int) -> list[int]:
+    """``features`` as a list of distinct feature ids in ``[0, n)``, or a ValueError."""
+    ids = [check_int(f"features[{i}]", f, 0, n - 1) for i, f in enumerate(features)]
+    if not ids:
+        raise ValueError("features is empty: name at least one feature id.")
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"features holds an id twice: {ids}.")
+    return ids
 
 
 # -------------------------------------------------------------------- network
@@ -241,10 +285,14 @@ def network(
     a line (width: |Möbius coefficient|, colour: sign; ``gid="pair"``); a
     set of three or more is a hyperedge: a translucent polygon over its
     members with a dot at its centre (``gid="hyperedge"``). Main effects are
-    in the nodes, not drawn as edges. An interaction whose ``level``
+    in the nodes, not drawn as edges: the nodes are the features of the
+    drawn interactions (the ``k`` strongest main effects when there is no
+    interaction), so see :func:`bar` for a feature that acts alone. An interaction whose ``level``
     confidence interval contains 0 (when the result carries intervals) is
     drawn dashed and faded: the calls made do not establish it.
     """
+    interactions = require_interactions(interactions, "plots.network")
+    k = check_int("k", k, 1)
     terms = {s: v for s, v in interactions.mobius.items() if len(s) >= 2}
     top = _top(terms, k)
     unsure = _not_established(interactions, level=level)
@@ -281,7 +329,7 @@ def network(
                 )
             )
             ax.scatter(*centre, s=20 + 40 * abs(value) / strongest, color=colour, zorder=2)
-    peak = float(np.abs(shapley[nodes]).max()) or 1.0
+    peak = _colour_limit(shapley[nodes])
     for node in nodes:
         value = shapley[node]
         ax.scatter(
@@ -347,12 +395,17 @@ def text(
         pair raises it together (Möbius > 0)
         pair lowers it together (Möbius < 0)
     """
+    interactions = require_interactions(interactions, "plots.text")
+    k = check_int("k", k, 0)
+    words_per_line = check_int("words_per_line", words_per_line, 1)
     n = interactions.n_features
+    if isinstance(words, str):
+        raise TypeError("words must be a sequence of words, not one string: split it first.")
     words = list(words) if words is not None else list(interactions.names_of(range(n)))
     if len(words) != n:
         raise ValueError(f"Got {len(words)} words for {n} features.")
     shapley = interactions.first_order()
-    peak = float(np.abs(shapley).max()) or 1.0
+    peak = _colour_limit(shapley)
     lines = max(1, -(-n // words_per_line))
     band = 1.0 if legend else 0.0  # room under the text for the legend (data units ~ inches)
     height = 1.6 * lines + 0.8 + band
@@ -432,7 +485,7 @@ def _text_legend(ax: Any, arcs: bool, unsure: bool = False, level: float = 0.95)
                 color="#555555",
                 linewidth=2,
                 **_UNSURE_STYLE,
-                label=f"dashed: its {level:.0%} interval contains 0",
+                label=f"dashed: its {coverage_text(level)} interval contains 0",
             )
         )
     ax.legend(
@@ -475,6 +528,8 @@ def heads(
         >>> ax.get_xlabel(), len(ax.patches)
         ('head', 1)
     """
+    interactions = require_interactions(interactions, "plots.heads")
+    k = check_int("k", k, 0)
     cells = []
     for name in interactions.feature_names or [
         f"feature {i}" for i in range(interactions.n_features)
@@ -491,19 +546,24 @@ def heads(
     grid = np.full((layers, width), np.nan)
     for (layer, head), value in zip(cells, interactions.first_order(index), strict=True):
         grid[layer, head] = value
-    fig, ax = _axes(ax, (2.2 + 0.45 * width, 1.2 + 0.3 * layers))
-    limit = float(np.nanmax(np.abs(grid))) if np.isfinite(grid).any() else 1.0
-    limit = limit or 1.0
+    own_figure = ax is None
+    fig, ax = _axes(ax, (2.6 + 0.45 * width, 1.8 + 0.3 * layers))
+    limit = _colour_limit(grid)
     image_ = ax.imshow(grid, cmap=_CMAP, norm=TwoSlopeNorm(0.0, -limit, limit), aspect="auto")
     pairs = _top({s: v for s, v in interactions.mobius.items() if len(s) == 2}, k)
-    strongest = max((abs(v) for _, v in pairs), default=1.0)
+    strongest = max((abs(v) for _, v in pairs), default=1.0) or 1.0
     for (i, j), value in pairs:
         (y0, x0), (y1, x1) = cells[i], cells[j]
-        bend = 0.3 if (x0, y0) != (x1, y1) else 0.0
+        # Bent off the chord, to its side: an arc along a row or a column would
+        # otherwise run straight through the heads between its two ends.
+        chord = np.array([x1 - x0, y1 - y0], dtype=float)
+        length = float(np.hypot(*chord)) or 1.0
+        normal = np.array([-chord[1], chord[0]]) / length
+        control = np.array([x0 + x1, y0 + y1]) / 2 + normal * min(0.3 + 0.15 * length, 1.2)
         ax.add_patch(
             PathPatch(
                 Path(
-                    [(x0, y0), ((x0 + x1) / 2 + bend * abs(y1 - y0 + 1), (y0 + y1) / 2), (x1, y1)],
+                    [(x0, y0), tuple(control), (x1, y1)],
                     [Path.MOVETO, Path.CURVE3, Path.CURVE3],
                 ),
                 facecolor="none",
@@ -522,11 +582,17 @@ def heads(
             Line2D([], [], color=POSITIVE, label="synergy (pair)"),
             Line2D([], [], color=NEGATIVE, label="redundant (pair)"),
         ],
-        loc="upper left",
-        bbox_to_anchor=(1.25, 1.0),
+        loc="upper center",
+        # Under the x label: half an inch below the axes, whatever the figure's height.
+        bbox_to_anchor=(0.5, 0.0),
+        bbox_transform=ax.transAxes + ScaledTranslation(0.0, -0.5, fig.dpi_scale_trans),
+        ncol=2,
         fontsize="small",
+        frameon=False,
     )
-    ax.set_title(f"Attention heads: {index} values, {len(pairs)} strongest pairs")
+    ax.set_title(f"Attention heads\n{index} values, {len(pairs)} strongest pairs")
+    if own_figure:  # the legend under the axes stays inside the figure
+        fig.tight_layout()
     return _finish(fig, ax, show)
 
 
@@ -549,19 +615,31 @@ def image(
             between the patches' centres, ``gid="pair"``; a larger set a
             polygon through them, ``gid="hyperedge"``).
     """
+    interactions = require_interactions(interactions, "plots.image")
+    k = check_int("k", k, 0)
     segments = np.asarray(segments)
+    picture = np.asarray(picture, dtype=float)
+    if segments.ndim != 2 or not np.issubdtype(segments.dtype, np.integer):
+        raise ValueError(
+            f"segments must be a 2-D (H, W) array of integer patch ids, got shape "
+            f"{segments.shape} of {segments.dtype}."
+        )
+    if picture.ndim not in (2, 3) or picture.shape[:2] != segments.shape:
+        raise ValueError(
+            f"picture must be (H, W) or (H, W, C) with (H, W) = segments' {segments.shape}, "
+            f"got {picture.shape} (a CHW tensor: move its channels last)."
+        )
     ids = np.unique(segments)
     if ids.min() < 0 or ids.max() >= interactions.n_features:
         raise ValueError("segments must hold feature ids 0 .. n-1.")
     fig, ax = _axes(ax, (6, 6))
-    picture = np.asarray(picture, dtype=float)
     # In grey, so that the red/blue heat on top reads as the attribution, not the image.
     shown = picture if picture.ndim == 2 else picture[..., :3].mean(axis=-1)
     span = float(shown.max() - shown.min()) or 1.0
     ax.imshow((shown - shown.min()) / span, cmap="gray")
     shapley = interactions.first_order()
     heat = shapley[segments]
-    limit = float(np.abs(shapley).max()) or 1.0
+    limit = _colour_limit(shapley)
     ax.imshow(heat, cmap=_CMAP, norm=TwoSlopeNorm(0.0, -limit, limit), alpha=0.45)
     centres = {}
     for i in ids:
@@ -631,6 +709,8 @@ def training_examples(
     Returns:
         ``(figure, axes)``, axes a ``(rows, columns)`` array.
     """
+    interactions = require_interactions(interactions, "plots.training_examples")
+    k = check_int("k", k, 1)
     if len(images) != interactions.n_features:
         raise ValueError(
             f"images must hold one image per feature ({interactions.n_features}), got "
@@ -653,7 +733,7 @@ def training_examples(
         for ax, feature in ((row[offset], i), (row[offset + 2], j)):
             ax.imshow(np.atleast_2d(np.asarray(images[feature], dtype=float)), cmap="gray_r")
             name = _plain(interactions.names_of((feature,))[0])
-            ax.set_title(f"{name}\nShapley {shapley[feature]:+.2f}", fontsize=9)
+            ax.set_title(f"{name}\nShapley {shapley[feature]:+.3g}", fontsize=9)
         link = row[offset + 1]
         link.set_xlim(0, 1)
         link.set_ylim(0, 1)
@@ -661,7 +741,7 @@ def training_examples(
             Line2D([0, 1], [0.5, 0.5], color=_sign_colour(value), linewidth=6, gid="pair")
         )
         kind = "synergy" if value > 0 else "redundant"
-        link.text(0.5, 0.68, f"{kind}\n{value:+.2f}", ha="center", va="bottom", fontsize=10)
+        link.text(0.5, 0.68, f"{kind}\n{value:+.3g}", ha="center", va="bottom", fontsize=10)
     fig.suptitle("Strongest pairs of training examples (Möbius coefficients)")
     fig.tight_layout()
     return _finish(fig, axes, show)

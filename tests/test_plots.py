@@ -217,3 +217,107 @@ def test_training_examples_shows_each_pair_as_its_images():
     _, axes = psx.plots.training_examples(inter, rows, k=1)
     assert axes[0][0].get_images()[0].get_array().shape == (1, 3)
     plt.close(fig)
+
+
+@pytest.fixture(scope="module")
+def unsure_result():
+    """A noisy result with bootstrap intervals (ProxySPEX's default)."""
+    game = psx.games.PlantedGame(
+        {(0,): 1.0, (1,): -1.5, (0, 1): 2.0, (2, 3): -0.7, (4,): 0.1},
+        n_features=10,
+        noise_std=0.3,
+        random_state=0,
+    )
+    return psx.ProxySPEX(max_order=2, random_state=0).explain(game, n_features=10, budget=200)
+
+
+def test_bar_value_labels_start_beyond_their_error_bars(unsure_result):
+    _, ax = psx.plots.bar(unsure_result, k=5)
+    bounds = unsure_result.intervals()
+    labels = [t for t in ax.texts if t.get_text().startswith(("+", "-"))]
+    top = unsure_result.top(5)
+    assert len(labels) == len(top)
+    for label, (subset, value) in zip(labels, top, strict=True):
+        low, high = bounds[subset]
+        # On the whisker, "-1.5" was read as "1.5".
+        assert label.xy[0] == pytest.approx(high if value >= 0 else low)
+
+
+def test_bar_reads_mobius_by_name_and_says_which_index(result):
+    _, by_default = psx.plots.bar(result, k=3)
+    _, by_name = psx.plots.bar(result, k=3, index="mobius")
+    assert [p.get_width() for p in by_name.patches] == [p.get_width() for p in by_default.patches]
+    _, ax = psx.plots.bar(result, k=3, index="sii", order=2)
+    assert ax.get_xlabel() == "SII values (order 2)"
+
+
+@pytest.mark.parametrize(
+    ("draw", "error", "message"),
+    [
+        (lambda r: psx.plots.bar(r, k=-1), ValueError, "k must be at least 1"),
+        (lambda r: psx.plots.bar(r, k=2.5), TypeError, "k must be an integer"),
+        (lambda r: psx.plots.network(r, k=0), ValueError, "k must be at least 1"),
+        (lambda r: psx.plots.heatmap(r, max_features=0), ValueError, "max_features"),
+        (lambda r: psx.plots.heatmap(r, features=[1, -1]), ValueError, "features\\[1\\]"),
+        (lambda r: psx.plots.heatmap(r, features=[1, 1]), ValueError, "an id twice"),
+        (lambda r: psx.plots.heatmap(r, features=[]), ValueError, "features is empty"),
+        (lambda r: psx.plots.text(r, words_per_line=0), ValueError, "words_per_line"),
+        (lambda r: psx.plots.text(r, "The acting was"), TypeError, "not one string"),
+        (lambda r: psx.plots.training_examples(r, [0] * 7, k=0), ValueError, "k must be"),
+    ],
+)
+def test_bad_options_are_refused_with_their_name(result, draw, error, message):
+    with pytest.raises(error, match=message):
+        draw(result)
+
+
+def test_plots_say_how_to_get_one_result_from_several(result):
+    several = np.empty(2, dtype=object)
+    several[:] = [result, result]
+    for draw in (psx.plots.bar, psx.plots.heatmap, psx.plots.network, psx.plots.text):
+        with pytest.raises(TypeError, match="several results"):
+            draw(several)
+
+
+def test_heatmap_fills_its_places_with_the_strongest_main_effects():
+    inter = psx.Interactions.from_mobius(
+        {(500,): 3.0, (700,): -2.0, (900,): 1.0, (3, 4): 0.01}, n_features=1000
+    )
+    _, ax = psx.plots.heatmap(inter, max_features=5)
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == ["x3", "x4", "x500", "x700", "x900"]  # was x3 and x4 only
+
+
+def test_image_refuses_a_picture_its_segments_do_not_cover():
+    inter = psx.Interactions.from_mobius({(0, 1): 1.0}, n_features=16)
+    segments = np.arange(16).reshape(4, 4)
+    with pytest.raises(ValueError, match="channels last"):
+        psx.plots.image(inter, np.zeros((64, 64)), segments)
+    with pytest.raises(ValueError, match="integer patch ids"):
+        psx.plots.image(inter, np.zeros((4, 4)), segments.astype(float))
+    psx.plots.image(inter, np.zeros((4, 4, 3)), segments)  # (H, W, C): drawn
+
+
+def test_training_examples_keep_small_coefficients_readable():
+    inter = psx.Interactions.from_mobius(
+        {(0,): 0.004, (1,): 0.003, (0, 1): -0.0012}, n_features=2, feature_names=["a", "b"]
+    )
+    _, axes = psx.plots.training_examples(inter, [np.zeros((2, 2))] * 2, k=1)
+    assert "-0.0012" in axes[0][1].texts[0].get_text()  # was "-0.00"
+    assert "+0.0034" in axes[0][0].get_title()  # Shapley of a: 0.004 - 0.0012 / 2
+
+
+def test_subnormal_values_still_draw():
+    inter = psx.Interactions.from_mobius({(0,): 1e-320, (0, 1): -1e-320}, n_features=3)
+    for draw in (psx.plots.heatmap, psx.plots.network, psx.plots.text):
+        fig, _ = draw(inter)
+        fig.canvas.draw()
+
+
+def test_heads_arcs_along_a_layer_bend_off_the_row():
+    names = [f"L0.H{h}" for h in range(4)]
+    inter = psx.Interactions.from_mobius({(0, 2): 1.0}, n_features=4, feature_names=names)
+    _, ax = psx.plots.heads(inter)
+    (arc,) = [p for p in ax.patches if isinstance(p, PathPatch)]
+    start, control, end = arc.get_path().vertices
+    assert start[1] == end[1] == 0 and control[1] != 0  # a straight arc ran through L0.H1

@@ -81,6 +81,36 @@ def test_bad_input_is_refused(explained):
         psx.report({(0,): 1.0})
     with pytest.raises(ValueError, match="level"):
         psx.report(inter, level=1.5)
+    with pytest.raises(ValueError, match="only 0 and 1"):  # 0.5 is not a mask (was read as 1)
+        psx.report(inter, held_out=(np.full(masks.shape, 0.5), values))
+    with pytest.raises(TypeError, match="title must be a string"):
+        psx.report(inter, title=None)
+    with pytest.raises(TypeError, match="not one string"):
+        psx.report(inter, "the film was not bad <b> at all")
+    several = np.empty(2, dtype=object)
+    several[:] = [inter, inter]
+    with pytest.raises(TypeError, match="several results"):
+        psx.report(several)
+
+
+def test_the_figure_leaves_the_callers_backend_alone(explained):
+    import matplotlib
+
+    inter, held_out = explained
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")  # a backend that is not the report's Agg
+    try:
+        page = psx.report(inter, held_out=held_out)
+        assert matplotlib.get_backend() == "svg"
+        assert 'src="data:image/png;base64,' in page
+    finally:
+        matplotlib.use(before)
+
+
+def test_interval_levels_are_not_rounded_away(explained):
+    inter, _ = explained
+    page = psx.report(inter, level=0.999)
+    assert "99.9% low" in page and "100% low" not in page
 
 
 # --------------------------------------------------------------------- browser
@@ -94,22 +124,28 @@ def chromium() -> str:
 
 
 @pytest.fixture(scope="module")
-def page(explained, tmp_path_factory):
+def browser():
     playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser, explained, tmp_path_factory):
     inter, held_out = explained
     path = tmp_path_factory.mktemp("report") / "report.html"
     psx.report(inter, WORDS, held_out=held_out, path=path)
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
-        tab = browser.new_page()
-        events = {"errors": [], "dialogs": [], "requests": []}
-        tab.on("pageerror", lambda err: events["errors"].append(str(err)))
-        tab.on("dialog", lambda d: (events["dialogs"].append(d.message), d.dismiss()))
-        tab.on("request", lambda r: events["requests"].append(r.url))
-        tab.goto(path.as_uri())
-        tab.wait_for_load_state("load")
-        yield tab, events, inter
-        browser.close()
+    tab = browser.new_page()
+    events = {"errors": [], "dialogs": [], "requests": []}
+    tab.on("pageerror", lambda err: events["errors"].append(str(err)))
+    tab.on("dialog", lambda d: (events["dialogs"].append(d.message), d.dismiss()))
+    tab.on("request", lambda r: events["requests"].append(r.url))
+    tab.goto(path.as_uri())
+    tab.wait_for_load_state("load")
+    yield tab, events, inter
+    tab.close()
 
 
 @pytest.mark.browser
@@ -161,3 +197,37 @@ def test_script_in_the_text_is_shown_not_run(page):
     assert tab.evaluate("window.pwned === undefined")
     assert events["dialogs"] == []
     assert tab.locator('.unit[data-i="5"]').inner_text() == EVIL
+
+
+@pytest.fixture(scope="module")
+def mixed_page(browser, tmp_path_factory):
+    """ "bad" is a partner of "not" in a strong positive and a weak negative term."""
+    inter = psx.Interactions.from_mobius(
+        {(0, 1): 5.0, (0, 1, 2): -0.1, (2, 3, 4, 5, 6): 0.05},
+        n_features=7,
+        feature_names=["not", "bad", "at", "all", "a", "b", "c"],
+    )
+    path = tmp_path_factory.mktemp("mixed") / "report.html"
+    psx.report(inter, path=path)
+    tab = browser.new_page()
+    tab.goto(path.as_uri())
+    tab.wait_for_load_state("load")
+    yield tab
+    tab.close()
+
+
+@pytest.mark.browser
+def test_a_partner_takes_its_strongest_terms_colour(mixed_page):
+    mixed_page.locator('.unit[data-i="0"]').hover()
+    classes = mixed_page.locator('.unit[data-i="1"]').get_attribute("class")
+    assert "partner-pos" in classes and "partner-neg" not in classes  # was both: blue won
+    assert "partner-neg" in mixed_page.locator('.unit[data-i="2"]').get_attribute("class")
+
+
+@pytest.mark.browser
+def test_terms_without_an_sii_sort_last(mixed_page):
+    header = mixed_page.locator("#terms th", has_text="SII")
+    for _ in range(2):  # ascending, then descending: the order-5 term's n/a stays last
+        header.click()
+        cells = [c.inner_text() for c in mixed_page.locator("#terms td:last-child").all()]
+        assert cells[-1] == "n/a" and "n/a" not in cells[:-1]

@@ -42,7 +42,13 @@ from .uncertainty import deviations
 from .uncertainty import intervals as bootstrap_intervals
 from .value_function import validate_masks
 
-__all__ = ["INDICES", "MAX_EXPANSION_SETS", "ExpansionTooLarge", "Interactions"]
+__all__ = [
+    "INDICES",
+    "MAX_EXPANSION_SETS",
+    "ExpansionTooLarge",
+    "Interactions",
+    "require_interactions",
+]
 
 #: Index names accepted by :meth:`Interactions.to_index`.
 INDICES = ("shapley", "banzhaf", "sii", "bii", "k-sii", "stii", "fsii", "fbii")
@@ -993,3 +999,28 @@ class Interactions:
             width = max(len(" × ".join(self.names_of(s))) for s, _ in top)
             lines += [f"    {' × '.join(self.names_of(s)):<{width}}  {v:+.4g}" for s, v in top]
         return "\n".join(lines)
+
+
+def require_interactions(value: Any, caller: str) -> Interactions:
+    """``value`` when it is one :class:`Interactions`, else a TypeError saying how to get one.
+
+    For the functions that draw or report one result (``caller`` names them).
+
+    Examples:
+        >>> require_interactions([], "plots.bar")
+        Traceback (most recent call last):
+        ...
+        TypeError: plots.bar takes one Interactions, got list.
+    """
+    if isinstance(value, Interactions):
+        return value
+    kind = type(value).__name__
+    hint = ""
+    if kind == "InteractionExplanation":  # the SHAP explainers' result: one per row
+        hint = (
+            " A SHAP explanation holds one per row (and output): pass e.g. "
+            "explanation[0].interactions, or explanation[0, ..., 1].interactions for output 1."
+        )
+    elif isinstance(value, np.ndarray) and value.dtype == object:
+        hint = " This array holds several results (rows or outputs): pass one of them."
+    raise TypeError(f"{caller} takes one Interactions, got {kind}.{hint}")

@@ -32,6 +32,7 @@ __all__ = [
     "DEFAULT_RESAMPLES",
     "Refit",
     "bootstrap",
+    "coverage_text",
     "deviations",
     "intervals",
     "resample_seed",
@@ -39,6 +40,17 @@ __all__ = [
 
 #: Bootstrap resamples drawn when ``uncertainty=True`` and none are asked for.
 DEFAULT_RESAMPLES = 30
+
+
+def coverage_text(level: float) -> str:
+    """An interval's coverage as a percentage, never rounded to 0 % or 100 %.
+
+    Examples:
+        >>> coverage_text(0.95), coverage_text(0.999), coverage_text(0.004)
+        ('95%', '99.9%', '0.4%')
+    """
+    return f"{100 * level:.4g}%"
+
 
 #: Refits the estimator's chosen model on the sample rows ``indices`` (with
 #: repeats) and returns its Fourier terms ``(padded rows, coefficients)``.
