@@ -9,9 +9,12 @@ surrogate it fits predicts which *set* of ``k`` heads keeps the task working:
 
 A head is ablated at the input of the attention's output projection
 (``o_proj`` in Llama, SmolLM2, Qwen and Mistral; ``c_proj`` in GPT-2): its
-``head_dim`` slice is set to zero (``ablation="zero"``) or to its mean over a
-reference batch (``"mean"``). Ablation uses forward pre-hooks that are always
-removed afterwards; no weight is touched.
+slice (``head_dim`` wide, or the value heads' width where that differs) is set
+to zero (``ablation="zero"``) or to its mean over a reference batch
+(``"mean"``). Ablation uses forward pre-hooks that are always removed
+afterwards; no weight is touched. ``L{i}`` names the ``i``-th attention module
+in the model's order: the ``i``-th decoder layer when every layer has
+attention (in a hybrid model, count only the attention layers).
 
 Examples:
     >>> import torch
@@ -95,34 +98,66 @@ class _Site:
     head_dim: int
 
 
+def _in_features(projection: torch.nn.Module) -> int | None:
+    """The input width of a projection: ``nn.Linear``, a wrapper of one, or GPT-2's Conv1D."""
+    width = getattr(projection, "in_features", None)
+    if isinstance(width, int):  # nn.Linear, and wrappers that say it (LoRA, quantised layers)
+        return width
+    base = getattr(projection, "base_layer", None)  # PEFT's wrappers keep the layer they wrap
+    if isinstance(base, torch.nn.Module):
+        return _in_features(base)
+    weight = getattr(projection, "weight", None)
+    if type(projection).__name__ == "Conv1D" and isinstance(weight, torch.Tensor):
+        return int(weight.shape[0])  # GPT-2's Conv1D keeps its weight as (in, out)
+    return None
+
+
+def _n_heads(module: torch.nn.Module) -> int | None:
+    """The number of (query) heads an attention module says it has, if it says."""
+    for owner, name in ((module, "num_heads"), (module, "num_attention_heads")):
+        value = getattr(owner, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    value = getattr(getattr(module, "config", None), "num_attention_heads", None)
+    return value if isinstance(value, int) and value > 0 else None
+
+
 def _sites(model: Any) -> list[_Site]:
     """The attention output projections of ``model``, in layer order.
 
     Llama-style attention modules (Llama, SmolLM2, Qwen, Mistral, ...) have
     ``o_proj`` and ``head_dim``; GPT-2's have ``c_proj``, ``head_dim`` and
-    ``num_heads`` (its MLPs have a ``c_proj`` too, but no ``head_dim``).
+    ``num_heads`` (its MLPs have a ``c_proj`` too, but no ``head_dim``). The
+    projection may be wrapped (LoRA, a quantised layer). Each head's slice of
+    its input is the width over the number of heads (the module's
+    ``num_heads``, or its config's ``num_attention_heads``), which is wider
+    than ``head_dim`` where the value heads are (MiMo's ``v_head_dim``).
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
     sites = []
-    for module in model.modules():
+    for name, module in model.named_modules():
         head_dim = getattr(module, "head_dim", None)
         if not isinstance(head_dim, int) or getattr(module, "is_cross_attention", False):
             continue
         projection = getattr(module, "o_proj", None)
-        if isinstance(projection, torch.nn.Linear):
-            width = projection.in_features
-        else:
+        if projection is None:
             projection = getattr(module, "c_proj", None)
             if projection is None or not hasattr(module, "num_heads"):
                 continue
-            if isinstance(projection, torch.nn.Linear):
-                width = projection.in_features
-            else:  # GPT-2's Conv1D keeps its weight as (in, out), the transpose of nn.Linear's
-                width = int(projection.weight.shape[0])
-        if width % head_dim:
-            continue
-        sites.append(_Site(len(sites), projection, width // head_dim, head_dim))
+        width, n_heads = _in_features(projection), _n_heads(module)
+        if n_heads is None and width is not None and width % head_dim == 0:
+            n_heads = width // head_dim
+        # An attention module whose heads cannot be told apart is an error, not skipped:
+        # skipping renumbered every later layer and left its heads out without a word.
+        if width is None or n_heads is None or width % n_heads:
+            raise ValueError(
+                f"Cannot split the attention output of {name or 'the model'} "
+                f"({type(projection).__name__}, input width {width}) into heads "
+                f"(head_dim {head_dim}, {n_heads} heads): psx.components needs an output "
+                "projection with an integer in_features that its heads divide evenly."
+            )
+        sites.append(_Site(len(sites), projection, n_heads, width // n_heads))
     if not sites:
         raise ValueError(
             f"Found no attention heads in {type(model).__name__}. psx.components supports "
@@ -187,6 +222,16 @@ def _rows(batch: Any) -> int | None:
     return None
 
 
+def _on_device(batch: Any, model: Any) -> Any:
+    """``batch`` (a tensor, or a mapping of them) on the device of the model's parameters."""
+    device = next(model.parameters()).device
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device)
+    if isinstance(batch, Mapping):
+        return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+    return batch
+
+
 def _tile(batch: Any, times: int) -> Any:
     """``batch`` repeated ``times`` over its first dimension (block after block).
 
@@ -230,7 +275,7 @@ def head_means(model: Any, batch: Any) -> dict[int, torch.Tensor]:
         return hook
 
     with _model_lock(model), _eval_mode(model), torch.no_grad(), _hooked(sites, recorder):
-        _call_model(model, batch)
+        _call_model(model, _on_device(batch, model))
     dtype = next(model.parameters()).dtype
     return {layer: (sums[layer] / counts[layer]).to(dtype) for layer in sums}
 
@@ -404,6 +449,11 @@ class HeadGame:
             raise TypeError("score_fn must be a callable score_fn(model, batch).")
         if ablation not in ABLATIONS:
             raise ValueError(f"ablation must be one of {ABLATIONS}, got {ablation!r}.")
+        if mean_batch is not None and ablation != "mean":
+            raise ValueError(
+                f"mean_batch is the reference of mean ablation, but ablation={ablation!r}: "
+                "pass ablation='mean', or leave mean_batch out."
+            )
         self.model = model
         self.batch = batch
         self.score_fn = score_fn
@@ -446,9 +496,17 @@ class HeadGame:
                 ):
                     scores = self.score_fn(self.model, _tile(self.batch, len(block)))
                 scores = _check_scores(scores, "score_fn(model, batch)")
-                if self.per_example:
-                    scores = scores.reshape(len(block), -1)
-                out[start : start + len(block)] = scores.mean(axis=-1)
+                if not self.per_example:  # one number for the batch (one mask per pass)
+                    out[start] = float(scores.mean())
+                    continue
+                rows = len(block) * self._rows
+                if scores.shape != (rows,):  # reshaped, they would be read as other masks'
+                    raise ValueError(
+                        f"score_fn returned {scores.size} scores for a batch of {rows} rows "
+                        f"({len(block)} mask(s) × {self._rows} examples): return one score "
+                        "per row of the batch it is given."
+                    )
+                out[start : start + len(block)] = scores.reshape(len(block), -1).mean(axis=-1)
         return out
 
     @property
@@ -581,6 +639,7 @@ class NextTokenTask:
 
     def logits(self, model: Any, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Next-token logits at each prompt's last position, ``(rows, vocab)``."""
+        batch = _on_device(batch, model)  # the task's batch is built on the CPU
         rows = batch["input_ids"].shape[0]
         if rows % len(self.prompts):
             raise ValueError(

@@ -428,3 +428,113 @@ def test_next_token_task_refuses_a_whitespace_first_token():
     _, tokenizer = tiny_lm()
     with pytest.raises(ValueError, match="tokenizes to nothing"):
         components.NextTokenTask(tokenizer, ["the cat"], [" "])
+
+
+class _Counting(torch.nn.Module):
+    """A model that counts its forward passes (to prove a refusal came before any)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.inner, self.calls = model, 0
+
+    def forward(self, *args, **kwargs):
+        self.calls += 1
+        return self.inner(*args, **kwargs)
+
+
+def test_a_score_for_the_whole_batch_is_the_masks_value():
+    model = tiny_llama()
+    total = components.head_game(model, IDS, lambda m, b: score(m, b).sum())  # one number
+    each = components.head_game(model, IDS, score)  # one per example: their mean
+    masks = np.array([[True] * 8, [False, True] * 4, [True] * 4 + [False] * 4])
+    # It failed on its first mask (after the forward pass) with numpy's AxisError.
+    np.testing.assert_allclose(total(masks), 2 * each(masks), rtol=1e-6)
+
+
+def test_a_score_of_the_wrong_length_is_refused_not_reshaped():
+    model = tiny_llama()
+    first_only = torch.tensor([2, 2])  # not tiled with the batch: 2 scores for 4 rows
+
+    def score_untiled(m, ids):
+        return m(ids).logits[: len(first_only), -1].log_softmax(-1)[:, 2]
+
+    game = components.head_game(model, IDS, score_untiled, masks_per_pass=2)
+    with pytest.raises(ValueError, match="2 scores for a batch of 4 rows"):
+        game(np.array([[True] * 8, [False] * 8]))
+
+
+def test_a_wrapped_projection_keeps_its_layers_heads():
+    """A LoRA-shaped wrapper around layer 0's o_proj: its heads used to vanish."""
+
+    class LoraLike(torch.nn.Module):
+        def __init__(self, base):
+            super().__init__()
+            self.base_layer, self.in_features = base, base.in_features
+            self.lora = torch.nn.Linear(base.in_features, base.out_features, bias=False)
+            torch.nn.init.zeros_(self.lora.weight)
+
+        def forward(self, x):
+            return self.base_layer(x) + self.lora(x)
+
+    model = tiny_llama(layers=3)
+    plain = components.head_game(model, IDS, score)
+    wrapped = copy.deepcopy(model)
+    attention = wrapped.model.layers[0].self_attn
+    attention.o_proj = LoraLike(attention.o_proj)
+    heads = components.attention_heads(wrapped)
+    assert [h.name for h in heads] == [f"L{i}.H{h}" for i in range(3) for h in range(4)]
+    masks = np.ones((3, 12), dtype=bool)
+    masks[1, 1] = masks[2, 6] = False  # L0.H1 (in the wrapped layer), L1.H2
+    np.testing.assert_allclose(components.head_game(wrapped, IDS, score)(masks), plain(masks))
+
+
+def test_value_heads_wider_than_head_dim_are_split_by_their_count():
+    """MiMo's attention: o_proj reads n_heads x v_head_dim, not n_heads x head_dim."""
+    transformers = pytest.importorskip("transformers")
+    if not hasattr(transformers, "MiMoV2FlashConfig"):
+        pytest.skip("this transformers has no MiMo-V2-Flash")
+    config = transformers.MiMoV2FlashConfig(
+        vocab_size=40,
+        hidden_size=16,
+        intermediate_size=32,
+        moe_intermediate_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        v_head_dim=4,
+        n_routed_experts=2,
+        num_experts_per_tok=1,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = transformers.MiMoV2FlashForCausalLM(config).eval()
+    heads = components.attention_heads(model)
+    assert len(heads) == 8  # was 4: each "head" covered two
+    game = components.head_game(model, IDS, score)
+    clone = copy.deepcopy(model)
+    projection = [m for m in clone.modules() if hasattr(m, "o_proj")][1].o_proj
+    with torch.no_grad():
+        projection.weight[:, 4:8] = 0.0  # L1.H1's 4 value columns
+    keep = np.ones((1, 8), dtype=bool)
+    keep[0, 5] = False
+    np.testing.assert_allclose(game(keep), score(clone, IDS).mean().item(), rtol=1e-5)
+
+
+def test_head_attribution_refuses_its_arguments_before_running_the_model(tmp_path):
+    model = _Counting(tiny_llama())
+    attr = psx.ProxySPEXHeadAttribution(model, score, ablation="mean")
+    with pytest.raises(ValueError, match="fingerprint"):
+        attr.attribute(IDS, cache=tmp_path / "never.sqlite")
+    with pytest.raises(ValueError, match="at least 100"):
+        attr.attribute(IDS, n_samples=5)
+    assert model.calls == 0  # the intact score and the means took 2 passes first
+    with pytest.raises(ValueError, match="mean_batch is the reference of mean ablation"):
+        components.head_game(model, IDS, score, mean_batch=IDS)  # zero ablation ignored it
+
+
+def test_heads_given_as_a_generator_serve_every_call():
+    model = tiny_llama()
+    attr = psx.SPEXHeadAttribution(model, score, heads=((1, h) for h in range(4)), max_order=4)
+    first, second = attr.attribute(IDS), attr.attribute(IDS)  # 2**4 masks: exact, twice
+    torch.testing.assert_close(first, second, equal_nan=True)

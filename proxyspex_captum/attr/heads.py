@@ -42,7 +42,7 @@ import torch
 from captum.attr import PerturbationAttribution
 from captum.log import log_usage
 
-from ..components import ABLATIONS, HeadGame, head_game
+from ..components import ABLATIONS, HeadGame, attention_heads, head_game
 from ..core import SPEX, Interactions, ProxySPEX
 from ..core.base import EstimatorOwner, InteractionEstimator
 from ..core.cache import MaskStore
@@ -85,7 +85,8 @@ class HeadAttribution(EstimatorOwner, PerturbationAttribution):
         PerturbationAttribution.__init__(self, model)
         self.model = model
         self.score_fn = score_fn
-        self.heads = heads
+        # A list: a generator would be used up by the first call.
+        self.heads = None if heads is None else list(heads)
         self.ablation = ablation
         self.last_interactions: Interactions | None = None
         self._init_estimator(
@@ -162,15 +163,17 @@ class HeadAttribution(EstimatorOwner, PerturbationAttribution):
         cache: str | os.PathLike | MaskStore | None,
         fingerprint: str | None,
     ) -> tuple[Interactions, HeadGame]:
-        game = self.game(inputs, mean_inputs=mean_inputs, masks_per_pass=masks_per_pass)
-        n = game.n_features
-        budget = self.estimator.default_budget(n) if n_samples is None else n_samples
-        budget = self.estimator.check_budget(n, budget)
+        # Everything the arguments alone decide is checked before the game is built:
+        # building it runs the model (the intact score, and the means of mean ablation).
         if cache is not None and fingerprint is None and not isinstance(cache, MaskStore):
             raise ValueError(
                 "A cache file needs fingerprint=: a name for this model, task, heads and "
                 "ablation (the values of another would otherwise be reused)."
             )
+        n = len(attention_heads(self.model)) if self.heads is None else len(self.heads)
+        budget = self.estimator.default_budget(n) if n_samples is None else n_samples
+        budget = self.estimator.check_budget(n, budget)
+        game = self.game(inputs, mean_inputs=mean_inputs, masks_per_pass=masks_per_pass)
         was = self.estimator.show_progress
         self.estimator.show_progress = bool(show_progress)
         try:
