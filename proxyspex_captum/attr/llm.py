@@ -23,8 +23,12 @@ from ..core.executors import check_executor
 from ..scoring import DEFAULT_BATCH_SIZE as DEFAULT_PROMPTS_PER_EVAL
 from ..scoring import HFScorer, Usage
 from .base import InteractionAttribution
+from .masking import digest_callable
 
 __all__ = ["LLMAttribution", "LLMInteractionAttributionResult"]
+
+# Entries of each weight tensor that name the model in a cache fingerprint.
+_SAMPLED_WEIGHTS = 1024
 
 _OUR_OPTIONS = (
     "n_samples",
@@ -295,16 +299,23 @@ class LLMAttribution(CaptumLLMAttribution):
         for part in (
             *model_parts,
             type(inp).__name__,
-            _describe(getattr(inp, "template", None)),
             getattr(inp, "inp_tensor", None) is not None and inp.inp_tensor.tolist(),
             inp.values,
-            getattr(inp, "baselines", None),
+            getattr(inp, "mask", None),  # which values move together: other features
             target_tokens.tolist(),
             self.attr_target,
             per_token,
             one_at_a_time,
         ):
             digest.update(repr(part).encode() + b"\x00")
+        # A template or baselines given as functions: their code and state, not their
+        # name (two lambdas share one) or their repr (an address, new every run).
+        for part in (getattr(inp, "template", None), getattr(inp, "baselines", None)):
+            if callable(part):
+                digest_callable(digest, part)
+            else:
+                digest.update(repr(part).encode())
+            digest.update(b"\x00")
         for chunk in model_bytes:
             digest.update(chunk)
         return f"llm:{name}:{digest.hexdigest()[:32]}"
@@ -315,13 +326,14 @@ class LLMAttribution(CaptumLLMAttribution):
         config = getattr(model, "config", None)
         name = getattr(config, "_name_or_path", None) or type(model).__qualname__
         n_params = sum(p.numel() for p in model.parameters())
-        # The weights themselves, sampled: the first and last tensors tell a fine-tuned
-        # copy saved under the same name apart without hashing the whole model.
-        params = list(model.parameters())
-        weights = [
-            tensor.detach().float().cpu().contiguous().reshape(-1).numpy().tobytes()
-            for tensor in ((params[0], params[-1]) if params else ())
-        ]
+        # The weights themselves, sampled: evenly spaced entries of every tensor tell a
+        # fine-tuned copy saved under the same name apart without hashing the whole
+        # model (the first and last tensors alone missed an edit of any layer between).
+        weights = []
+        for tensor in model.parameters():
+            flat = tensor.detach().reshape(-1)
+            sample = flat[:: max(1, flat.numel() // _SAMPLED_WEIGHTS)]
+            weights.append(sample.float().cpu().contiguous().numpy().tobytes())
         return name, (name, n_params), weights
 
     def _feature_names(self, inp: InterpretableInput) -> list[str]:
@@ -437,22 +449,24 @@ class LLMAttribution(CaptumLLMAttribution):
         inspect: Any,
         bar: Any,
     ) -> Tensor:
-        """``(k, 1)``: Captum's own forward (token by token), one masked prompt per call."""
+        """``(k, 1)``: Captum's own forward (token by token), one masked prompt per call.
+
+        ``inspect(prompt, response, [probability])`` is called here, not by Captum's
+        forward: with one output per prompt (no per-token values) Captum's call
+        indexed a 0-d tensor and failed after the prompt's forward pass.
+        """
         values = []
+        response = self.tokenizer.decode(target_tokens) if inspect is not None else ""
         for row in torch.as_tensor(np.ascontiguousarray(masks), dtype=torch.long):
             row = row[None].to(self.device)
             with torch.no_grad():
-                value = self._forward_func(
-                    row, inp, target_tokens, use_cached_outputs, inspect, True
-                )
-            values.append(value.reshape(-1)[:1].float().cpu())
+                value = self._forward_func(row, inp, target_tokens, use_cached_outputs, None, True)
+            total = value.reshape(-1)[:1].float().cpu()
+            values.append(total)
+            if inspect is not None:
+                prompt_ids = self._format_model_input(inp.to_model_input(row))["input_ids"][0]
+                probability = total.exp() if self.attr_target == "log_prob" else total
+                inspect(self.tokenizer.decode(prompt_ids), response, probability.tolist())
             if bar is not None:
                 bar.update(1)
         return torch.stack(values)  # Captum's forward already applied attr_target
-
-
-def _describe(template: Any) -> str:
-    """A template as text: a string itself, a function by its qualified name (not its address)."""
-    if template is None or isinstance(template, str):
-        return repr(template)
-    return f"{getattr(template, '__module__', '')}.{getattr(template, '__qualname__', '?')}"

@@ -32,7 +32,14 @@ from captum._utils.typing import BaselineType, TargetType
 from captum.attr._utils.common import _construct_default_feature_mask, _format_input_baseline
 from torch import Tensor
 
-__all__ = ["CaptumProblem", "MaskedForward", "fingerprint", "prepare", "select_target"]
+__all__ = [
+    "CaptumProblem",
+    "MaskedForward",
+    "digest_callable",
+    "fingerprint",
+    "prepare",
+    "select_target",
+]
 
 
 @dataclass
@@ -364,7 +371,7 @@ def fingerprint(forward_func: Callable[..., Any], problem: CaptumProblem) -> str
     kind = type(owner) if isinstance(owner, torch.nn.Module) else forward_func
     name = f"{getattr(kind, '__module__', '')}.{getattr(kind, '__qualname__', repr(kind))}"
     digest.update(name.encode())
-    _update_callable(digest, forward_func)
+    digest_callable(digest, forward_func)
     for part in (
         problem.inputs,
         problem.baselines,
@@ -376,8 +383,9 @@ def fingerprint(forward_func: Callable[..., Any], problem: CaptumProblem) -> str
     return f"captum:{name}:{digest.hexdigest()[:32]}"
 
 
-def _update_callable(digest: Any, func: Any, depth: int = 0) -> None:
-    """Add what decides ``func``'s values: a module's weights, a function's code and state.
+def digest_callable(digest: Any, func: Any, depth: int = 0) -> None:
+    """Add what decides ``func``'s values to ``digest``: a module's weights, a function's code
+    and state (``digest``: a ``hashlib`` object).
 
     A function that wraps a model (``lambda x: model(x)[:, 0]``, the usual way
     to pick a column for Captum) was named by its qualified name alone, so two
@@ -396,7 +404,7 @@ def _update_callable(digest: Any, func: Any, depth: int = 0) -> None:
             _update(digest, tensor)
         return
     if isinstance(func, functools.partial):
-        _update_callable(digest, func.func, depth + 1)
+        digest_callable(digest, func.func, depth + 1)
         for value in (*func.args, *func.keywords.items()):
             _update_state(digest, value, depth)
         return
@@ -444,9 +452,9 @@ def _update_state(digest: Any, value: Any, depth: int) -> None:
         for item in value:
             _update_state(digest, item, depth)
     elif isinstance(value, torch.nn.Module | types.FunctionType | types.MethodType):
-        _update_callable(digest, value, depth + 1)
+        digest_callable(digest, value, depth + 1)
     elif isinstance(value, functools.partial):
-        _update_callable(digest, value, depth + 1)
+        digest_callable(digest, value, depth + 1)
 
 
 def _select_example(value: Any, index: int, bsz: int) -> Any:
