@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,7 +35,13 @@ UNITS = ("word", "sentence", "token")
 TASKS = ("sentiment", "truefalse", "answer", "generate")
 #: The answers the ``"truefalse"`` task compares (the SPEX paper's closed-model protocol).
 TRUE_FALSE = ("True", "False")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+# A sentence ends at . ! ? (and their closing quotes or brackets) before a space, at
+# 。！？ (no space follows them), or at a blank line (a title, a list item).
+_SENTENCE_END = regex.compile(
+    r"(?<=[.!?][\"'”’)\]]*)\s+"  # . ! ? then closing quotes or brackets, then a space
+    r"|(?<=[。！？][\"'”’)\]」』]*)\s*"  # the CJK ones, spaced or not
+    r"|\s*\n\s*\n\s*"  # a blank line
+)
 # One extended grapheme cluster (Unicode UAX #29): what a reader sees as one character,
 # e.g. a family emoji joined by ZWJs, a flag, a heart with its variation selector.
 _GRAPHEME = regex.compile(r"\X")
@@ -68,20 +73,33 @@ def split_units(text: str, unit: str, tokenizer: Any = None) -> list[str]:
     if unit == "token":
         if tokenizer is None:
             raise ValueError("unit='token' needs the model's tokenizer.")
-        # A character can span several byte-level tokens: such tokens form one piece, so
-        # that every piece is readable text and the pieces join back into the text.
-        pieces: list[str] = []
-        group: list[int] = []
-        for token in tokenizer.encode(text, add_special_tokens=False):
-            group.append(token)
-            piece = tokenizer.decode(group)
-            if "\ufffd" not in piece:
-                pieces.append(piece)
-                group = []
-        if group:
-            pieces.append(tokenizer.decode(group))
-        return _whole_graphemes(pieces)
+        return _whole_graphemes(_token_pieces(tokenizer, text))
     raise ValueError(f"Unknown unit {unit!r}; choose one of {', '.join(UNITS)}.")
+
+
+def _token_pieces(tokenizer: Any, text: str) -> list[str]:
+    """The text of each token of ``text``, such that the pieces join into its decoding.
+
+    Each piece is what its token adds to the decoding of the tokens before it, not
+    the token decoded alone: SentencePiece decoders (Llama 2, Mistral) drop the
+    leading space of a decoding, so decoded alone every word lost its space and the
+    kept units ran together. A character split over several byte-level tokens
+    decodes to U+FFFD until its last byte: those tokens form one piece, so every
+    piece is readable text.
+    """
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    pieces: list[str] = []
+    done, start = "", 0  # the decoding of ids[:start], the tokens already in pieces
+    for end in range(1, len(ids) + 1):
+        decoded = tokenizer.decode(ids[:end])
+        if end < len(ids) and (decoded.endswith("\ufffd") or decoded == done):
+            continue  # an unfinished character, or a token that adds no text yet
+        if decoded.startswith(done):
+            pieces.append(decoded[len(done) :])
+        else:  # the decoder rewrote earlier text (a clean-up of spaces): decode alone
+            pieces.append(tokenizer.decode(ids[start:end]))
+        done, start = decoded, end
+    return [piece for piece in pieces if piece]
 
 
 def _whole_graphemes(pieces: list[str]) -> list[str]:
@@ -184,7 +202,12 @@ class TextTask:
         return chat_prompt(self.user_message)
 
     def interpretable_input(self, *, chat: bool = False) -> Any:
-        """Captum's ``TextTemplateInput`` over the units (a dropped unit is removed).
+        """Captum's ``TextTemplateInput`` over the units.
+
+        A dropped unit is replaced by nothing and the spaces around it stay (two
+        spaces where it stood between two kept words), as Captum's template
+        inputs drop a value; words and sentences are joined by single spaces,
+        so the full text's line breaks are not kept.
 
         Args:
             chat: The user message alone (for a chat API), not the raw-text prompt.

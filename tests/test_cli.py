@@ -68,7 +68,7 @@ def test_bad_requests_are_refused_before_loading_the_model(argv, message, capsys
         ("--budget", "2.5", "expected a whole number, got '2.5'"),
         ("--max-order", "0", "must be at least 1"),
         ("--top", "-3", "must be at least 1"),
-        ("--n-test", "0", "must be at least 1"),
+        ("--n-test", "1", "must be at least 2"),
         ("--batch-size", "0", "must be at least 1"),
         ("--batch-size", "many", "expected a whole number"),
     ],
@@ -206,6 +206,20 @@ def test_a_smooth_model_gets_no_warning(capsys, monkeypatch):
     code, out, err = _run(argv, capsys)
     assert code == 0 and "warning" not in err
     assert "R² = 1.000" in out  # 2**5 masks within the budget: exact
+    assert "all of them the fit's" in out  # nothing was left to hold out, and it says so
+
+
+def test_held_out_masks_are_none_of_the_fits(capsys, monkeypatch, tmp_path):
+    """7 words, 100 calls: 78 of 100 "held-out" masks had been the fit's own."""
+    _use_model(monkeypatch, tiny_lm())
+    argv = ["explain", "one two three four five six seven", "--budget", "100", "--quiet"]
+    code, _, _ = _run([*argv, "--n-test", "50", "--out", str(tmp_path)], capsys)
+    assert code == 0
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["held_out"] and result["n_test"] == 28  # the 2**7 - 100 masks left
+    assert result["new_model_calls"] == 100  # the fit's; the 28 and the full text came after
+    code, _, _ = _run([*argv, "--n-test", "20", "--out", str(tmp_path)], capsys)
+    assert json.loads((tmp_path / "result.json").read_text())["n_test"] == 20
 
 
 @pytest.mark.parametrize("method", baselines.LINEAR_METHODS)
@@ -400,3 +414,47 @@ def test_remote_options_are_refused_before_any_request(capsys, extra, message):
     code, _, err = _run(["explain", "not bad at all", "--quiet", *extra], capsys)
     assert code == 2
     assert message in err
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--task", "answer"],  # no --question
+        ["--method", "lime", "--max-order", "2"],
+    ],
+)
+def test_token_units_refuse_bad_options_before_loading_the_model(extra, capsys, no_model):
+    code, _, err = _run(["explain", "not bad at all", "--unit", "token", *extra], capsys)
+    assert code == 2 and "must not be loaded" not in err
+    code, _, err = _run(["explain", "   \n ", "--unit", "token"], capsys)
+    assert code == 2 and "empty" in err
+
+
+def test_a_refused_request_creates_no_output_folder(tmp_path, capsys, no_model):
+    out = tmp_path / "new" / "folder"
+    code, _, err = _run(["explain", "one two three", "--budget", "5", "--out", str(out)], capsys)
+    assert "at least 100" in err
+    assert code == 2 and not out.exists() and not out.parent.exists()
+
+
+def test_outputs_never_overwrite_the_cache_or_the_text(tmp_path, capsys, no_model):
+    text = tmp_path / "text.txt"
+    text.write_text("not bad at all")
+    cache = tmp_path / "calls.sqlite"
+    for argv, clash in [
+        (["--cache", str(cache), "--html", str(cache)], "over --cache"),
+        (["--cache", str(tmp_path / "result.json"), "--out", str(tmp_path)], "over --cache"),
+        (["--html", str(text)], "over --file"),
+    ]:
+        code, _, err = _run(["explain", "--file", str(text), *argv], capsys)
+        assert code == 2 and clash in err, argv
+    assert text.read_text() == "not bad at all" and not cache.exists()
+
+
+def test_a_byte_order_mark_is_not_part_of_the_text(tmp_path, capsys, monkeypatch):
+    _use_model(monkeypatch, tiny_lm())
+    text = tmp_path / "text.txt"
+    text.write_bytes("\ufeffnot bad at all".encode())
+    argv = ["explain", "--file", str(text), "--n-test", "5", "--quiet", "--out", str(tmp_path)]
+    assert _run(argv, capsys)[0] == 0
+    assert json.loads((tmp_path / "result.json").read_text())["units"][0] == "not"

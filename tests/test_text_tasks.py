@@ -56,6 +56,14 @@ def test_word_and_sentence_units():
         "Not bad at all!",
     ]
     assert split_units("a\tb\nc", "word") == ["a", "b", "c"]
+    # Ends after a closing quote or bracket, at 。 and at a blank line (each was one unit).
+    for text, sentences in [
+        ('He said "Stop." She left.', ['He said "Stop."', "She left."]),
+        ("(It was late.) We went home.", ["(It was late.)", "We went home."]),
+        ("今日は晴れ。明日は雨。", ["今日は晴れ。", "明日は雨。"]),
+        ("Title\n\nFirst point. Second one.", ["Title", "First point.", "Second one."]),
+    ]:
+        assert split_units(text, "sentence") == sentences
     with pytest.raises(ValueError, match="needs the model's tokenizer"):
         split_units("a b", "token")
     with pytest.raises(ValueError, match="Unknown unit"):
@@ -79,6 +87,36 @@ def test_token_units_keep_grapheme_clusters_whole(smollm2_tokenizer, text, whole
     assert any(whole in unit for unit in units)
     for unit in units:  # no unit is a lone joiner, selector, modifier or accent
         assert unit.strip() and unit[0] not in "\u200d\ufe0f\u0301\U0001f3fd"
+
+
+def test_token_units_keep_their_spaces_with_a_sentencepiece_decoder():
+    """Llama 2's and Mistral's decoders strip a decoding's leading space.
+
+    Decoded one token at a time, every word lost its space, and the model read
+    the kept units run together ("Notbadatall").
+    """
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<unk>": 0, "▁Not": 1, "▁bad": 2, "▁at": 3, "▁all": 4}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    backend.normalizer = normalizers.Sequence(
+        [normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")]
+    )
+    backend.pre_tokenizer = pre_tokenizers.Split("▁", behavior="merged_with_next")
+    backend.decoder = decoders.Sequence(  # as in Llama 2's tokenizer.json
+        [
+            decoders.Replace("▁", " "),
+            decoders.ByteFallback(),
+            decoders.Fuse(),
+            decoders.Strip(" ", 1, 0),
+        ]
+    )
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>")
+    units = split_units("Not bad at all", "token", tokenizer)
+    assert units == ["Not", " bad", " at", " all"]
+    task = TextTask(units, unit="token")
+    assert "Not bad at all" in task.interpretable_input().to_model_input()
 
 
 @pytest.fixture(scope="module")

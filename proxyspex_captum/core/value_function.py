@@ -222,6 +222,25 @@ class ValueFunction:
             results[j] = fresh[row]
         return np.stack(results)[inverse]  # type: ignore[arg-type]
 
+    def known(self, masks: Any) -> np.ndarray:
+        """Which rows of ``masks`` this function has already evaluated (or read from its store).
+
+        Free: no model call. For example, to score a fit on masks it has not seen.
+
+        Examples:
+            >>> import numpy as np
+            >>> from proxyspex_captum.core.value_function import ValueFunction
+            >>> vf = ValueFunction(lambda m: m.sum(axis=1), n_features=2)
+            >>> _ = vf(np.array([[1, 0]], dtype=bool))
+            >>> vf.known(np.array([[1, 0], [0, 1]], dtype=bool)).tolist()
+            [True, False]
+        """
+        masks = validate_masks(masks, self.n_features)
+        if self._cache is None or not len(masks):
+            return np.zeros(len(masks), dtype=bool)
+        packed = np.packbits(masks, axis=1)
+        return np.array([row.tobytes() in self._cache for row in packed], dtype=bool)
+
     def _evaluate(self, masks: np.ndarray, origin: np.ndarray, keys: list[bytes]) -> list:
         """Call the model on ``masks`` (rows ``origin`` of the caller's request) in batches.
 
