@@ -433,7 +433,7 @@ def test_token_units_refuse_bad_options_before_loading_the_model(extra, capsys, 
 def test_a_refused_request_creates_no_output_folder(tmp_path, capsys, no_model):
     out = tmp_path / "new" / "folder"
     code, _, err = _run(["explain", "one two three", "--budget", "5", "--out", str(out)], capsys)
-    assert "at least 100" in err
+    assert "needs a budget of at least 8" in err
     assert code == 2 and not out.exists() and not out.parent.exists()
 
 
