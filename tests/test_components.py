@@ -538,3 +538,18 @@ def test_heads_given_as_a_generator_serve_every_call():
     attr = psx.SPEXHeadAttribution(model, score, heads=((1, h) for h in range(4)), max_order=4)
     first, second = attr.attribute(IDS), attr.attribute(IDS)  # 2**4 masks: exact, twice
     torch.testing.assert_close(first, second, equal_nan=True)
+
+
+def test_subset_search_needs_no_mobius_expansion():
+    """One order-19 Fourier term: its Möbius expansion (2**19 sets) is refused, predict is not."""
+    from proxyspex_captum.core import Interactions
+
+    inter = Interactions({(): 1.0, (0,): -2.0, tuple(range(1, 20)): 0.5}, n_features=60)
+    kept = greedy_removal(inter, 3, maximize=False)  # raised ExpansionTooLarge
+    exact = best_subset(inter, 3, maximize=False)  # C(60, 3) subsets: all scored
+
+    def value(subset):
+        return float(inter.predict(np.isin(np.arange(60), subset)[None])[0])
+
+    assert len(kept) == 3 and value(kept) >= value(exact) - 1e-12
+    assert len(best_subset(inter, 10)) == 10  # the search (C(60, 10) is too many to score)

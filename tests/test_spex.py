@@ -110,3 +110,18 @@ def test_the_whole_budget_is_spent_when_masks_remain(n, budget):
     inter = psx.SPEX(max_order=1, random_state=0).explain(model, n_features=n, budget=budget)
     assert inter.n_queries == budget
     assert inter.metadata["coded_masks"] + inter.metadata["uniform_masks"] == budget
+
+
+def test_a_code_degree_above_n_spends_nothing_on_it():
+    """No set has more than n features: max_order 25 or 30 at n = 21 plans as 21 does."""
+    planned = psx.SPEX(max_order=21).choose_design(21, 6000)
+    assert psx.SPEX(max_order=25).choose_design(21, 6000) == planned  # was (25, 4)
+    assert psx.SPEX(max_order=30).min_budget(21) == psx.SPEX(max_order=21).min_budget(21)
+
+
+def test_metadata_describes_the_design_that_was_fitted():
+    game = PlantedGame({(3, 9): 2.0, (1,): 1.0}, n_features=32)
+    design = psx.SPEX(max_order=2, n_groups=1).design(32, 1000, np.random.default_rng(0))
+    other = psx.SPEX(max_order=2, n_groups=3, refit=None, uncertainty=False)
+    (fit,) = other.fit_design(design, game(design.samples), np.random.default_rng(0))
+    assert fit.metadata["n_groups"] == 1  # the design's, not the estimator's 3

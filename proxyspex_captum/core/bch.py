@@ -13,6 +13,7 @@ are vectorised with numpy, Berlekamp–Massey runs per word (``2t`` steps).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import combinations
@@ -20,6 +21,9 @@ from itertools import combinations
 import numpy as np
 
 __all__ = ["BCHCode"]
+
+# Chase test patterns decoded in one batch (see BCHCode._decode_flipped).
+_PATTERNS_PER_DECODE = 4096
 
 # A primitive polynomial of each degree (bit i = coefficient of x^i).
 _PRIMITIVE = {
@@ -293,12 +297,9 @@ class BCHCode:
         out: list[np.ndarray | None] = []
         for word, bits in zip(soft, hard, strict=True):
             weakest = np.argsort(np.abs(word), kind="stable")[:n_flips]
-            trials = np.repeat(bits[None], len(patterns), axis=0)
-            for row, pattern in enumerate(patterns):
-                trials[row, weakest[list(pattern)]] ^= True
             best, best_score = None, -np.inf
             seen = set()
-            for support in self.decode(trials):
+            for support in self._decode_flipped(bits, weakest, patterns):
                 if support is None or tuple(support) in seen:
                     continue
                 seen.add(tuple(support))
@@ -310,3 +311,18 @@ class BCHCode:
                     best, best_score = support, score
             out.append(best)
         return out
+
+    def _decode_flipped(
+        self, bits: np.ndarray, weakest: np.ndarray, patterns: list[tuple[int, ...]]
+    ) -> Iterator[np.ndarray | None]:
+        """:meth:`decode` of ``bits`` with each pattern of ``weakest`` positions flipped.
+
+        A few thousand patterns at a time: decoding them all at once held arrays
+        of ``patterns × parities × n`` (16 flips, 65,536 patterns: gigabytes).
+        """
+        for start in range(0, len(patterns), _PATTERNS_PER_DECODE):
+            chunk = patterns[start : start + _PATTERNS_PER_DECODE]
+            trials = np.repeat(bits[None], len(chunk), axis=0)
+            for row, pattern in enumerate(chunk):
+                trials[row, weakest[list(pattern)]] ^= True
+            yield from self.decode(trials)

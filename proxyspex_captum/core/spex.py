@@ -23,9 +23,10 @@
    cross-validated R², at no extra model calls.
 
 Improvements over the reference implementation: all randomness from one seeded
-generator, the noise floor estimated from the bins themselves (so pure-noise
-bins are not decoded), soft decoding only where the hard decision fails, and
-Chase candidates ranked by their correlation with the observations.
+generator, soft decoding only where the hard decision fails, Chase candidates
+ranked by their correlation with the observations, and a bin taken as a
+singleton only when its found support explains it (so a bin of noise, or of
+several terms, is not read as one term).
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ from .uncertainty import DEFAULT_RESAMPLES, Refit
 from .value_function import ValueFunction, unique_masks
 from .walsh import fwht
 
-__all__ = ["PREFERRED_BINS", "SPEX", "CodedDesign"]
+__all__ = ["DEFAULT_MAX_CHASE", "PREFERRED_BINS", "SPEX", "CodedDesign"]
 
 # Fewest bits b of a design (2**b bins a group), and the fewest worth keeping t for:
 # below 2**4 bins a lower t that buys more is taken (measured on planted games at
@@ -77,6 +78,8 @@ _PREFERRED_BITS = 4
 #: The bins a group SPEX's design aims for (``2**4``): fewer peel little.
 PREFERRED_BINS = 2**_PREFERRED_BITS
 _MIN_DEGREE = 2
+#: The Chase decoder's depth when ``chase_depth`` is None: ``min(t, DEFAULT_MAX_CHASE)``.
+DEFAULT_MAX_CHASE = 6
 # Folds of the refit's cross-validation.
 _N_FOLDS = 5
 
@@ -111,7 +114,9 @@ class SPEX(InteractionEstimator):
             ``t`` and ``b`` are in ``metadata`` (``code_degree``, ``b``).
         decoder: ``"soft"`` (Chase decoding where the hard decision fails) or ``"hard"``.
         chase_depth: Least-reliable parity positions the Chase decoder flips
-            (all ``2**chase_depth`` patterns); default the code degree ``t``.
+            (all ``2**chase_depth`` patterns); default the code degree ``t``,
+            at most :data:`DEFAULT_MAX_CHASE` (each flip doubles the patterns:
+            at ``t = 21`` they needed 64 GiB, after every call was paid).
         n_groups: Number of subsampling groups ``C``.
         refit: ``"auto"`` (default): the candidate with the least
             cross-validated error among ``"support"``, a lasso over the peeled
@@ -202,23 +207,30 @@ class SPEX(InteractionEstimator):
         return self.uncertainty and self.refit is not None
 
     def _queries_per_bin(self, n_features: int, degree: int | None = None) -> int:
-        """``C·(p+1)``: masks per bin index for a code of ``degree`` (default ``max_order``)."""
-        degree = self.max_order if degree is None else degree
+        """``C·(p+1)``: masks per bin index for a code of ``degree`` (default the largest)."""
+        degree = self._degrees(n_features)[0] if degree is None else degree
         return self.n_groups * (BCHCode(n_features, degree).n_parity + 1)
 
-    def _degrees(self) -> list[int]:
-        """The code degrees ``t`` the design may use, largest first."""
+    def _degrees(self, n_features: int) -> list[int]:
+        """The code degrees ``t`` the design may use, largest first.
+
+        At most ``n_features``: no set is larger, and a code of a higher degree
+        only spends calls on parities (and bins) that decode nothing more.
+        """
+        top = min(self.max_order if self.code_degree is None else self.code_degree, n_features)
         if self.code_degree is not None:
-            return [self.code_degree]
-        return list(range(self.max_order, min(self.max_order, _MIN_DEGREE) - 1, -1))
+            return [top]
+        return list(range(top, min(top, _MIN_DEGREE) - 1, -1))
 
     def _min_sampled_budget(self, n_features: int) -> int:
-        return min(self._queries_per_bin(n_features, t) for t in self._degrees()) * 2**_MIN_BITS
+        per_bin = min(self._queries_per_bin(n_features, t) for t in self._degrees(n_features))
+        return per_bin * 2**_MIN_BITS
 
     def bits_for_budget(self, n_features: int, budget: int, degree: int | None = None) -> int:
         """The largest ``b`` with ``C·(p+1)·2^b <= budget`` (at most ``n``).
 
-        ``p`` is the parity count of the code of ``degree`` (default ``max_order``).
+        ``p`` is the parity count of the code of ``degree`` (default the largest the
+        design may use: ``max_order``, at most ``n_features``).
         """
         per_bin = self._queries_per_bin(n_features, degree)
         return min(int(np.floor(np.log2(budget / per_bin))), n_features)
@@ -229,7 +241,9 @@ class SPEX(InteractionEstimator):
         The largest ``t`` whose design has ``2**4`` bins a group; failing that the
         one with the most bins (ties: the larger ``t``).
         """
-        options = [(t, self.bits_for_budget(n_features, budget, t)) for t in self._degrees()]
+        options = [
+            (t, self.bits_for_budget(n_features, budget, t)) for t in self._degrees(n_features)
+        ]
         for t, b in options:
             if b >= _PREFERRED_BITS:
                 return t, b
@@ -306,7 +320,7 @@ class SPEX(InteractionEstimator):
             info = {
                 "code_degree": design.code.t,
                 "b": b,
-                "n_groups": self.n_groups,
+                "n_groups": design.subsampling.shape[0],  # the design's, whoever built it
                 "coded_masks": design.n_coded,
                 "uniform_masks": len(samples) - design.n_coded,
                 "n_peeled": len(peeled.found),
@@ -572,7 +586,10 @@ class _Peeler:
             failed = [i for i, v in enumerate(values) if v is None]
             if self.spex.decoder == "soft" and failed:
                 # Chase only where the hard decision failed or did not explain the bin.
-                retried = self.code.decode_soft(soft[failed], n_flips=self.spex.chase_depth)
+                depth = self.spex.chase_depth
+                if depth is None:
+                    depth = min(self.code.t, DEFAULT_MAX_CHASE)
+                retried = self.code.decode_soft(soft[failed], n_flips=depth)
                 for i, support in zip(failed, retried, strict=True):
                     candidates[i] = support
                     values[i] = self._check(int(todo[i, 0]), int(todo[i, 1]), support)

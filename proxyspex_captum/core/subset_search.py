@@ -35,8 +35,12 @@ EXACT_LIMIT = 100_000
 
 
 def _involved(interactions: Interactions) -> set[int]:
-    """Features in some non-empty term of the surrogate (the others change nothing)."""
-    return {i for s in interactions.mobius for i in s}
+    """Features in some non-empty term of the surrogate (the others change nothing).
+
+    Read off the Fourier terms, which hold the same features as the Möbius ones:
+    the Möbius expansion of a high-order term is refused as too large.
+    """
+    return {i for s in interactions.fourier for i in s}
 
 
 def _involved_first(interactions: Interactions) -> list[int]:
