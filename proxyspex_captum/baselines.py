@@ -110,6 +110,11 @@ def run_method(
     n_features = check_int("n_features", n_features, 1)
     budget = check_int("budget", budget, 1)
     random_state = check_int("random_state", random_state, 0)
+    if method in LINEAR_METHODS and budget < min_budget(method, n_features):
+        # An underdetermined least-squares fit would come back as a result like any other.
+        return None, (
+            f"needs at least {n_features + 1} calls (a weight per feature and an intercept)"
+        )
     vf = ValueFunction.wrap(value_function, n_features)
     return _RUNNERS[method](vf, n_features, budget, random_state)
 

@@ -306,6 +306,7 @@ class InteractionExplanationError:
 
     def __call__(self, explanation: Any, name: str, step_fraction: float = 0.01) -> Any:
         """Score ``explanation`` (a ``shap.Explanation``, ours or not) under the label ``name``."""
+        from shap import links
         from shap.benchmark import BenchmarkResult
         from shap.utils import MaskedModel
 
@@ -322,6 +323,10 @@ class InteractionExplanationError:
             attributions = values[i].reshape(-1)
             n = attributions.size
             masked = MaskedModel(self.model, self.masker, self.link, self.linearize_link, *args)
+            if self.linearize_link and self.link is not links.identity:
+                # A linearised link takes its weights from the call with the all-off mask
+                # (zero_index), which the masks below never make (SHAP's own metric failed).
+                masked(np.array([MaskedModel.delta_mask_noop_value]), zero_index=0)
             if len(masked) != n:
                 raise ValueError(
                     f"Row {i}: {n} attributions for {len(masked)} maskable features; explain "
@@ -419,6 +424,14 @@ def compare(
         raise ValueError(f"Unknown method(s) {unknown}; choose from {', '.join(METHODS)}.")
     n_test = check_int("n_test", n_test, 1)
     random_state = check_int("random_state", random_state, 0)
+    k = check_int("k", k, 1)  # with the truth below: refused before any model call
+    if truth is not None:
+        if not isinstance(truth, Interactions):
+            raise TypeError(f"truth must be an Interactions, got {type(truth).__name__}.")
+        if truth.n_features != n_features:
+            raise ValueError(
+                f"truth has {truth.n_features} features, the value function {n_features}."
+            )
     test = as_generator(random_state).random((n_test, n_features)) < 0.5
     truth_values = ValueFunction(value_function, n_features, cache=False)(test)
     if truth_values.ndim != 1:

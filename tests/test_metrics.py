@@ -169,3 +169,44 @@ def test_one_list_of_methods_for_compare_and_the_baselines():
 def test_compare_wants_an_integer_seed():
     with pytest.raises(TypeError, match="random_state must be an integer"):
         metrics.compare(pair_model, 5, budget=40, methods=("banzhaf",), random_state=1.5)
+
+
+def test_explanation_error_with_a_linearised_link():
+    """SHAP's own metric fails here (the link's weights come from a call it never makes)."""
+
+    rng = np.random.default_rng(0)
+    x, weights = rng.normal(size=(4, 3)), rng.normal(size=3)
+
+    def model(v):
+        return 1 / (1 + np.exp(-(v @ weights + v[:, 0] * v[:, 1])))
+
+    masker = shap.maskers.Independent(x[:2])
+    link = shap.links.logit
+    expl = psx.ProxySPEXExplainer(model, masker, link=link)(x[2:])  # all 8 masks: exact
+    bench = metrics.InteractionExplanationError(masker, model, x[2:], link=link)
+    assert bench(expl, "ProxySPEX").value == pytest.approx(0.0, abs=1e-9)
+
+
+def test_compare_refuses_its_arguments_before_any_model_call():
+    calls = []
+
+    def model(masks):
+        calls.append(len(masks))
+        return masks.sum(axis=1).astype(float)
+
+    truth = psx.Interactions.from_mobius({(0,): 1.0}, n_features=7)
+    with pytest.raises(ValueError, match="truth has 7 features"):
+        metrics.compare(model, 6, budget=50, truth=truth)
+    for bad, error in ((0, ValueError), (2.5, TypeError)):
+        with pytest.raises(error, match="k must"):
+            metrics.compare(model, 6, budget=50, k=bad)
+    assert calls == []
+
+
+def test_linear_baselines_below_their_minimum_do_not_run():
+    def model(masks):
+        return masks.sum(axis=1).astype(float)
+
+    table = metrics.compare(model, 8, budget=4, methods=("banzhaf", "lime", "kernelshap"))
+    assert table["r2"].isna().all()  # an underdetermined fit came back as a result
+    assert all("needs at least 9 calls" in note for note in table["note"])

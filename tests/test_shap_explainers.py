@@ -152,10 +152,12 @@ def test_slicing_keeps_the_matching_interactions(wine):
 def test_outputs_selects_what_is_explained(wine):
     model, x, _ = wine
     explainer = psx.ProxySPEXExplainer(model.predict_proba, x[:20], random_state=0)
+    # The chosen output keeps its axis, as in SHAP's Partition explainer (the one of
+    # SHAP's that takes outputs=): values (rows, features, 1).
     expl = explainer(x[:2], max_evals=200, outputs=[2])
-    assert expl.values.shape == (2, 13)
+    assert expl.values.shape == (2, 13, 1)
     top = explainer(x[:2], max_evals=200, outputs=shap.Explanation.argsort.flip[:1])
-    assert top.values.shape == (2, 13)
+    assert top.values.shape == (2, 13, 1)
 
 
 def test_interaction_matrix_shapes_and_symmetry(wine):
@@ -368,3 +370,82 @@ def test_ragged_text_rows_need_one_row_for_a_matrix(text_pipeline):
     with pytest.raises(ValueError, match="one row first"):
         expl.interaction_matrix()
     assert expl[1, :, 1].interaction_matrix().shape[0] == expl[1].values.shape[0]
+
+
+def _linear3(x):
+    """Three outputs, each linear in the three inputs."""
+    weights = np.array([[1.0, -2.0, 0.5], [0.3, 1.0, -1.0], [2.0, 0.0, 1.5]])
+    return x @ weights
+
+
+def test_one_chosen_output_keeps_its_axis_as_shaps_explainers_do():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(5, 3))
+    masker = shap.maskers.Partition(x[:2])
+    ref = shap.explainers.Partition(_linear3, masker, output_names=list("abc"))(x[2:], outputs=[2])
+    ours = psx.ProxySPEXExplainer(_linear3, x[:2], output_names=list("abc"))(x[2:], outputs=[2])
+    assert ours.values.shape == ref.values.shape == (3, 3, 1)  # was (3, 3)
+    np.testing.assert_allclose(ours.values, ref.values, atol=1e-10)
+    assert ours[0, :, 0].interactions is not None
+    shap.plots.waterfall(ours[0, :, 0], show=False)
+    plt.close("all")
+
+
+def test_outputs_are_checked_and_a_link_works_with_an_opchain():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(4, 3))
+    model = Counter(lambda v: 1 / (1 + np.exp(-_linear3(v))))
+    explainer = psx.ProxySPEXExplainer(model, x[:2])
+    with pytest.raises(ValueError, match="it has 3 \\(indices 0 to 2\\)"):
+        explainer(x[2:], outputs=[5])
+    assert model.calls == 1  # f(x) alone: the budget was not spent
+    linked = psx.ProxySPEXExplainer(model, x[:2], link=shap.links.logit)
+    top = linked(x[2:], outputs=shap.Explanation.argsort.flip[:1])  # it raised a TypeError
+    assert top.values.shape == (2, 3, 1)
+
+
+def test_a_budget_too_small_for_any_row_is_refused_before_the_first(wine):
+    model, x, _ = wine
+    counted = Counter(model.predict_proba)
+    explainer = psx.ProxySPEXExplainer(counted, x[:1])
+    rows = x[1:3].copy()
+    rows[0, 4:] = x[0, 4:]  # row 1 varies in 4 features (16 masks), row 2 in all 13
+    with pytest.raises(ValueError, match="needs a budget"):
+        explainer(rows, max_evals=20)
+    assert counted.calls == 0  # row 1 was paid for before row 2 was refused
+
+
+def test_save_and_load_keep_the_index_and_the_estimator():
+    import io
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(6, 3))
+    explainer = psx.ProxySPEXExplainer(
+        interacting3, shap.maskers.Independent(x[:2]), max_order=2, index="banzhaf", random_state=7
+    )
+    buffer = io.BytesIO()
+    explainer.save(buffer)
+    buffer.seek(0)
+    loaded = psx.ProxySPEXExplainer.load(buffer)
+    assert loaded.index == "banzhaf" and repr(loaded.estimator) == repr(explainer.estimator)
+    np.testing.assert_allclose(loaded(x[2:4]).values, explainer(x[2:4]).values)
+
+
+def interacting3(x):
+    """A module-level model (SHAP's save pickles it)."""
+    return x[:, 0] * x[:, 1] + x[:, 2]
+
+
+def test_operations_that_change_values_drop_the_interactions(wine):
+    model, x, _ = wine
+    model = model.predict_proba
+    expl = psx.ProxySPEXExplainer(model, x[:3], random_state=0)(x[3:6], max_evals=200)
+    for changed in (expl * 2, expl.percentile(50, axis=0)):
+        assert changed.interactions is None  # they described other values
+    flipped = expl.flip  # rows (and outputs and features) reversed: the interactions too
+    assert flipped.interactions.tolist() == np.flip(expl.interactions).tolist()
+    by_feature = expl.mean(1)  # a feature axis reduced: each row's result still holds
+    assert by_feature.interactions is not None
+    named = psx.ProxySPEXExplainer(model, x[:3], output_names=["a", "b", "c"], random_state=0)
+    row = named(x[3:5], max_evals=200)[0]
+    assert row[:, "b"].interactions is row[:, 1].interactions is not None  # was None

@@ -92,3 +92,12 @@ def test_fbii_constant_of_zero_is_kept():
     assert mine.dict_values[()] == pytest.approx(theirs.dict_values.get((), 0.0), abs=1e-9)
     assert mine.baseline_value == pytest.approx(theirs.baseline_value, abs=1e-9)
     assert inter.to_shapiq("k-sii", 9).max_order == 3  # capped at n
+
+
+def test_from_interactions_names_copies_and_checks_the_names():
+    inter = psx.Interactions.from_mobius({(0,): 1.0, (0, 1): 2.0}, n_features=2)
+    expl = psx.InteractionExplanation.from_interactions(inter, feature_names=np.array(["u", "v"]))
+    assert expl.interactions[0].feature_names == ["u", "v"]
+    assert inter.feature_names is None  # the caller's result was renamed in place
+    with pytest.raises(ValueError, match="1 names for 2 features"):
+        psx.InteractionExplanation.from_interactions(inter, feature_names=["u"])

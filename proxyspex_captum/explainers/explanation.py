@@ -115,10 +115,16 @@ class InteractionExplanation(Explanation):
         rows = [interactions] if isinstance(interactions, Interactions) else list(interactions)
         if not rows:
             raise ValueError("No interactions given.")
+        # Unnamed ones as copies: naming the features (_name_features) must not rename
+        # the caller's results (a later call with other names kept "Feature 0", ...).
+        rows = [r if r.feature_names is not None else copy.copy(r) for r in rows]
         n = rows[0].n_features
         if any(r.n_features != n for r in rows):
             raise ValueError("All results must have the same number of features.")
-        names = feature_names or rows[0].feature_names or [f"Feature {i}" for i in range(n)]
+        names = feature_names if feature_names is not None else rows[0].feature_names
+        names = list(names) if names is not None else [f"Feature {i}" for i in range(n)]
+        if len(names) != n:
+            raise ValueError(f"feature_names has {len(names)} names for {n} features.")
         explanation = Explanation(
             np.stack([r.first_order(index) for r in rows]),
             base_values=np.array([r.baseline_value for r in rows]),
@@ -206,16 +212,41 @@ class InteractionExplanation(Explanation):
     def _numpy_func(self, fname: str, **kwargs: Any) -> InteractionExplanation:
         new = super()._numpy_func(fname, **kwargs)
         # SHAP slices (by the axis number!) while reducing; redo the interactions' part.
+        return self._reduced(new, kwargs.get("axis"), flipped=fname == "flip")
+
+    def percentile(self, q: float, axis: int | None = None) -> InteractionExplanation:
+        new = super().percentile(q, axis=axis)  # SHAP's goes by a deep copy, not _numpy_func
+        return self._reduced(new, axis)
+
+    def _reduced(
+        self, new: Any, axis: int | None, *, flipped: bool = False
+    ) -> InteractionExplanation:
+        """``new``, the result of a numpy function over ``axis``, with the interactions it keeps.
+
+        A reduction over a feature axis keeps them (each row's result still
+        describes its row); over rows or outputs, none describes the result. A
+        function that keeps the shape keeps them, row for row (``abs``,
+        ``argsort`` of each row's features); ``flip`` reverses every axis, the
+        rows' and outputs' too, and so reverses them.
+        """
+        if not isinstance(new, InteractionExplanation):
+            new = InteractionExplanation.wrap(new, [], index=self.index)
         new.interactions, new.interaction_axes = self.interactions, self.interaction_axes
-        axis = kwargs.get("axis")
         if len(new.shape) < len(self.shape):  # a reduction removed an axis
             axis = None if axis is None else axis % len(self.shape)
             if axis is None or axis in self.interaction_axes:
-                # Rows or outputs were combined: no single result describes them.
                 new.interactions, new.interaction_axes = None, ()
             else:  # a feature axis went away: later axes move down by one
                 new.interaction_axes = tuple(a - (a > axis) for a in self.interaction_axes)
-        return new  # type: ignore[return-value]
+        elif flipped and isinstance(self.interactions, np.ndarray):
+            new.interactions = np.flip(self.interactions)
+        return new
+
+    def _apply_binary_operator(self, other: Any, binary_op: Any, op_name: str) -> Any:
+        new = super()._apply_binary_operator(other, binary_op, op_name)
+        # expl * 2, expl - other: the values no longer are the interactions' first order.
+        new.interactions, new.interaction_axes = None, ()
+        return new
 
     def _sliced_interactions(self, item: Any) -> tuple[Any, tuple[int, ...]]:
         """Apply the row and output parts of ``item`` to ``interactions``."""
@@ -266,7 +297,9 @@ class InteractionExplanation(Explanation):
             if isinstance(key, str):
                 if axis not in self.interaction_axes:
                     key = 0  # a feature name: it selects one column, which drops the axis
-                elif axis in self.output_dims and self.output_names is not None:
+                elif self.output_names is not None:
+                    # Rows have no names: an output's. (Not by output_dims: SHAP leaves
+                    # it as it was before a row was taken, expl[0][:, "pos"].)
                     key = list(np.asarray(self.output_names)).index(key)
                 else:
                     return None
