@@ -33,6 +33,7 @@ from .baselines import METHODS, min_budget, run_method
 from .core import SPEX, AutoSPEX, Interactions, PoorFitWarning, ProxySPEX, ValueFunction
 from .core.base import POOR_FIT_R2
 from .core.cache import MaskStore
+from .core.sampling import all_masks
 from .examples import NEGATION_REVIEW
 from .executors import KINDS, start
 from .metrics import r2_score
@@ -642,7 +643,7 @@ def held_out_masks(values: ValueFunction, n_test: int, seed: int) -> tuple[np.nd
     """
     n, rng = values.n_features, np.random.default_rng(seed)
     if n <= _ENUMERATED_UNITS:
-        every = ((np.arange(2**n)[:, None] >> np.arange(n)) & 1).astype(bool)
+        every = all_masks(n)
         unseen = every[~values.known(every)]
         pool, held_out = (unseen, True) if len(unseen) else (every, False)
         return pool[rng.permutation(len(pool))[:n_test]], held_out

@@ -114,12 +114,16 @@ def _in_features(projection: torch.nn.Module) -> int | None:
 
 def _n_heads(module: torch.nn.Module) -> int | None:
     """The number of (query) heads an attention module says it has, if it says."""
-    for owner, name in ((module, "num_heads"), (module, "num_attention_heads")):
+    config = getattr(module, "config", None)
+    for owner, name in (
+        (module, "num_heads"),
+        (module, "num_attention_heads"),
+        (config, "num_attention_heads"),
+    ):
         value = getattr(owner, name, None)
         if isinstance(value, int) and value > 0:
             return value
-    value = getattr(getattr(module, "config", None), "num_attention_heads", None)
-    return value if isinstance(value, int) and value > 0 else None
+    return None
 
 
 def _sites(model: Any) -> list[_Site]:
