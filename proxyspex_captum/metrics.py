@@ -126,8 +126,12 @@ def r2_score(
     # (0.1 three times has a spread of 1e-33), and dividing by that gave -5e33.
     if truth.size == 0 or np.all(truth == truth[0]):
         return 1.0 if np.allclose(truth, predicted) else 0.0
-    spread = float(np.sum((truth - truth.mean()) ** 2))
-    return float(1.0 - np.sum((truth - predicted) ** 2) / spread)
+    # R² does not depend on the scale: dividing by the largest deviation first keeps
+    # the squares of values near 1e-300 from underflowing to 0 (0 / 0 gave NaN).
+    centred = truth - truth.mean()
+    scale = float(np.max(np.abs(centred)))
+    spread = float(np.sum((centred / scale) ** 2))
+    return float(1.0 - np.sum(((truth - predicted) / scale) ** 2) / spread)
 
 
 # ---------------------------------------------------------------- removal curves

@@ -35,7 +35,7 @@ from matplotlib.path import Path
 from matplotlib.transforms import ScaledTranslation
 
 from .core.checks import check_int
-from .core.interactions import Interactions, require_interactions
+from .core.interactions import INDICES, Interactions, require_interactions
 from .core.uncertainty import coverage_text
 
 __all__ = [
@@ -227,6 +227,12 @@ def heatmap(
     interactions = require_interactions(interactions, "plots.heatmap")
     max_features = check_int("max_features", max_features, 1)
     n = interactions.n_features
+    if index in ("shapley", "banzhaf"):
+        pair_indices = ", ".join(name for name in INDICES if name not in ("shapley", "banzhaf"))
+        raise ValueError(
+            f"heatmap shows pairs, and {index!r} is a first-order index (the diagonal "
+            f"shows the Shapley values): pass one of {pair_indices}."
+        )
     pairs = {s: v for s, v in interactions.to_index(index, 2).items() if len(s) == 2}
     shapley = interactions.first_order()
     if features is None:

@@ -147,6 +147,10 @@ def test_r2_score_is_public_and_checks_its_input():
     assert metrics.r2_score([0.1] * 3, [1.1] * 3) == 0.0
     with pytest.raises(ValueError, match="one prediction per value"):
         metrics.r2_score([1.0, 2.0], [1.0])
+    # R² does not depend on the scale, down to values whose squares underflow.
+    for scale in (1e-300, 1e-160, 1.0, 1e300):
+        truth, predicted = np.array([1.0, 2.0, 3.0]) * scale, np.array([1.0, 2.0, 4.0]) * scale
+        assert metrics.r2_score(truth, predicted) == pytest.approx(0.5, abs=1e-12)
 
 
 def test_one_list_of_methods_for_compare_and_the_baselines():

@@ -79,6 +79,9 @@ def test_heatmap_holds_the_index_and_shapley_values(result):
     np.testing.assert_allclose(np.diag(matrix), result.first_order())
     assert matrix[3, 4] == pytest.approx(result.to_index("sii", 2)[(3, 4)])
     assert [t.get_text() for t in ax.get_yticklabels()] == WORDS
+    # A first-order index is refused in the heatmap's own terms, not to_index's order=.
+    with pytest.raises(ValueError, match=r"heatmap shows pairs.*pass one of sii, bii"):
+        psx.plots.heatmap(result, index="shapley")
 
 
 def test_heatmap_picks_the_features_of_the_strongest_pairs():

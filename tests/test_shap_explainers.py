@@ -204,6 +204,11 @@ def test_image_maskers(mask_value):
     assert expl.values.shape == (2, 6, 6, 3)
     assert expl.interactions.shape == (2,)
     assert expl[0].interactions.n_features == 6 * 6 * 3
+    # The bounds follow the pixels' shape, as the values do.
+    assert expl.lower_bounds.shape == expl.upper_bounds.shape == expl.values.shape
+    low, high, _ = expl[1].interactions.first_order_bounds("shapley")
+    assert np.array_equal(expl.lower_bounds[1], low.reshape(6, 6, 3))
+    assert np.array_equal(expl.upper_bounds[1], high.reshape(6, 6, 3))
     shap.plots.image(expl, show=False)
     plt.close("all")
 

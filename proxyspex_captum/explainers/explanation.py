@@ -68,22 +68,29 @@ class InteractionExplanation(Explanation):
 
         Filled when every row's interactions carry bootstrap resamples
         (``uncertainty=True``, the default) or are exact, and describe the features of
-        ``.values`` (not for the parts of a multi-input explanation).
+        ``.values``, in the values' own shape (an image's pixels, ``(H, W, C)``), but
+        not for the parts of a multi-input explanation.
         ``shap.plots.waterfall`` draws them as error bars.
         """
         cells = _flat(self.interactions)
         if not cells or not all(inter.has_uncertainty for inter in cells):
             return
-        values = np.asarray(self.values)
+        values = self.values
+        if not isinstance(values, np.ndarray) or values.dtype == object:
+            return  # the parts of a multi-input explanation
         multi = self.interactions.ndim == 2
-        shape = (*self.interactions.shape[:1], cells[0].n_features, *self.interactions.shape[1:])
-        if values.shape != shape:
+        feature_shape = values.shape[1:-1] if multi else values.shape[1:]
+        rows_and_outputs = (values.shape[0], *values.shape[len(feature_shape) + 1 :])
+        if (
+            rows_and_outputs != self.interactions.shape
+            or int(np.prod(feature_shape)) != cells[0].n_features
+        ):
             return
-        bounds = np.zeros((3, *shape))
+        bounds = np.zeros((3, *values.shape))
         for where, inter in np.ndenumerate(self.interactions):
-            row = (where[0], slice(None), where[1]) if multi else (where[0], slice(None))
+            row = (where[0], Ellipsis, where[1]) if multi else (where[0], Ellipsis)
             for k, part in enumerate(inter.first_order_bounds(self.index, level)):
-                bounds[k][row] = part
+                bounds[k][row] = part.reshape(feature_shape)
         self._s.lower_bounds, self._s.upper_bounds, self._s.error_std = bounds
 
     @classmethod
