@@ -40,6 +40,7 @@ Examples:
 from __future__ import annotations
 
 import contextlib
+import functools
 import warnings
 from collections.abc import Hashable, Iterator, Sequence
 from typing import Any
@@ -47,7 +48,7 @@ from typing import Any
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import lasso_path
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from .ridge import RidgeFit, ridge_gcv, ridge_gcv_nested
 
@@ -156,9 +157,21 @@ def fitting() -> Iterator[None]:
     ``warnings.catch_warnings`` is not thread-safe, so worker threads must not
     enter their own (they see the filter set here).
     """
-    with threadpool_limits(1, user_api="blas"), warnings.catch_warnings():
+    with _blas().limit(limits=1, user_api="blas"), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         yield
+
+
+@functools.lru_cache(maxsize=1)
+def _blas() -> ThreadpoolController:
+    """The process's BLAS libraries, found once.
+
+    ``threadpool_limits`` searches the loaded libraries on every call (5 ms
+    under load, about 1 % of a small fit). The fits' BLAS is numpy's and
+    scipy's, both loaded when this module imports scikit-learn, so a library
+    loaded later (torch's own) is one the fits do not call.
+    """
+    return ThreadpoolController()
 
 
 def lasso_path_sse(

@@ -1,0 +1,56 @@
+"""core.boosting.boost grows the trees lgb.train grows with early stopping, bit for bit."""
+
+import lightgbm as lgb
+import numpy as np
+import pytest
+
+from proxyspex_captum.core.boosting import boost
+from proxyspex_captum.core.proxyspex import ProxySPEX
+
+
+def _reference(params, train, valid, max_rounds, patience):
+    train_set = lgb.Dataset(*train, params=params)
+    return lgb.train(
+        params,
+        train_set,
+        num_boost_round=max_rounds,
+        valid_sets=[lgb.Dataset(*valid, reference=train_set)],
+        callbacks=[lgb.early_stopping(patience, verbose=False)],
+        keep_training_booster=True,
+    )
+
+
+def _trees(booster):
+    dump = booster.model_to_string()
+    return dump[: dump.index("end of trees")]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_boost_grows_lgb_trains_trees(seed):
+    rng = np.random.default_rng(seed)
+    n, rows = (8, 32, 128)[seed % 3], (150, 400)[seed % 2]
+    x = (rng.random((rows, n)) < 0.5).astype(float)
+    noise = (0.0, 0.3, 2.0)[seed % 3]  # noisy targets stop early, clean ones run long
+    y = (
+        x[:, 0] * x[:, 1] * 2
+        - x[:, 2]
+        + x @ rng.normal(size=n) * 0.1
+        + noise * rng.normal(size=rows)
+    )
+    cut = rows * 4 // 5
+    train, valid = (x[:cut], y[:cut]), (x[cut:], y[cut:])
+    params = ProxySPEX().lightgbm_params((2, 3, 5)[seed % 3], 0.1, seed)
+    for max_rounds, patience in ((2000, 20), (37, 5), (1, 1)):
+        ours = boost(params, train, valid, max_rounds=max_rounds, patience=patience)
+        theirs = _reference(params, train, valid, max_rounds, patience)
+        assert ours.best_iteration == theirs.best_iteration
+        assert ours.num_trees() == theirs.num_trees()  # the rounds after the best kept too
+        assert _trees(ours) == _trees(theirs)
+        np.testing.assert_array_equal(ours.predict(x), theirs.predict(x))
+
+
+def test_boost_takes_one_metric():
+    x = np.eye(20)
+    params = {"objective": "regression", "metric": ["l2", "l1"], "verbosity": -1}
+    with pytest.raises(ValueError, match="one metric; params name 2"):
+        boost(params, (x, x[:, 0]), (x, x[:, 1]), max_rounds=5, patience=2)
