@@ -345,3 +345,27 @@ def test_mobius_lasso_resamples_give_intervals():
     for s, value in PLANTED_UNANIMITY.items():
         low, high = bounds[s]
         assert low - 0.05 <= value <= high + 0.05 and high - low < 0.5
+
+
+@pytest.mark.parametrize("estimator", ["ProxySPEX", "SPEX", "AutoSPEX"])
+def test_an_output_gets_what_it_gets_alone(estimator):
+    """Each output is fitted from the same draws: batch order and neighbours change nothing."""
+    games = [
+        hierarchical_game(24, n_terms=20, max_order=3, random_state=seed) for seed in (1, 2, 3)
+    ]
+
+    def outputs(order):
+        return lambda masks: np.stack([games[i](masks) for i in order], axis=1)
+
+    def explain(function):
+        est = getattr(psx, estimator)(max_order=3, random_state=0, uncertainty=False)
+        return est.explain(function, n_features=24, budget=600)
+
+    alone = explain(games[2])
+    batch = explain(outputs([0, 1, 2]))
+    reversed_batch = explain(outputs([2, 1, 0]))
+    for result in (batch[2], reversed_batch[0]):
+        np.testing.assert_array_equal(
+            result.predict(np.eye(24, dtype=bool)), alone.predict(np.eye(24, dtype=bool))
+        )
+        assert result.fourier == alone.fourier

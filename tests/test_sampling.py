@@ -112,3 +112,23 @@ def test_default_design_is_the_one_drawn_before_keep_probability(n, k, antitheti
     """Digests of the masks drawn before the option existed (commit 29ea4ff): unchanged."""
     masks = uniform_masks(n, k, np.random.default_rng(7), antithetic=antithetic)
     assert hashlib.sha256(np.packbits(masks, axis=1).tobytes()).hexdigest()[:16] == digest
+
+
+def test_small_n_antithetic_pairs_come_in_either_order():
+    """Below 23 features the first of a pair had always dropped the last feature."""
+    firsts = np.concatenate(
+        [
+            uniform_masks(8, 41, np.random.default_rng(seed), antithetic=True)[2::2]
+            for seed in range(20)
+        ]
+    )
+    assert 0.4 < firsts[:, -1].mean() < 0.6  # 400 pairs' first masks keep it about half the time
+
+
+def test_mask_helpers_refuse_impossible_sizes():
+    with pytest.raises(TypeError, match="n_features must be an integer"):
+        all_masks(2.5)
+    with pytest.raises(ValueError, match="n_features must be at least 0"):
+        all_masks(-1)
+    with pytest.raises(ValueError, match="power-of-two length, got 0"):
+        fwht(np.zeros(0))

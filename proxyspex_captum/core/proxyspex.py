@@ -34,9 +34,10 @@ import lightgbm as lgb
 import numpy as np
 
 from .base import InteractionEstimator, OutputFit, centre_and_scale, check_sample_values
+from .boosting import boost
 from .checks import check_int, check_real, usable_cores
 from .ridge import ridge_gcv
-from .sampling import uniform_masks
+from .sampling import each_from_the_same_draws, uniform_masks
 from .sparse_fit import (
     LINEAR_CANDIDATES,
     N_ALPHAS,
@@ -289,7 +290,7 @@ class ProxySPEX(InteractionEstimator):
             1.0
         """
         values = check_sample_values(values, len(masks))
-        return [self._fit_output(masks, y, rng) for y in values.T]
+        return each_from_the_same_draws(rng, values.T, lambda y: self._fit_output(masks, y, rng))
 
     def _fit_output(self, masks: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> OutputFit:
         if np.all(y == y[0]):  # a constant model: nothing to fit (ptp could overflow)
@@ -405,16 +406,12 @@ class _Fit:
     def _train_proxy(
         self, config: tuple[int, float], train: np.ndarray, test: np.ndarray
     ) -> lgb.Booster:
-        params = self.est.lightgbm_params(*config, self.seed)
-        train_set = lgb.Dataset(self.x[train], self.y[train], params=params)
-        return lgb.train(
-            params,
-            train_set,
-            num_boost_round=self.est.max_trees,
-            valid_sets=[lgb.Dataset(self.x[test], self.y[test], reference=train_set)],
-            callbacks=[lgb.early_stopping(self.est.early_stopping_rounds, verbose=False)],
-            # The trained booster as it is: the default rebuilds it from its text dump.
-            keep_training_booster=True,
+        return boost(
+            self.est.lightgbm_params(*config, self.seed),
+            (self.x[train], self.y[train]),
+            (self.x[test], self.y[test]),
+            max_rounds=self.est.max_trees,
+            patience=self.est.early_stopping_rounds,
         )
 
     def _trained(self, config: tuple[int, float], train: np.ndarray, test: np.ndarray) -> _Trained:

@@ -7,6 +7,8 @@ numpy RNG is never touched.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 import numpy as np
 
@@ -17,8 +19,12 @@ __all__ = [
     "all_masks",
     "as_generator",
     "child_generator",
+    "each_from_the_same_draws",
     "uniform_masks",
 ]
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 # Up to this many features, all 2**n masks may be enumerated (2**22 masks of 22
 # features: 92 MB of booleans) and sampling without replacement is done on mask
@@ -63,8 +69,37 @@ def child_generator(rng: np.random.Generator) -> np.random.Generator:
     return np.random.default_rng([0xC41D, *upcoming.tolist()])
 
 
+def each_from_the_same_draws(
+    rng: np.random.Generator, items: Iterable[T], fit: Callable[[T], R]
+) -> list[R]:
+    """``[fit(item) for item in items]``, each call starting from ``rng``'s present state.
+
+    Used for the outputs of one explanation: an output's fit (its folds, its
+    seeds) then depends neither on the other outputs nor on their order, so a
+    test point explained in a batch gets what it gets alone. ``rng`` ends
+    where the first call left it, as with one output.
+
+    Examples:
+        >>> rng = np.random.default_rng(0)
+        >>> each_from_the_same_draws(rng, ["a", "b"], lambda item: (item, int(rng.integers(100))))
+        [('a', 85), ('b', 85)]
+        >>> int(rng.integers(100)) == int(np.random.default_rng(0).integers(100, size=2)[1])
+        True
+    """
+    start, end, out = rng.bit_generator.state, None, []
+    for item in items:
+        rng.bit_generator.state = start
+        out.append(fit(item))
+        if end is None:
+            end = rng.bit_generator.state
+    if end is not None:
+        rng.bit_generator.state = end
+    return out
+
+
 def all_masks(n_features: int) -> np.ndarray:
     """All ``2**n`` masks; row ``r`` holds the bits of the integer ``r`` (feature 0 lowest)."""
+    n_features = check_int("n_features", n_features, 0)
     if n_features > MAX_ENUMERATED_FEATURES:
         raise ValueError(
             f"Refusing to enumerate 2**{n_features} masks (at most "
@@ -163,6 +198,9 @@ def _small_n_masks(
         half = np.setdiff1d(np.arange(2 ** (n_features - 1), dtype=np.int64), reserved)
         k = min(len(half), -(-(n_samples - len(reserved)) // 2))
         picked = rng.choice(half, size=k, replace=False)
+        # Which of a pair comes first, at random: below the half, the first always
+        # dropped feature n - 1, and so did an odd sample's unpaired last mask.
+        picked = np.where(rng.random(k) < 0.5, picked, full ^ picked)
         codes = np.stack([picked, full ^ picked], axis=1).ravel()
     else:
         pool = np.setdiff1d(np.arange(2**n_features, dtype=np.int64), reserved)

@@ -47,7 +47,7 @@ from .base import (
 from .bch import BCHCode
 from .checks import check_int, check_optional_int, check_real
 from .ridge import ridge_gcv
-from .sampling import coded_masks, uniform_masks
+from .sampling import coded_masks, each_from_the_same_draws, uniform_masks
 from .sparse_fit import (
     LINEAR_CANDIDATES,
     CVErrors,
@@ -307,42 +307,43 @@ class SPEX(InteractionEstimator):
         """
         sample_values = check_sample_values(sample_values, len(design.samples))
         values = sample_values[design.inverse]  # the coded design's values, repeats included
+        columns = zip(values.T, sample_values.T, strict=True)
+        return each_from_the_same_draws(rng, columns, lambda ys: self._fit_one(design, *ys, rng))
+
+    def _fit_one(
+        self, design: CodedDesign, y: np.ndarray, y_samples: np.ndarray, rng: np.random.Generator
+    ) -> OutputFit:
+        """Decode and refit one output (``y``: the coded design's values, repeats included)."""
         samples, b = design.samples, design.subsampling.shape[2]
-        out = []
-        for y, y_samples in zip(values.T, sample_values.T, strict=True):
-            # Decode y / scale (exact: a power of two), so outputs near 1e±300 neither
-            # overflow nor underflow in the bins' energies.
-            scale = power_of_two_scale(y_samples)
-            y, y_samples = y / scale, y_samples / scale
-            bins = fwht(y.reshape(design.shape).transpose(2, 0, 1)).transpose(1, 2, 0) / 2**b
-            peeled = _Peeler(self, design.code, design.subsampling, bins).run()
-            rows, coef = peeled.rows_and_values()
-            info = {
-                "code_degree": design.code.t,
-                "b": b,
-                "n_groups": design.subsampling.shape[0],  # the design's, whoever built it
-                "coded_masks": design.n_coded,
-                "uniform_masks": len(samples) - design.n_coded,
-                "n_peeled": len(peeled.found),
-                **peeled.diagnostics,
-            }
-            if self.refit is None:  # the peeled coefficients: nothing fitted on the samples
-                out.append(OutputFit(rows, coef * scale, info))
-                continue
-            with fitting():
-                rows, coef, refit_info, key = self._refit(samples, y_samples, rows, rng)
-            info.update(refit_info)
-            support = rows[(rows != PAD).any(axis=1)]
-            out.append(
-                OutputFit(
-                    rows,
-                    coef * scale,
-                    info,
-                    self._resampled_refit(samples, y_samples, support, key, scale),
-                    len(samples),
-                )
-            )
-        return out
+        # Decode y / scale (exact: a power of two), so outputs near 1e±300 neither
+        # overflow nor underflow in the bins' energies.
+        scale = power_of_two_scale(y_samples)
+        y, y_samples = y / scale, y_samples / scale
+        bins = fwht(y.reshape(design.shape).transpose(2, 0, 1)).transpose(1, 2, 0) / 2**b
+        peeled = _Peeler(self, design.code, design.subsampling, bins).run()
+        rows, coef = peeled.rows_and_values()
+        info = {
+            "code_degree": design.code.t,
+            "b": b,
+            "n_groups": design.subsampling.shape[0],  # the design's, whoever built it
+            "coded_masks": design.n_coded,
+            "uniform_masks": len(samples) - design.n_coded,
+            "n_peeled": len(peeled.found),
+            **peeled.diagnostics,
+        }
+        if self.refit is None:  # the peeled coefficients: nothing fitted on the samples
+            return OutputFit(rows, coef * scale, info)
+        with fitting():
+            rows, coef, refit_info, key = self._refit(samples, y_samples, rows, rng)
+        info.update(refit_info)
+        support = rows[(rows != PAD).any(axis=1)]
+        return OutputFit(
+            rows,
+            coef * scale,
+            info,
+            self._resampled_refit(samples, y_samples, support, key, scale),
+            len(samples),
+        )
 
     def _resampled_refit(
         self, masks: np.ndarray, y: np.ndarray, support: np.ndarray, key: Hashable, scale: float

@@ -21,7 +21,7 @@ def fwht(values: np.ndarray) -> np.ndarray:
     """
     out = np.array(values, dtype=float)
     size = out.shape[0]
-    if size & (size - 1):
+    if size == 0 or size & (size - 1):
         raise ValueError(f"The transformed axis must have a power-of-two length, got {size}.")
     rest = out.shape[1:]
     half = 1
