@@ -29,10 +29,11 @@ from typing import Any, Protocol
 
 import numpy as np
 from common import TimedGame
+from threadpoolctl import threadpool_limits
 
 import proxyspex_captum as psx
 from proxyspex_captum import baselines
-from proxyspex_captum.games import fourier_game, hierarchical_game
+from proxyspex_captum.games import PlantedGame, fourier_game, hierarchical_game
 
 # ---------------------------------------------------------------------------- games
 
@@ -63,20 +64,47 @@ def register_family(name: str) -> Callable[[Builder], Builder]:
 @register_family("hierarchical")
 def _hierarchical(n: int, params: Mapping[str, Any], seed: int) -> Game:
     # params: terms, degree, decay (and noise, for the noisy family)
-    return hierarchical_game(
+    rng = np.random.default_rng(seed)
+    game = hierarchical_game(
         n,
         n_terms=params["terms"],
         max_order=params["degree"],
         decay=params["decay"],
-        noise=params.get("noise", 0.0),
-        random_state=seed,
+        random_state=rng,
     )
+    noise = params.get("noise", 0.0)
+    if noise == 0:
+        return game
+    # Gaussian, its sd a fraction of the noiseless output's sd over uniform masks
+    # (hierarchical_game's own definition), drawn from the same generator.
+    probe = rng.random((2000, n)) < 0.5
+    return StreamNoiseGame(game, noise * float(np.std(game.exact(probe))), rng)
+
+
+class StreamNoiseGame:
+    """A planted game whose noise is drawn in call order from one generator.
+
+    What ``psx.games`` did before 2026-12-06 (it now draws each mask's noise
+    from the mask): every committed table's noisy games were made this way, so
+    they stay so here and rerun to the same values. A cell's methods each get a
+    fresh game (forked, or rebuilt in process), so each sees the same noise.
+    """
+
+    def __init__(self, game: PlantedGame, noise_std: float, rng: np.random.Generator) -> None:
+        self.game, self.noise_std, self.rng = game, noise_std, rng
+        self.mobius = game.mobius
+
+    def exact(self, masks: np.ndarray) -> np.ndarray:
+        return self.game.exact(masks)
+
+    def __call__(self, masks: np.ndarray) -> np.ndarray:
+        values = self.game.exact(masks)
+        return values + self.rng.normal(0.0, self.noise_std, size=values.shape)
 
 
 @register_family("hierarchical-noisy")
 def _hierarchical_noisy(n: int, params: Mapping[str, Any], seed: int) -> Game:
-    # 5 % noise: Gaussian, its sd 5 % of the noiseless output's sd over uniform masks
-    # (hierarchical_game's own definition); the R² is against the noiseless game.
+    # 5 % noise; the R² is against the noiseless game.
     return _hierarchical(n, {"noise": 0.05, **params}, seed)
 
 
@@ -421,12 +449,13 @@ class CountingGame(TimedGame):
         self._seen: set[bytes] = set()
 
     def __call__(self, masks: Any) -> np.ndarray:
-        tic = time.perf_counter()
+        tic, cpu = time.perf_counter(), time.process_time()
         masks = np.asarray(masks, dtype=bool)
         flat = masks.reshape(-1, masks.shape[-1])
         self.n_rows += len(flat)
         self._seen.update(row.tobytes() for row in np.packbits(flat, axis=1))
         self.seconds += time.perf_counter() - tic  # bookkeeping counts as game time
+        self.cpu_seconds += time.process_time() - cpu
         return super().__call__(masks)
 
     @property
@@ -751,8 +780,11 @@ def run_one(prepared: Prepared, method: str) -> dict[str, Any]:
     base, kwargs = parse_method(method)
     counted = CountingGame(prepared.game)
     record: dict[str, Any] = {"method": method, "error": None, "note": ""}
-    tic = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught:
+    tic, cpu = time.perf_counter(), time.process_time()
+    # One BLAS thread for every method, as ours sets for its own fits: the references'
+    # BLAS threads spun on a busy machine (shapiq's RidgeCV refit, 0.07 s with one
+    # thread, 1.33 s with two under load).
+    with warnings.catch_warnings(record=True) as caught, threadpool_limits(1, user_api="blas"):
         warnings.simplefilter("always")
         try:
             inter, note = METHODS[base](
@@ -763,12 +795,16 @@ def run_one(prepared: Prepared, method: str) -> dict[str, Any]:
             record["traceback"] = traceback.format_exc(limit=6)[-2000:]
             inter, note = None, ""
     wall = time.perf_counter() - tic
+    cpu_seconds = time.process_time() - cpu - counted.cpu_seconds
     # Kept, not shown: e.g. our PoorFitWarning, sklearn's convergence warnings.
     messages = dict.fromkeys(f"{w.category.__name__}: {w.message}"[:200] for w in caught)
     if messages:
         record["warnings"] = list(messages)[:3]
     record.update(
         seconds=wall - counted.seconds,
+        # CPU time of every thread: ours fits its folds on a thread per core
+        # (n_jobs="auto"), shapiq's ProxySPEX on one.
+        cpu_seconds=cpu_seconds,
         game_seconds=counted.seconds,
         n_calls=counted.n_calls,
         n_rows=counted.n_rows,
