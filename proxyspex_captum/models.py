@@ -116,7 +116,16 @@ def _convert_smollm2(target: Path) -> None:
     try:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        staging.rename(target)
+        try:
+            staging.rename(target)
+        except OSError:
+            # Another process (a worker, a second CLI run) converted it first: use theirs.
+            if not (target / "config.json").is_file():
+                raise OSError(
+                    f"{target} exists but holds no converted model (no config.json); "
+                    "remove it and load the model again."
+                ) from None
+            shutil.rmtree(staging, ignore_errors=True)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

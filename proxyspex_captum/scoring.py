@@ -213,7 +213,13 @@ class HFScorer(LLMScorer):
     header, a system prompt, instructions before the first feature) are run
     through the model once; their key/value cache is reused by every later
     batch, which runs only the rest of each prompt. The values equal those
-    of the uncached path to float rounding (tested to 1e-4).
+    of the uncached path to float rounding (tested to 1e-4). Models with
+    sliding-window or chunked attention in any layer (Gemma 2 and 3, Mistral
+    with a window, Qwen2 with ``use_sliding_window``) score whole prompts: a
+    window counts the padding between a cached prefix and the rest. The
+    cache follows the model's weights: changed in place, reloaded, or moved
+    to another dtype or device, they are noticed and the prefix is run
+    again; after switching a PEFT adapter call :meth:`reset_prefix_cache`.
 
     Args:
         model: A ``transformers`` causal LM (in eval mode).
@@ -241,7 +247,20 @@ class HFScorer(LLMScorer):
         # sequence, per layer); it only ever shrinks, by cropping.
         self._prefix: tuple[int, ...] = ()
         self._prefix_kv: list[tuple[Any, Any]] | None = None
+        self._prefix_weights: tuple[Any, ...] = ()  # the weights the cache was computed with
         self._lock = threading.Lock()  # the prefix cache (batches may come from several threads)
+        if self.prefix_cache and _windowed_attention(getattr(model, "config", None)):
+            self.prefix_cache = False
+
+    def reset_prefix_cache(self) -> None:
+        """Forget the cached prefix: the next batch runs its prefix through the model again.
+
+        Changes to the weights are noticed without it (in place, reloaded,
+        another dtype or device); what is not is a change that leaves every
+        weight tensor as it was, such as switching a PEFT adapter.
+        """
+        with self._lock:
+            self._prefix, self._prefix_kv, self._prefix_weights = (), None, ()
 
     @property
     def model_name(self) -> str:
@@ -274,7 +293,7 @@ class HFScorer(LLMScorer):
         """
         import torch
 
-        ids = [self._first_token(c) for c in candidates]
+        ids = self._candidate_ids(candidates)
         empty = torch.zeros(0, dtype=torch.long)
         rows = [
             lp[:, 0, ids].cpu()
@@ -297,7 +316,7 @@ class HFScorer(LLMScorer):
         """
         import torch
 
-        target_ids = torch.as_tensor(self._encode(target), dtype=torch.long).reshape(-1)
+        target_ids = torch.as_tensor(self._encode(target, "The target"), dtype=torch.long)
         if target_ids.numel() == 0:
             raise ValueError("The target is empty (no tokens): give a non-empty target.")
         out = []
@@ -311,22 +330,57 @@ class HFScorer(LLMScorer):
         return torch.cat(out).numpy()
 
     # ------------------------------------------------------------------ helpers
-    def _encode(self, text_or_ids: str | Sequence[int]) -> list[int]:
+    def _encode(self, text_or_ids: str | Sequence[int], what: str = "A prompt") -> list[int]:
         if isinstance(text_or_ids, str):
             if self.tokenizer is None:
                 raise ValueError(
                     "Text prompts and targets need the tokenizer: HFScorer(model, tok)."
                 )
             return list(self.tokenizer.encode(text_or_ids, add_special_tokens=False))
-        return [int(i) for i in np.asarray(text_or_ids, dtype=np.int64).reshape(-1)]
+        return self._token_ids(text_or_ids, what)
 
-    def _first_token(self, candidate: str | int) -> int:
-        if isinstance(candidate, str):
-            ids = self._encode(candidate)
-            if not ids:
-                raise ValueError(f"The candidate {candidate!r} has no tokens.")
-            return ids[0]
-        return int(candidate)
+    def _token_ids(self, ids: Any, what: str) -> list[int]:
+        """``ids`` as a list of token ids of this model's vocabulary, or a clear error."""
+        array = np.asarray(ids)
+        if array.ndim != 1 or (array.size and array.dtype.kind not in "iu"):
+            raise ValueError(
+                f"{what} must be text or a flat sequence of integer token ids; got "
+                f"{array.dtype} values of shape {array.shape}."
+            )
+        vocabulary = self._vocabulary_size
+        if array.size and (array.min() < 0 or (vocabulary and array.max() >= vocabulary)):
+            raise ValueError(
+                f"{what} holds token id {int(array.min() if array.min() < 0 else array.max())}, "
+                f"outside the model's vocabulary [0, {vocabulary})."
+            )
+        return array.astype(np.int64).tolist()
+
+    @functools.cached_property
+    def _vocabulary_size(self) -> int | None:
+        embeddings = getattr(self.model, "get_input_embeddings", lambda: None)()
+        size = getattr(embeddings, "num_embeddings", None)
+        if size is None:
+            size = getattr(getattr(self.model, "config", None), "vocab_size", None)
+        return int(size) if size else None
+
+    def _candidate_ids(self, candidates: Sequence[str | int]) -> list[int]:
+        """One token id per candidate, distinct, checked before any forward pass."""
+        ids = []
+        for candidate in candidates:
+            if isinstance(candidate, str):
+                tokens = self._encode(candidate)
+                if len(tokens) != 1:
+                    raise ValueError(
+                        f"The candidate {candidate!r} is {len(tokens)} tokens {tokens}; a "
+                        "next-token score reads one. Choose single-token candidates (often "
+                        "with a leading space), or score the text as a target."
+                    )
+                ids += tokens
+            else:
+                ids += self._token_ids([candidate], f"The candidate {candidate!r}")
+        if len(set(ids)) < len(ids):
+            raise ValueError(f"Two candidates are the same token: {list(candidates)} -> {ids}.")
+        return ids
 
     def _prompt_ids(self, prompt: Prompt) -> list[int]:
         if isinstance(prompt, str):  # as Captum's LLMAttribution tokenizes a prompt
@@ -356,10 +410,12 @@ class HFScorer(LLMScorer):
         import torch
 
         size = self.batch_size if batch_size is None else check_int("batch_size", batch_size, 1)
-        for start in range(0, len(prompts), size):
-            batch = [self._prompt_ids(p) for p in prompts[start : start + size]]
-            if min(len(p) for p in batch) == 0:  # scored from a pad position otherwise
-                raise ValueError("A masked prompt is empty; the model cannot score it.")
+        # Every prompt checked before the first forward pass, so none is paid for in vain.
+        encoded = [self._prompt_ids(p) for p in prompts]
+        if encoded and min(len(p) for p in encoded) == 0:  # scored from a pad position otherwise
+            raise ValueError("A masked prompt is empty; the model cannot score it.")
+        for start in range(0, len(encoded), size):
+            batch = encoded[start : start + size]
             logits = self._target_logits(batch, target.tolist())
             self.meter.count(prompts=len(batch), prompt_tokens=sum(len(p) for p in batch))
             yield torch.log_softmax(logits.float(), dim=-1)
@@ -383,25 +439,33 @@ class HFScorer(LLMScorer):
     def _prefix_for(self, batch: list[list[int]]) -> list[tuple[Any, Any]]:
         """The key/value cache of the prefix the batch's prompts share (empty: none worth it).
 
-        The prefix held is the one every prompt scored so far shares: it only
-        shrinks, by cropping its cache (exact: position ``i``'s keys and values
-        depend on tokens ``≤ i`` only). Prompts of another template start over
-        from their own shared prefix.
+        The prefix held is the one the prompts scored so far share: a batch
+        that shares less of it crops its cache (exact: position ``i``'s keys and
+        values depend on tokens ``≤ i`` only). A batch whose own shared prefix
+        is more than twice what it shares with the held one (another template)
+        starts over from its own.
         """
         with self._lock:
-            held = self._prefix_kv is not None
-            cached = self._shared_prefix(batch, self._prefix if held else batch[0])
-            if cached < MIN_PREFIX and held:  # another template: its own prefix
-                cached = self._shared_prefix(batch, batch[0])
+            weights = self._weights_key()
+            if weights != self._prefix_weights:  # the model changed: its cache is stale
+                self._prefix, self._prefix_kv, self._prefix_weights = (), None, weights
+            own = self._shared_prefix(batch, batch[0])
+            cached = self._shared_prefix(batch, self._prefix) if self._prefix_kv else 0
+            if own > 2 * cached:
+                cached = own
             if cached < MIN_PREFIX:
                 return []
-            try:
-                return self._prefix_cache_for(batch[0][:cached])
-            except (AttributeError, TypeError, ImportError):
-                # A transformers without the cache API used here (DynamicCache layers,
-                # before ~4.56): score whole prompts, as without the cache.
-                self.prefix_cache = False
-                return []
+            return self._prefix_cache_for(batch[0][:cached])
+
+    def _weights_key(self) -> tuple[Any, ...]:
+        """What changes when the weights do: each tensor's storage, version, dtype and device.
+
+        A tensor's version counts its in-place changes (``load_state_dict``
+        copies, optimiser steps); ``.to(...)`` gives new storage.
+        """
+        return tuple(
+            (p.data_ptr(), p._version, p.dtype, p.device) for p in self.model.parameters()
+        )
 
     def _prefix_cache_for(self, prefix: list[int]) -> list[tuple[Any, Any]]:
         """The cached keys/values of ``prefix`` (computing or cropping what is held)."""
@@ -418,7 +482,13 @@ class HFScorer(LLMScorer):
         ids = torch.tensor([prefix], dtype=torch.long, device=self.device)
         out = self._forward({"input_ids": ids, "use_cache": True}, keep=1)
         cache = out.cache if self._cache_argument == "cache" else out.past_key_values
-        self._prefix_kv = [(layer.keys, layer.values) for layer in cache.layers]
+        layers = getattr(cache, "layers", None)
+        if layers is None or any(getattr(layer, "is_sliding", False) for layer in layers):
+            # A transformers without the cache API used here (DynamicCache layers, before
+            # ~4.56), or a windowed layer the config did not name: whole prompts from now.
+            self.prefix_cache = False
+            return []
+        self._prefix_kv = [(layer.keys, layer.values) for layer in layers]
         self._prefix = tuple(prefix)
         return self._prefix_kv
 
@@ -468,7 +538,6 @@ class HFScorer(LLMScorer):
             )
             attention = torch.cat([torch.ones((c, cached), dtype=attention.dtype), attention], 1)
             inputs.update({self._cache_argument: past, "use_cache": True})
-            self.meter.count(cached_prompt_tokens=cached * c)
         device = self.device
         inputs.update(
             input_ids=ids.to(device),
@@ -476,6 +545,21 @@ class HFScorer(LLMScorer):
             position_ids=positions.to(device),
         )
         logits = self._forward(inputs, keep=n_target + 1).logits
+        self.meter.count(cached_prompt_tokens=cached * c)  # counted once the pass has run
         if logits.dim() == 4:  # some models add a heads dimension (see Captum)
             logits = logits[:, 0]
         return logits[:, -(n_target + 1) :]  # logits[:, t] predicts token t + 1
+
+
+def _windowed_attention(config: Any) -> bool:
+    """Whether any layer of the model attends through a sliding window or in chunks."""
+    if config is None:
+        return False
+    layer_types = getattr(config, "layer_types", None)
+    if layer_types is not None:
+        return any(kind in ("sliding_attention", "chunked_attention") for kind in layer_types)
+    if getattr(config, "attention_chunk_size", None):
+        return True
+    return bool(getattr(config, "sliding_window", None)) and getattr(
+        config, "use_sliding_window", True
+    )

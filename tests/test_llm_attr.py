@@ -149,3 +149,20 @@ def test_bad_requests_fail_before_any_forward_pass(smollm2, review):
     finally:
         counter.handle.remove()
     assert counter.calls == 0
+
+
+def test_two_processes_converting_the_model_at_once_both_load(tmp_path):
+    """The one-time GGUF conversion raced: the second rename failed (a worker pool's first run)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PROXYSPEX_CACHE": str(tmp_path), "TRANSFORMERS_VERBOSITY": "error"}
+    code = "from proxyspex_captum.models import smollm2_folder; print(smollm2_folder().name)"
+    runs = [
+        subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [run.communicate(timeout=600)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    assert [p.name for p in tmp_path.iterdir()] == [outputs[0].split()[-1]]  # no staging left

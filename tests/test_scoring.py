@@ -125,3 +125,112 @@ def test_prompts_of_another_template_get_their_own_prefix(lm):
     expected = np.array([_one_by_one(model, p, [5])[0] for p in first + other])
     np.testing.assert_allclose(scores, expected, atol=1e-4, rtol=0)
     assert scorer.usage.cached_prompt_tokens == 4 * 4 + 4 * 4  # both templates cached
+
+
+def _tiny(config_class, model_class, **options):
+    import transformers
+
+    config = getattr(transformers, config_class)(
+        vocab_size=50,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        initializer_range=1.0,
+        **options,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return getattr(transformers, model_class)(config).eval()
+
+
+@pytest.mark.parametrize(
+    ("config_class", "model_class", "options"),
+    [
+        (
+            "Gemma3TextConfig",
+            "Gemma3ForCausalLM",
+            {"head_dim": 8, "sliding_window": 4, "layer_types": ["sliding_attention"] * 2},
+        ),
+        (
+            "Qwen2Config",
+            "Qwen2ForCausalLM",
+            {"use_sliding_window": True, "sliding_window": 4, "max_window_layers": 0},
+        ),
+    ],
+)
+def test_sliding_window_models_score_whole_prompts(config_class, model_class, options):
+    """A window counts the padding between a cached prefix and the rest: values were off by 2."""
+    model = _tiny(config_class, model_class, **options)
+    header = [1, 7, 8, 9, 10, 11, 12, 13]  # longer than the window
+    prompts = [[*header, 20, 21], [*header, 22], [*header, 23, 24, 25], [1, 7, 26]]
+    scorer = HFScorer(model, batch_size=4)
+    expected = np.array([_one_by_one(model, p, [3, 4])[0] for p in prompts])
+    np.testing.assert_allclose(scorer.target_log_probs(prompts, [3, 4]), expected, atol=1e-4)
+    assert not scorer.prefix_cache and scorer.usage.cached_prompt_tokens == 0
+
+
+def test_the_prefix_cache_follows_the_weights(lm):
+    model, tokenizer = lm
+    model = type(model)(model.config).eval()  # a copy of its own, changed below
+    model.load_state_dict(lm[0].state_dict())
+    prompts = _prompts(np.random.default_rng(5), 6)
+    scorer = HFScorer(model, tokenizer, batch_size=3)
+    scorer.target_log_probs(prompts, [3])
+    with torch.no_grad():
+        model.model.layers[0].self_attn.q_proj.weight.mul_(1.5)  # in place: same storage
+    expected = np.array([_one_by_one(model, p, [3])[0] for p in prompts])
+    np.testing.assert_allclose(scorer.target_log_probs(prompts, [3]), expected, atol=1e-4)
+    model.to(torch.float64)  # new storage
+    expected = np.array([_one_by_one(model, p, [3])[0] for p in prompts])
+    np.testing.assert_allclose(scorer.target_log_probs(prompts, [3]), expected, atol=1e-4)
+    scorer.reset_prefix_cache()
+    np.testing.assert_allclose(scorer.target_log_probs(prompts, [3]), expected, atol=1e-4)
+
+
+def test_a_longer_prefix_of_another_template_is_cached_again(lm):
+    model, tokenizer = lm
+    rng = np.random.default_rng(6)
+    shared = [101, 7, 8, 9, 10, 11, 12, 13, 14, 15]
+    first = [shared + rng.integers(1000, 2000, 3).tolist() for _ in range(3)]
+    other = [
+        shared[:2] + [300 + i for i in range(8)] + rng.integers(1000, 2000, 3).tolist()
+        for _ in range(3)
+    ]
+    scorer = HFScorer(model, tokenizer, batch_size=3)
+    for prompts in (first, other, first):
+        before = scorer.usage.cached_prompt_tokens
+        scores = scorer.target_log_probs(prompts, [5])
+        expected = np.array([_one_by_one(model, p, [5])[0] for p in prompts])
+        np.testing.assert_allclose(scores, expected, atol=1e-4, rtol=0)
+        assert scorer.usage.cached_prompt_tokens - before == 3 * 10  # not cropped to 2
+
+
+def test_ids_and_candidates_are_checked_before_any_forward_pass(lm):
+    model, tokenizer = lm
+    scorer = HFScorer(model, tokenizer, batch_size=1)
+    vocabulary = model.get_input_embeddings().num_embeddings
+    bad_calls = [
+        (lambda: scorer.next_token_log_probs([[5, 6]], [-1]), "outside the model's vocabulary"),
+        (lambda: scorer.next_token_log_probs([[5, 6]], [vocabulary]), "outside"),
+        (lambda: scorer.next_token_log_probs([[5, 6]], [3.9]), "integer token ids"),
+        (lambda: scorer.next_token_log_probs([[5, 6]], [5, 5]), "the same token"),
+        (lambda: scorer.target_log_probs([[5, 6]], [[3, 4], [5, 6]]), "The target must be"),
+        (lambda: scorer.target_log_probs([[5, 6]], [-1]), "The target holds token id -1"),
+        (lambda: scorer.target_log_probs([[1.7, 7.9]], [3]), "A prompt must be"),
+        (lambda: scorer.target_log_probs([[5, 6], [7], [vocabulary + 3]], [3]), "outside"),
+        (lambda: scorer.target_log_probs([[5, 6], [7], []], [3]), "empty"),
+    ]
+    for call, message in bad_calls:
+        with pytest.raises(ValueError, match=message):
+            call()
+    assert scorer.usage.prompts == 0 and scorer.usage.cached_prompt_tokens == 0
+    # Text candidates read one token each: a longer one is refused, not cut to its first.
+    long_word = next(
+        w
+        for w in (" unenjoyable", " unlikeable", " disappointing")
+        if len(tokenizer.encode(w, add_special_tokens=False)) > 1
+    )
+    with pytest.raises(ValueError, match="next-token score reads one"):
+        scorer.next_token_log_probs([[5, 6]], [" yes", long_word])
