@@ -36,7 +36,14 @@ import numpy as np
 
 from .core.checks import check_int
 
-__all__ = ["OUTPUTS", "RetrainingGame", "check_scores", "retraining_game", "training_game"]
+__all__ = [
+    "OUTPUTS",
+    "RetrainingGame",
+    "check_scores",
+    "group_members",
+    "retraining_game",
+    "training_game",
+]
 
 #: What a retrained classifier gives per test point: the correct class's margin
 #: over the strongest other class (log-probabilities, or decision values), its
@@ -76,7 +83,7 @@ class RetrainingGame:
     ) -> None:
         self._fit_and_score = fit_and_score
         self.n_train = check_int("n_train", n_train, 1)
-        self.group_labels, self.groups = _group_members(groups, self.n_train)
+        self.group_labels, self.groups = group_members(groups, self.n_train)
         self._quiet = quiet
         self.n_features = len(self.groups)
         if self.n_features < 2:
@@ -126,7 +133,7 @@ class RetrainingGame:
                 self.notes.append(kind)
 
 
-def _group_members(
+def group_members(
     groups: Sequence[Any] | None, n_train: int
 ) -> tuple[list[Any], list[np.ndarray]]:
     """Each feature's label and training-example indices: one each, or one per group (sorted)."""
@@ -333,20 +340,29 @@ def training_game(
 
 
 def check_scores(values: Any, widths: list[int], what: str) -> np.ndarray:
-    """``values`` as a finite float vector, as long as the first one seen (kept in ``widths``)."""
-    if hasattr(values, "detach"):  # a torch tensor
-        values = values.detach().cpu().numpy()
+    """``values`` as a finite float vector, as long as the first one seen (kept in ``widths``).
+
+    One number per test point: a vector ``(n_test,)``, a column ``(n_test, 1)``
+    or, for one test point, a scalar. A row ``(1, m)`` is refused: it reads as
+    one test point's ``m`` outputs (a classifier's logits) as well as ``m`` points.
+    """
+    if hasattr(values, "detach"):  # a torch tensor, of any dtype (bfloat16 has no numpy twin)
+        values = values.detach().double().cpu().numpy()
     array = np.asarray(values, dtype=float)
     if array.ndim == 0:  # one test point, as a scalar
         array = array.reshape(1)
-    if array.ndim > 1 and array.size == max(array.shape):
-        array = array.reshape(-1)  # (n_test, 1) or (1, n_test)
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]  # (n_test, 1)
     if array.ndim != 1 or len(array) == 0:
-        raise ValueError(f"{what} must return one number per test point, got shape {array.shape}.")
+        raise ValueError(
+            f"{what} must return one number per test point, (n_test,) or (n_test, 1); got "
+            f"shape {array.shape}. For a classifier, score one class (e.g. the true class's "
+            "margin, psx.influence.correct_class_margin), not every logit."
+        )
     if not widths:
         widths.append(len(array))
     if len(array) != widths[0]:
-        raise ValueError(f"{what} returned {len(array)} scores, then {widths[0]}.")
+        raise ValueError(f"{what} returned {widths[0]} scores, then {len(array)}.")
     if not np.isfinite(array).all():
         raise ValueError(f"{what} returned NaN or infinite scores.")
     return array

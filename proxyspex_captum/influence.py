@@ -38,6 +38,7 @@ Examples:
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
@@ -48,8 +49,8 @@ from captum.influence._utils.common import KMostInfluentialResults
 
 from .core import SPEX, Interactions, ProxySPEX
 from .core.base import EstimatorOwner, InteractionEstimator
-from .core.checks import check_int
-from .data import check_scores, training_game
+from .core.checks import check_int, check_optional_int
+from .data import check_scores, group_members, training_game
 
 __all__ = ["InteractionInfluence", "ProxySPEXInfluence", "SPEXInfluence", "correct_class_margin"]
 
@@ -61,8 +62,17 @@ def correct_class_margin(model: Any, inputs: tuple) -> torch.Tensor:
     right, and larger the surer it is (the output datamodels explain).
     """
     *features, labels = inputs
-    with torch.no_grad():
-        logits = model(*features)
+    # In eval mode, as Captum's influence methods score: in train mode dropout made the
+    # same subset score differently, and batch norm learnt the test batch's statistics.
+    training = getattr(model, "training", False)
+    if training:
+        model.eval()
+    try:
+        with torch.no_grad():
+            logits = model(*features)
+    finally:
+        if training:
+            model.train()
     rows = torch.arange(len(labels))
     true = logits[rows, labels]
     others = logits.clone()
@@ -80,7 +90,9 @@ class InteractionInfluence(EstimatorOwner, DataInfluence):
             or anything with a length); feature ``i`` is example ``i``.
         train_fn: ``train_fn(indices) -> model``: trains a fresh model on the
             examples ``indices`` (a sorted integer array, possibly empty).
-            Seed it inside: the same subset must give the same model.
+            Seed it inside, with generators of its own (``torch.Generator``,
+            ``np.random.default_rng``): the same subset must give the same
+            model, and with ``n_jobs`` threads the global ones are shared.
         score_fn: ``score_fn(model, inputs) -> (n_test,)``: what is explained
             for each test point. Default: :func:`correct_class_margin`.
         groups: One group label per training example: features are then the
@@ -115,13 +127,12 @@ class InteractionInfluence(EstimatorOwner, DataInfluence):
         self.train_fn = train_fn
         self.score_fn = score_fn
         self.groups = groups
-        self.n_jobs = n_jobs
+        self.n_jobs = check_optional_int("n_jobs", n_jobs, 1)
         self.n_train = check_int("len(train_dataset)", len(train_dataset), 2)
-        if groups is not None and len(groups) != self.n_train:
-            raise ValueError(
-                f"groups must give one group label per training example ({self.n_train}), "
-                f"got {len(groups)}."
-            )
+        # The features as the retraining game will count them (groups checked here, once).
+        self.n_features = len(group_members(groups, self.n_train)[1])
+        if self.n_features < 2:
+            raise ValueError(f"groups holds {self.n_features} group; data attribution needs 2.")
         self._init_estimator(
             max_order=max_order, index=index, random_state=random_state, options=estimator_options
         )
@@ -138,21 +149,32 @@ class InteractionInfluence(EstimatorOwner, DataInfluence):
         )
 
     def influence_interactions(
-        self, inputs: Any, *, budget: int | None = None, **explain_options: Any
+        self,
+        inputs: Any,
+        *,
+        budget: int | None = None,
+        show_progress: bool = False,
+        **explain_options: Any,
     ) -> list[Interactions]:
         """One :class:`~proxyspex_captum.Interactions` per test point, over the training examples.
 
         All test points are explained from the same retrainings: pass them in
-        one call. ``budget`` is the number of retrainings (default: the
-        estimator's ``default_budget``); ``explain_options`` go to the
-        estimator's ``explain`` (``executor``, ``cache``, ``fingerprint``, ...).
+        one call (each point's result is what it would get alone). ``budget``
+        is the number of retrainings (default: the estimator's
+        ``default_budget``); ``show_progress`` shows a bar over them;
+        ``explain_options`` go to the estimator's ``explain`` (``executor``,
+        ``cache``, ``fingerprint``, ...).
         """
         game = self._game(inputs)
         n = game.n_features
         budget = self.estimator.default_budget(n) if budget is None else budget
         kind = "train" if self.groups is None else "group"
         names = [f"{kind} {label}" for label in game.group_labels]
-        result = self.estimator.explain(game, n, budget, feature_names=names, **explain_options)
+        estimator = self.estimator
+        if show_progress and not estimator.show_progress:  # for this call only
+            estimator = copy.copy(estimator)
+            estimator.show_progress = True
+        result = estimator.explain(game, n, budget, feature_names=names, **explain_options)
         return result if isinstance(result, list) else [result]
 
     def influence(  # type: ignore[override]
@@ -162,6 +184,7 @@ class InteractionInfluence(EstimatorOwner, DataInfluence):
         proponents: bool = True,
         *,
         budget: int | None = None,
+        show_progress: bool = False,
         **explain_options: Any,
     ) -> torch.Tensor | KMostInfluentialResults:
         """First-order influence of every training example on every test point.
@@ -176,20 +199,26 @@ class InteractionInfluence(EstimatorOwner, DataInfluence):
             proponents: With ``k``: the largest scores (examples that raise the
                 test output) or, ``False``, the smallest (those that lower it).
             budget: Retrainings (default: the estimator's ``default_budget``).
+            show_progress: A progress bar over the retrainings (as Captum's
+                influence methods take it).
             **explain_options: Passed to the estimator's ``explain``.
 
         Returns:
             A float tensor of scores in ``self.index``, or Captum's
             ``KMostInfluentialResults(indices, influence_scores)``.
         """
-        if k is not None:  # checked before any retraining is paid for
-            n_scores = self.n_train if self.groups is None else len(set(self.groups))
-            k = check_int("k", k, 1, n_scores)
-        inters = self.influence_interactions(inputs, budget=budget, **explain_options)
+        # Checked before any retraining is paid for.
+        if k is not None:
+            k = check_int("k", k, 1, self.n_features)
+        if not isinstance(proponents, bool | np.bool_):
+            raise TypeError(f"proponents must be True or False, got {proponents!r}.")
+        inters = self.influence_interactions(
+            inputs, budget=budget, show_progress=show_progress, **explain_options
+        )
         scores = torch.as_tensor(np.stack([i.first_order(self.index) for i in inters])).float()
         if k is None:
             return scores
-        values, indices = torch.topk(scores, k, dim=1, largest=proponents)
+        values, indices = torch.topk(scores, k, dim=1, largest=bool(proponents))
         return KMostInfluentialResults(indices, values)
 
 

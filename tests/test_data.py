@@ -312,14 +312,20 @@ def test_influence_by_groups_and_spex(digits):
         SPEXInfluence(None, dataset, train, groups=[0, 1])
 
 
-def test_a_broken_score_fn_fails_before_any_retraining(digits):
-    dataset, train, test = _torch_problem(digits)
+def _counting(train):
+    """``train`` that records the size of every subset it retrains on, and that record."""
     calls = []
 
     def counted(indices):
         calls.append(len(indices))
         return train(indices)
 
+    return counted, calls
+
+
+def test_a_broken_score_fn_fails_before_any_retraining(digits):
+    dataset, train, test = _torch_problem(digits)
+    counted, calls = _counting(train)
     influence = ProxySPEXInfluence(
         train(np.arange(24)), dataset, counted, score_fn=lambda model, inputs: [1.0, np.nan]
     )
@@ -337,3 +343,72 @@ def test_training_game_reads_tensors_and_counts_its_features():
     game = training_game(lambda idx: torch.tensor(idx, dtype=torch.float32), lambda m: m.sum(), 5)
     values = game(np.array([[1, 0, 1, 0, 0], [0, 0, 0, 0, 1]], dtype=bool))
     np.testing.assert_array_equal(values.ravel(), [2.0, 4.0])
+
+
+def test_influence_checks_its_options_before_any_retraining(digits):
+    dataset, train, test = _torch_problem(digits)
+    counted, calls = _counting(train)
+    model = train(np.arange(24))
+    influence = ProxySPEXInfluence(model, dataset, counted, random_state=0)
+    for proponents in ("no", 0, None):
+        with pytest.raises(TypeError, match="proponents must be True or False"):
+            influence.influence(test, k=2, proponents=proponents, budget=200)
+    # Groups as a tensor: 4 groups, not the 8 distinct 0-d tensors a set() saw.
+    grouped = ProxySPEXInfluence(model, dataset, counted, groups=torch.arange(24) % 4)
+    with pytest.raises(ValueError, match="k must be at most 4"):
+        grouped.influence(test, k=6, budget=12)
+    with pytest.raises(ValueError, match="holds 1 group"):
+        ProxySPEXInfluence(model, dataset, counted, groups=[0] * 24)
+    with pytest.raises(ValueError, match="one group label"):
+        ProxySPEXInfluence(model, dataset, counted, groups=np.zeros((24, 2)))
+    with pytest.raises(TypeError, match="n_jobs"):
+        ProxySPEXInfluence(model, dataset, counted, n_jobs=2.5)
+    # One test point's logits: three outputs, not three test points.
+    logits = ProxySPEXInfluence(model, dataset, counted, score_fn=lambda m, x: m(x[0][:1]))
+    with pytest.raises(ValueError, match=r"one number per test point.*got shape \(1, 3\)"):
+        logits.influence(test, budget=200)
+    assert calls == []
+    bottom = influence.influence(test, k=2, proponents=np.bool_(False), budget=200)
+    assert bottom.indices.shape == (4, 2)
+
+
+def test_the_default_score_reads_the_model_in_eval_mode(digits):
+    from proxyspex_captum.influence import correct_class_margin
+
+    *_, test = _torch_problem(digits)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(
+            torch.nn.Linear(64, 32),
+            torch.nn.Dropout(0.5),
+            torch.nn.BatchNorm1d(32),
+            torch.nn.Linear(32, 3),
+        )
+    model.train()
+    statistics = model[2].running_mean.clone()
+    first, second = correct_class_margin(model, test), correct_class_margin(model, test)
+    torch.testing.assert_close(first, second)  # no dropout: the same model scores the same
+    assert torch.equal(model[2].running_mean, statistics)  # the test batch taught it nothing
+    assert model.training  # and it is handed back as it came
+
+
+def test_a_test_point_gets_what_it_gets_alone_and_bfloat16_scores(digits):
+    dataset, train, test = _torch_problem(digits)
+    influence = ProxySPEXInfluence(train(np.arange(24)), dataset, train, random_state=0)
+    batch = influence.influence(test, budget=200)
+    backwards = influence.influence((test[0].flip(0), test[1].flip(0)), budget=200)
+    torch.testing.assert_close(backwards.flip(0), batch, rtol=0, atol=1e-6)
+    half = ProxySPEXInfluence(
+        train(np.arange(24)),
+        dataset,
+        train,
+        random_state=0,
+        score_fn=lambda m, x: correct_class_margin_bf16(m, x),
+    )
+    assert half.influence(test, budget=200, show_progress=True).shape == (4, 24)
+
+
+def correct_class_margin_bf16(model, inputs):
+    from proxyspex_captum.influence import correct_class_margin
+
+    return correct_class_margin(model, inputs).to(torch.bfloat16)
