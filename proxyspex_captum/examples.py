@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from .core.checks import check_int, check_real
+
 __all__ = [
     "NEGATION_REVIEW",
     "RECALL_TASK",
@@ -201,8 +203,8 @@ class EmbeddingSentiment:
         batch_size: int = 64,
     ) -> None:
         self.model, self.tokenizer = model, tokenizer
-        self.sharpness = sharpness
-        self.batch_size = batch_size
+        self.sharpness = check_real("sharpness", sharpness, 0.0, low_open=True)
+        self.batch_size = check_int("batch_size", batch_size, 1)
         self._anchors = self.embed([negative, positive])
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -210,21 +212,24 @@ class EmbeddingSentiment:
         import torch
 
         out = []
+        device = next(self.model.parameters()).device
         for start in range(0, len(texts), self.batch_size):
             batch = self.tokenizer(
                 [str(t) for t in texts[start : start + self.batch_size]],
                 padding=True,
                 truncation=True,
                 return_tensors="pt",
-            )
+            ).to(device)
             with torch.no_grad():
-                hidden = self.model(**batch).last_hidden_state
+                hidden = self.model(**batch).last_hidden_state.float()  # bf16 has no numpy
             weights = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
-            out.append(torch.nn.functional.normalize(pooled, dim=-1).numpy())
+            out.append(torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, 0))
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        if len(texts) == 0:
+            return np.zeros((0, len(self.output_names)))
         logits = self.sharpness * self.embed(list(texts)) @ self._anchors.T
         logits -= logits.max(axis=1, keepdims=True)
         probs = np.exp(logits)

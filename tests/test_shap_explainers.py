@@ -236,6 +236,20 @@ def test_text_pipeline_with_a_real_transformer(text_pipeline):
     shap.plots.text(expl[:, :, "positive"], display=False)
 
 
+def test_the_example_pipeline_takes_no_text_and_a_bfloat16_encoder(text_pipeline):
+    import copy
+
+    import torch
+
+    classify, tokenizer = text_pipeline
+    assert classify(np.array([], dtype=str)).shape == (0, 2)
+    half = psx.examples.EmbeddingSentiment(
+        copy.deepcopy(classify.model).to(torch.bfloat16), tokenizer
+    )
+    texts = ["The plot was not bad at all.", "A dull, slow and boring film."]
+    np.testing.assert_allclose(half(texts), classify(texts), atol=0.1)
+
+
 # ---------------------------------------------------------------- SHAP plots
 def test_shap_plots_render_from_our_explanations(wine):
     model, x, names = wine
