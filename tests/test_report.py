@@ -160,11 +160,18 @@ def test_page_loads_without_errors_or_network(page):
 
 @pytest.mark.browser
 def test_hovering_a_word_highlights_its_partners(page):
-    tab, _, _ = page
+    tab, _, inter = page
     tab.locator('.unit[data-i="3"]').hover()  # "not": its synergy with "bad" is positive
     assert "active" in tab.locator('.unit[data-i="3"]').get_attribute("class")
     assert "partner-pos" in tab.locator('.unit[data-i="4"]').get_attribute("class")
-    assert "partner" not in (tab.locator('.unit[data-i="0"]').get_attribute("class") or "")
+    # "the" has no interaction with "not" in the game: no partner, or, where the noise
+    # left a weak term in the surrogate, one whose interval holds 0.
+    the = tab.locator('.unit[data-i="0"]').get_attribute("class") or ""
+    if (0, 3) in inter.mobius:
+        low, high = inter.intervals(0.95)[(0, 3)]
+        assert low <= 0 <= high and "partner-unsure" in the
+    else:
+        assert "partner" not in the
     highlighted = tab.locator("#terms tbody tr.highlight")
     assert highlighted.count() >= 1
     tab.locator('.unit[data-i="6"]').hover()  # "at" × "all" lowers the output together
