@@ -52,6 +52,7 @@ import torch
 
 from .core.checks import check_int
 from .core.subset_search import best_subset
+from .models import eval_mode
 
 __all__ = [
     "ABLATIONS",
@@ -278,7 +279,7 @@ def head_means(model: Any, batch: Any) -> dict[int, torch.Tensor]:
 
         return hook
 
-    with _model_lock(model), _eval_mode(model), torch.no_grad(), _hooked(sites, recorder):
+    with _model_lock(model), eval_mode(model), torch.no_grad(), _hooked(sites, recorder):
         _call_model(model, _on_device(batch, model))
     dtype = next(model.parameters()).dtype
     return {layer: (sums[layer] / counts[layer]).to(dtype) for layer in sums}
@@ -295,22 +296,6 @@ def _hooked(sites: Sequence[_Site], make_hook: Callable[[_Site], Callable]) -> I
     finally:
         for handle in handles:
             handle.remove()
-
-
-@contextmanager
-def _eval_mode(model: Any) -> Iterator[None]:
-    """The model in eval mode (no dropout: a mask's value is a number), then as it was.
-
-    Each submodule gets its own mode back: a model training with some parts
-    deliberately in eval mode (frozen) keeps them so.
-    """
-    modes = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for module, training in modes:
-            module.training = training
 
 
 # One re-entrant lock per model: every entry point that hooks a model holds it,
@@ -467,7 +452,7 @@ class HeadGame:
         self.feature_names = [head.name for head in self.heads]
         self.n_features = len(self.heads)
         # One call on the intact model checks score_fn before any mask is paid for.
-        with _model_lock(model), _eval_mode(model), torch.no_grad():
+        with _model_lock(model), eval_mode(model), torch.no_grad():
             scores = _check_scores(score_fn(model, batch), "score_fn(model, batch)")
         self._rows = _rows(batch)
         self.per_example = scores.ndim == 1 and scores.shape[0] == self._rows
@@ -492,7 +477,7 @@ class HeadGame:
             raise ValueError(f"masks must have shape (k, {self.n_features}), got {masks.shape}.")
         out = np.empty(len(masks))
         step = self.masks_per_pass
-        with _model_lock(self.model), _eval_mode(self.model), torch.no_grad():
+        with _model_lock(self.model), eval_mode(self.model), torch.no_grad():
             for start in range(0, len(masks), step):
                 block = masks[start : start + step]
                 with ablated(
@@ -670,7 +655,7 @@ class NextTokenTask:
 
     def accuracy(self, model: Any) -> float:
         """Share of prompts whose most likely next token is the answer's."""
-        with _eval_mode(model), torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             logits = self.logits(model, self.batch)
         return float((logits.argmax(-1).cpu() == self.answer_ids).double().mean())
 
@@ -726,7 +711,7 @@ def gradient_importance(
 
     hooks = _hooked([sites[layer] for layer in layers], make)
     # enable_grad: a caller inside torch.no_grad() still gets gradients.
-    with _model_lock(model), _eval_mode(model), torch.enable_grad(), hooks:
+    with _model_lock(model), eval_mode(model), torch.enable_grad(), hooks:
         scores = score_fn(model, batch)
         if not isinstance(scores, torch.Tensor) or not scores.requires_grad:
             raise TypeError(

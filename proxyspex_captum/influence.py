@@ -51,6 +51,7 @@ from .core import SPEX, Interactions, ProxySPEX
 from .core.base import EstimatorOwner, InteractionEstimator
 from .core.checks import check_int, check_optional_int
 from .data import check_scores, group_members, training_game
+from .models import eval_mode
 
 __all__ = ["InteractionInfluence", "ProxySPEXInfluence", "SPEXInfluence", "correct_class_margin"]
 
@@ -64,15 +65,8 @@ def correct_class_margin(model: Any, inputs: tuple) -> torch.Tensor:
     *features, labels = inputs
     # In eval mode, as Captum's influence methods score: in train mode dropout made the
     # same subset score differently, and batch norm learnt the test batch's statistics.
-    training = getattr(model, "training", False)
-    if training:
-        model.eval()
-    try:
-        with torch.no_grad():
-            logits = model(*features)
-    finally:
-        if training:
-            model.train()
+    with eval_mode(model), torch.no_grad():
+        logits = model(*features)
     rows = torch.arange(len(labels))
     true = logits[rows, labels]
     others = logits.clone()
@@ -127,7 +121,7 @@ class InteractionInfluence(EstimatorOwner, DataInfluence):
         self.train_fn = train_fn
         self.score_fn = score_fn
         self.groups = groups
-        self.n_jobs = check_optional_int("n_jobs", n_jobs, 1)
+        self.n_jobs = check_optional_int("n_jobs", n_jobs)  # joblib's: -1 is every core
         self.n_train = check_int("len(train_dataset)", len(train_dataset), 2)
         # The features as the retraining game will count them (groups checked here, once).
         self.n_features = len(group_members(groups, self.n_train)[1])

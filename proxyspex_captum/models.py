@@ -25,6 +25,7 @@ from typing import Any
 __all__ = [
     "DEFAULT_MODEL",
     "cache_dir",
+    "eval_mode",
     "load_model",
     "load_sentence_encoder",
     "sentiment_pipeline",
@@ -265,3 +266,33 @@ def sentiment_pipeline(
     classifier.config.pad_token_id = tokenizer.pad_token_id
     classifier.eval()
     return pipeline("text-classification", model=classifier, tokenizer=tokenizer, top_k=None)
+
+
+@contextmanager
+def eval_mode(model: Any) -> Iterator[None]:
+    """The model in eval mode (no dropout: a mask's value is a number), then as it was.
+
+    Each submodule gets its own mode back: a model training with some parts
+    deliberately in eval mode (frozen) keeps them so. Anything but a
+    ``torch.nn.Module`` is left as it is.
+
+    Examples:
+        >>> import torch
+        >>> model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout()).train()
+        >>> _ = model[1].eval()  # frozen on purpose
+        >>> with eval_mode(model):
+        ...     model.training
+        False
+        >>> model.training, model[1].training
+        (True, False)
+    """
+    if not callable(getattr(model, "modules", None)):  # not a torch module: nothing to set
+        yield
+        return
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training

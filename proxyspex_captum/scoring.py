@@ -219,7 +219,8 @@ class HFScorer(LLMScorer):
     window counts the padding between a cached prefix and the rest. The
     cache follows the model's weights: changed in place, reloaded, or moved
     to another dtype or device, they are noticed and the prefix is run
-    again; after switching a PEFT adapter call :meth:`reset_prefix_cache`.
+    again; after switching a PEFT adapter, or editing weights through
+    ``.data``, call :meth:`reset_prefix_cache`.
 
     Args:
         model: A ``transformers`` causal LM (in eval mode).
@@ -342,6 +343,8 @@ class HFScorer(LLMScorer):
     def _token_ids(self, ids: Any, what: str) -> list[int]:
         """``ids`` as a list of token ids of this model's vocabulary, or a clear error."""
         array = np.asarray(ids)
+        if array.ndim == 2 and array.shape[0] == 1:  # a tokenizer's (1, L) tensor
+            array = array[0]
         if array.ndim != 1 or (array.size and array.dtype.kind not in "iu"):
             raise ValueError(
                 f"{what} must be text or a flat sequence of integer token ids; got "
@@ -449,8 +452,13 @@ class HFScorer(LLMScorer):
             weights = self._weights_key()
             if weights != self._prefix_weights:  # the model changed: its cache is stale
                 self._prefix, self._prefix_kv, self._prefix_weights = (), None, weights
-            own = self._shared_prefix(batch, batch[0])
-            cached = self._shared_prefix(batch, self._prefix) if self._prefix_kv else 0
+            held = self._prefix_kv is not None
+            cached = self._shared_prefix(batch, self._prefix) if held else 0
+            # One prompt shares all but its last token with itself: only a batch of
+            # several says what its template's prefix is, so a lone prompt only crops a
+            # held prefix (else every prompt alone would run twice, its prefix and then
+            # its last token). With nothing held yet, its own starts the cache.
+            own = self._shared_prefix(batch, batch[0]) if len(batch) > 1 or not held else 0
             if own > 2 * cached:
                 cached = own
             if cached < MIN_PREFIX:
@@ -461,11 +469,12 @@ class HFScorer(LLMScorer):
         """What changes when the weights do: each tensor's storage, version, dtype and device.
 
         A tensor's version counts its in-place changes (``load_state_dict``
-        copies, optimiser steps); ``.to(...)`` gives new storage.
+        copies, optimiser steps); ``.to(...)`` gives new storage. Buffers
+        (rotary frequencies, quantisation scales) count too. An edit through
+        ``.data`` bypasses the version: call :meth:`reset_prefix_cache` after it.
         """
-        return tuple(
-            (p.data_ptr(), p._version, p.dtype, p.device) for p in self.model.parameters()
-        )
+        tensors = [*self.model.parameters(), *self.model.buffers()]
+        return tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in tensors)
 
     def _prefix_cache_for(self, prefix: list[int]) -> list[tuple[Any, Any]]:
         """The cached keys/values of ``prefix`` (computing or cropping what is held)."""

@@ -49,8 +49,22 @@ def test_boost_grows_lgb_trains_trees(seed):
         np.testing.assert_array_equal(ours.predict(x), theirs.predict(x))
 
 
-def test_boost_takes_one_metric():
+def test_boost_refuses_what_it_would_not_do_as_lgb_train_does():
     x = np.eye(20)
-    params = {"objective": "regression", "metric": ["l2", "l1"], "verbosity": -1}
-    with pytest.raises(ValueError, match="one metric; params name 2"):
-        boost(params, (x, x[:, 0]), (x, x[:, 1]), max_rounds=5, patience=2)
+    data = {"train": (x, x[:, 0]), "valid": (x, x[:, 1])}
+    plain = {"objective": "regression", "verbosity": -1}
+    with pytest.raises(ValueError, match="one metric that is minimised; params give 2"):
+        boost({**plain, "metric": ["l2", "l1"]}, *data.values(), max_rounds=5, patience=2)
+    with pytest.raises(ValueError, match=r"\(auc, maximised\)"):
+        boost(
+            {**plain, "objective": "binary", "metric": "auc"},
+            *data.values(),
+            max_rounds=5,
+            patience=2,
+        )
+    for key in ("n_estimators", "early_stopping_round"):
+        with pytest.raises(ValueError, match=f"params name \\['{key}'\\]"):
+            boost({**plain, key: 3}, *data.values(), max_rounds=5, patience=2)
+    for rounds, patience in ((0, 2), (5, 0)):
+        with pytest.raises(ValueError, match="at least 1"):
+            boost(plain, *data.values(), max_rounds=rounds, patience=patience)

@@ -553,3 +553,11 @@ def test_subset_search_needs_no_mobius_expansion():
 
     assert len(kept) == 3 and value(kept) >= value(exact) - 1e-12
     assert len(best_subset(inter, 10)) == 10  # the search (C(60, 10) is too many to score)
+
+
+def test_greedy_removal_breaks_ties_by_evidence_then_by_index():
+    """Features in no term tie exactly: the first of them is taken, not a rounding's choice."""
+    inter = psx.Interactions.from_mobius({(1, 2): 1.0}, n_features=6)
+    assert greedy_removal(inter, 3, maximize=True).tolist() == [0, 3, 4]
+    assert greedy_removal(inter, 3, maximize=False).tolist() == [1, 2, 0]
+    assert greedy_removal(inter, 6, maximize=False).tolist() == [1, 2, 0, 3, 4, 5]

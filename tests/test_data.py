@@ -363,6 +363,7 @@ def test_influence_checks_its_options_before_any_retraining(digits):
         ProxySPEXInfluence(model, dataset, counted, groups=np.zeros((24, 2)))
     with pytest.raises(TypeError, match="n_jobs"):
         ProxySPEXInfluence(model, dataset, counted, n_jobs=2.5)
+    assert ProxySPEXInfluence(model, dataset, counted, n_jobs=-1).n_jobs == -1  # joblib's "all"
     # One test point's logits: three outputs, not three test points.
     logits = ProxySPEXInfluence(model, dataset, counted, score_fn=lambda m, x: m(x[0][:1]))
     with pytest.raises(ValueError, match=r"one number per test point.*got shape \(1, 3\)"):
@@ -385,11 +386,12 @@ def test_the_default_score_reads_the_model_in_eval_mode(digits):
             torch.nn.Linear(32, 3),
         )
     model.train()
+    model[2].eval()  # frozen on purpose: it stays so
     statistics = model[2].running_mean.clone()
     first, second = correct_class_margin(model, test), correct_class_margin(model, test)
     torch.testing.assert_close(first, second)  # no dropout: the same model scores the same
     assert torch.equal(model[2].running_mean, statistics)  # the test batch taught it nothing
-    assert model.training  # and it is handed back as it came
+    assert model.training and not model[2].training  # handed back as it came
 
 
 def test_a_test_point_gets_what_it_gets_alone_and_bfloat16_scores(digits):

@@ -187,6 +187,11 @@ def test_the_prefix_cache_follows_the_weights(lm):
     np.testing.assert_allclose(scorer.target_log_probs(prompts, [3]), expected, atol=1e-4)
     scorer.reset_prefix_cache()
     np.testing.assert_allclose(scorer.target_log_probs(prompts, [3]), expected, atol=1e-4)
+    with torch.no_grad():  # through .data the version does not move: reset_prefix_cache
+        model.model.layers[0].self_attn.v_proj.weight.data.mul_(3.0)
+    scorer.reset_prefix_cache()
+    expected = np.array([_one_by_one(model, p, [3])[0] for p in prompts])
+    np.testing.assert_allclose(scorer.target_log_probs(prompts, [3]), expected, atol=1e-4)
 
 
 def test_a_longer_prefix_of_another_template_is_cached_again(lm):
@@ -234,3 +239,24 @@ def test_ids_and_candidates_are_checked_before_any_forward_pass(lm):
     )
     with pytest.raises(ValueError, match="next-token score reads one"):
         scorer.next_token_log_probs([[5, 6]], [" yes", long_word])
+
+
+def test_one_prompt_batches_run_once_each_and_a_tokenizers_row_is_taken(lm):
+    """A lone prompt had re-cached itself: two forward passes each, nothing saved."""
+    model, tokenizer = lm
+    rng = np.random.default_rng(7)
+    header = [101, 7, 8, 9, 10, 11, 12, 13, 14, 15]
+    prompts = [header + rng.integers(1000, 2000, 30).tolist() for _ in range(6)]
+    passes = []
+    handle = model.register_forward_hook(lambda module, args, out: passes.append(1))
+    try:
+        scorer = HFScorer(model, tokenizer, batch_size=1)
+        scores = scorer.target_log_probs(prompts, [3])
+    finally:
+        handle.remove()
+    assert len(passes) == len(prompts) + 1  # the first prompt's prefix, then one each
+    expected = np.array([_one_by_one(model, p, [3])[0] for p in prompts])
+    np.testing.assert_allclose(scores, expected, atol=1e-4, rtol=0)
+    assert scorer.usage.cached_prompt_tokens == 39 + 5 * 10
+    as_row = scorer.target_log_probs([torch.tensor([prompts[0]])], torch.tensor([[3]]))
+    np.testing.assert_allclose(as_row, expected[:1], atol=1e-4, rtol=0)

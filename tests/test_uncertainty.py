@@ -320,3 +320,16 @@ def test_plots_show_the_intervals(result):
     styles = {line.get_linestyle() for line in ax.get_lines() if line.get_gid() == "pair"}
     assert "-" in styles  # the established pairs
     plt.close(fig)
+
+
+def test_an_outputs_intervals_do_not_depend_on_a_constant_neighbour():
+    """A constant output took no draws, which moved the other outputs' bootstrap seed."""
+    game = hierarchical_game(12, n_terms=10, max_order=2, noise=0.3, random_state=5)
+
+    def explain(function):
+        return psx.ProxySPEX(random_state=0, n_resamples=4).explain(function, 12, 200)
+
+    alone = explain(game)
+    with_constant = explain(lambda m: np.stack([np.full(len(m), 2.0), game(m)], axis=1))[1]
+    assert with_constant.fourier == alone.fourier
+    assert with_constant.intervals(0.9) == alone.intervals(0.9)

@@ -40,7 +40,33 @@ from collections.abc import Callable
 import lightgbm as lgb
 import numpy as np
 
+from .checks import check_int
+
 __all__ = ["boost"]
+
+# LightGBM's names (and aliases) for the rounds and the early stopping, which
+# lgb.train resolves from params and boost takes as arguments only.
+_ROUND_AND_STOPPING_KEYS = frozenset(
+    {
+        "num_iterations",
+        "num_iteration",
+        "n_iter",
+        "num_tree",
+        "num_trees",
+        "num_round",
+        "num_rounds",
+        "nrounds",
+        "num_boost_round",
+        "n_estimators",
+        "max_iter",
+        "early_stopping_round",
+        "early_stopping_rounds",
+        "early_stopping",
+        "n_iter_no_change",
+        "first_metric_only",
+        "early_stopping_min_delta",
+    }
+)
 
 
 def boost(
@@ -69,7 +95,21 @@ def boost(
 
     Returns:
         The trained booster, its ``best_iteration`` set.
+
+    Raises:
+        ValueError: ``max_rounds`` or ``patience`` below 1; ``params`` naming a
+            number of rounds or an early-stopping option of their own (this
+            function's arguments say them), or a metric other than one that is
+            minimised.
     """
+    max_rounds = check_int("max_rounds", max_rounds, 1)
+    patience = check_int("patience", patience, 1)
+    ruled = sorted(set(params) & _ROUND_AND_STOPPING_KEYS)
+    if ruled:
+        raise ValueError(
+            f"params name {ruled}: pass the rounds and the stopping rule as max_rounds "
+            "and patience."
+        )
     params = {**params, "num_iterations": max_rounds}  # as lgb.train records it
     train_set = lgb.Dataset(*train, params=params)
     booster = lgb.Booster(params=params, train_set=train_set)
@@ -94,9 +134,12 @@ def _validation_metric(booster: lgb.Booster) -> Callable[[], float]:
     whose Python module no longer exposes its library handle, the public
     ``eval_valid`` (the same number, more slowly).
     """
-    n_metrics = len(booster.eval_valid())
-    if n_metrics != 1:
-        raise ValueError(f"boost stops on one metric; params name {n_metrics}.")
+    results = booster.eval_valid()
+    if len(results) != 1 or results[0][3]:  # (data, metric, value, higher is better)
+        raise ValueError(
+            f"boost stops on one metric that is minimised; params give {len(results)}"
+            + (f" ({results[0][1]}, maximised)." if len(results) == 1 else ".")
+        )
     library, check = getattr(lgb.basic, "_LIB", None), getattr(lgb.basic, "_safe_call", None)
     handle = getattr(booster, "_handle", None)
     if library is None or check is None or handle is None:

@@ -294,6 +294,9 @@ class ProxySPEX(InteractionEstimator):
 
     def _fit_output(self, masks: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> OutputFit:
         if np.all(y == y[0]):  # a constant model: nothing to fit (ptp could overflow)
+            # The draws a fit takes, taken all the same: the generator then moves on as
+            # for any output, so another output's bootstrap seed does not depend on this one.
+            _Fit.draw(self, len(y), rng)
             rows, coef = np.zeros((1, 0), np.int64), np.array([y[0]])
             info = {"n_trees": 0, "cv_r2": 1.0}
             return OutputFit(rows, coef, info, lambda _: (rows, coef), len(y))
@@ -382,13 +385,20 @@ def _errors(pairs: Iterable[tuple[Hashable, float]]) -> CVErrors:
 class _Fit:
     """One output's cross-validated fit: proxies on folds, candidates scored, the best refitted."""
 
+    @staticmethod
+    def draw(
+        estimator: ProxySPEX, n_samples: int, rng: np.random.Generator
+    ) -> tuple[int, list[tuple[np.ndarray, np.ndarray]]]:
+        """A fit's random choices: the proxies' LightGBM seed and the folds."""
+        seed = int(rng.integers(2**31 - 1))
+        return seed, list(fold_indices(n_samples, estimator.n_folds, rng))
+
     def __init__(
         self, estimator: ProxySPEX, masks: np.ndarray, y: np.ndarray, rng: np.random.Generator
     ) -> None:
         self.est, self.masks, self.y = estimator, masks, y
         self.x = masks.astype(np.float32)
-        self.seed = int(rng.integers(2**31 - 1))
-        self.folds = list(fold_indices(len(y), estimator.n_folds, rng))
+        self.seed, self.folds = self.draw(estimator, len(y), rng)
         n = masks.shape[1]
         self.singles = singletons(n)
         self.main = fourier_features(masks, self.singles)  # ±1 main-effect features
