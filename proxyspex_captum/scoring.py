@@ -244,8 +244,8 @@ class HFScorer(LLMScorer):
         self.batch_size = check_int("batch_size", batch_size, 1)
         self.prefix_cache = bool(prefix_cache)
         self._keeps_logits = True  # until the model turns out not to take logits_to_keep
-        # The prefix all prompts scored so far share, and its key/value cache (one
-        # sequence, per layer); it only ever shrinks, by cropping.
+        # The prefix the prompts scored so far share, and its key/value cache (one
+        # sequence, per layer); see _prefix_for for when it is cropped or replaced.
         self._prefix: tuple[int, ...] = ()
         self._prefix_kv: list[tuple[Any, Any]] | None = None
         self._prefix_weights: tuple[Any, ...] = ()  # the weights the cache was computed with
@@ -351,11 +351,13 @@ class HFScorer(LLMScorer):
                 f"{array.dtype} values of shape {array.shape}."
             )
         vocabulary = self._vocabulary_size
-        if array.size and (array.min() < 0 or (vocabulary and array.max() >= vocabulary)):
-            raise ValueError(
-                f"{what} holds token id {int(array.min() if array.min() < 0 else array.max())}, "
-                f"outside the model's vocabulary [0, {vocabulary})."
-            )
+        if array.size:
+            low, high = int(array.min()), int(array.max())
+            if low < 0 or (vocabulary and high >= vocabulary):
+                raise ValueError(
+                    f"{what} holds token id {low if low < 0 else high}, outside the "
+                    f"model's vocabulary [0, {vocabulary})."
+                )
         return array.astype(np.int64).tolist()
 
     @functools.cached_property
