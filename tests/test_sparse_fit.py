@@ -1,10 +1,21 @@
-"""core.sparse_fit's lasso against scikit-learn's Lasso, fitted one penalty at a time."""
+"""core.sparse_fit: the lasso against scikit-learn's Lasso, fitted one penalty at a time,
+and the cross-validated errors that choose among candidates."""
+
+import statistics
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.linear_model import Lasso
 
-from proxyspex_captum.core.sparse_fit import lasso_alphas, lasso_fit, lasso_path_sse
+from proxyspex_captum.core.sparse_fit import (
+    CVErrors,
+    clearly_better,
+    lasso_alphas,
+    lasso_fit,
+    lasso_path_sse,
+)
 
 
 def _problem(n_samples: int, n_features: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -61,3 +72,64 @@ def test_lasso_takes_the_dtypes_scikit_learn_takes(dtype):
     model = Lasso(alpha=alpha, tol=1e-12, max_iter=200_000).fit(x_typed, y)
     np.testing.assert_allclose(coef, model.coef_, atol=1e-3)
     assert intercept == pytest.approx(model.intercept_, abs=1e-3)
+
+
+def _folds(*per_fold: dict) -> CVErrors:
+    """Errors as the estimators gather them: each fold's own object, merged in fold order."""
+    total = CVErrors()
+    for errors in per_fold:
+        fold = CVErrors()
+        for key, sse in errors.items():
+            part = CVErrors()  # one scoring job's candidates
+            part.add(key, sse)
+            fold.merge(part)
+        total.merge(fold)
+    return total
+
+
+def test_cv_errors_keep_each_folds_error_through_merges():
+    errors = _folds(
+        {("ridge", 50): 1.0, ("lasso", 3): 2.0},
+        {("ridge", 50): 4.0, ("lasso", 3): 0.5},
+        {("ridge", 50): 2.0, ("lasso", 3): 1.0},
+    )
+    assert errors.by_fold(("ridge", 50)).tolist() == [1.0, 4.0, 2.0]
+    assert errors.by_fold(("lasso", 3)).tolist() == [2.0, 0.5, 1.0]
+    assert errors.sse[("ridge", 50)] == 7.0
+
+
+def test_best_among_names_only():
+    errors = _folds(
+        {("ridge", 50): 1.0, ("lasso", 3): 2.0, ("lasso", 4): 1.5, "linear": 0.5},
+        {("ridge", 50): 1.0, ("lasso", 3): 2.0, ("lasso", 4): 1.5, "linear": 0.5},
+    )
+    assert errors.best() == ("linear", "linear")
+    assert errors.best(among=("lasso", "lasso-mobius")) == ("lasso", ("lasso", 4))
+    assert errors.best(among=("ridge",)) == ("ridge", ("ridge", 50))
+    with pytest.raises(KeyError, match="lasso-mobius"):
+        errors.best(among=("lasso-mobius",))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(0.0, 100.0, allow_subnormal=False),
+            st.floats(0.0, 100.0, allow_subnormal=False),
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_clearly_better_is_the_one_standard_error_rule(pairs):
+    errors = _folds(*({"a": a, "b": b} for a, b in pairs))
+    if len(pairs) < 2:
+        assert not clearly_better(errors, "a", "b")
+        assert not clearly_better(errors, "b", "a")
+        return
+    excess = [b - a for a, b in pairs]  # b's excess error over a, fold by fold
+    mean, se = statistics.fmean(excess), statistics.stdev(excess) / len(excess) ** 0.5
+    # Away from the boundary (where rounding may decide), the rule as stated.
+    if abs(mean - se) > 1e-9 * (1.0 + abs(mean) + se):
+        assert clearly_better(errors, "a", "b") == (mean > se)
+    assert not (clearly_better(errors, "a", "b") and clearly_better(errors, "b", "a"))

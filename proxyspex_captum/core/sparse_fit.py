@@ -55,6 +55,8 @@ from .ridge import RidgeFit, ridge_gcv, ridge_gcv_nested
 __all__ = [
     "LINEAR_CANDIDATES",
     "CVErrors",
+    "candidate_name",
+    "clearly_better",
     "fit_linear",
     "fitting",
     "fold_indices",
@@ -257,10 +259,12 @@ class CVErrors:
     def __init__(self) -> None:
         self.sse: dict[Hashable, float] = {}
         self.folds: dict[Hashable, int] = {}
+        self._by_fold: dict[Hashable, list[float]] = {}
 
     def add(self, key: Hashable, sse: float) -> None:
         self.sse[key] = self.sse.get(key, 0.0) + float(sse)
         self.folds[key] = self.folds.get(key, 0) + 1
+        self._by_fold.setdefault(key, []).append(float(sse))
 
     def add_path(self, name: Hashable, sse: np.ndarray) -> None:
         for step, value in enumerate(sse):
@@ -271,20 +275,31 @@ class CVErrors:
         for key, sse in other.sse.items():
             self.sse[key] = self.sse.get(key, 0.0) + sse
             self.folds[key] = self.folds.get(key, 0) + other.folds[key]
+            self._by_fold.setdefault(key, []).extend(other._by_fold[key])
 
-    def best(self, tolerance: float = 0.0) -> tuple[Hashable, Hashable]:
+    def best(
+        self, tolerance: float = 0.0, among: Sequence[Hashable] | None = None
+    ) -> tuple[Hashable, Hashable]:
         """``(name, key)`` of the candidate with the least error over every fold seen.
 
         ``name`` is the key's first element for a path step, else the key itself.
         Errors within ``tolerance`` of the least count as ties, and ties go to the
         candidate added first: on a noiseless function several candidates reach
         errors near 1e-30, and rounding must not decide among them.
+        ``among``: only candidates of these names compete (a ``KeyError`` if none was scored).
         """
         complete = self._complete()
+        if among is not None:
+            complete = [k for k in complete if candidate_name(k) in among]
+            if not complete:
+                raise KeyError(f"no candidate named {list(among)} was scored on every fold")
         least = min(self.sse[k] for k in complete)
         key = next(k for k in complete if self.sse[k] <= least + tolerance)
-        name = key[0] if isinstance(key, tuple) else key
-        return name, key
+        return candidate_name(key), key
+
+    def by_fold(self, key: Hashable) -> np.ndarray:
+        """The candidate ``key``'s held-out squared error on each fold, in the order added."""
+        return np.asarray(self._by_fold[key])
 
     def least(self) -> float:
         """The least error of the candidates seen on every fold (``inf`` when none was scored)."""
@@ -293,6 +308,39 @@ class CVErrors:
     def _complete(self) -> list[Hashable]:
         most = max(self.folds.values(), default=0)
         return [k for k in self.sse if self.folds[k] == most]
+
+
+def candidate_name(key: Hashable) -> Hashable:
+    """A candidate's name: a path step's first element, else the key itself.
+
+    >>> candidate_name(("lasso", 7)), candidate_name("linear")
+    ('lasso', 'linear')
+    """
+    return key[0] if isinstance(key, tuple) else key
+
+
+def clearly_better(errors: CVErrors, key: Hashable, rival: Hashable) -> bool:
+    """Whether candidate ``key`` beats ``rival`` by more than one standard error.
+
+    The one-standard-error rule on paired folds: ``rival``'s excess error over
+    ``key`` on each fold (the folds' own difficulty cancels), whose mean must be
+    more than its standard error. With fewer than two folds nothing is clear.
+
+    >>> errors = CVErrors()
+    >>> for ridge, lasso in [(1.0, 1.2), (1.0, 0.9), (1.0, 1.1)]:
+    ...     errors.add("ridge", ridge)
+    ...     errors.add("lasso", lasso)
+    >>> clearly_better(errors, "ridge", "lasso")  # ahead on 2 folds of 3: within noise
+    False
+    >>> errors.add("ridge", 1.0)
+    >>> errors.add("lasso", 1.3)
+    >>> clearly_better(errors, "ridge", "lasso")
+    True
+    """
+    excess = errors.by_fold(rival) - errors.by_fold(key)
+    if len(excess) < 2:
+        return False
+    return bool(excess.mean() > excess.std(ddof=1) / np.sqrt(len(excess)))
 
 
 def tie_tolerance(y: np.ndarray) -> float:
