@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from sklearn.linear_model import Lasso
 
 from proxyspex_captum.core.sparse_fit import (
+    STOP_RATIO,
     CVErrors,
     clearly_better,
     lasso_alphas,
@@ -133,3 +134,38 @@ def test_clearly_better_is_the_one_standard_error_rule(pairs):
     if abs(mean - se) > 1e-9 * (1.0 + abs(mean) + se):
         assert clearly_better(errors, "a", "b") == (mean > se)
     assert not (clearly_better(errors, "a", "b") and clearly_better(errors, "b", "a"))
+
+
+@pytest.mark.parametrize(
+    ("n_samples", "n_features", "seed"), [(120, 300, 0), (200, 50, 1), (80, 500, 2)]
+)
+@pytest.mark.parametrize("patience", [1, 3])
+def test_a_path_ended_early_is_the_whole_paths_prefix(n_samples, n_features, seed, patience):
+    x, y = _problem(n_samples, n_features, seed)
+    train, test = np.arange(n_samples) % 4 != 0, np.arange(n_samples) % 4 == 0
+    alphas = lasso_alphas(x[train], y[train])
+    whole = lasso_path_sse(x[train], y[train], x[test], y[test], alphas)
+    early = lasso_path_sse(x[train], y[train], x[test], y[test], alphas, patience=patience)
+    # Fitted in stretches, each resumed from the last coefficients: the same path (the
+    # held-out predictions of a narrower block may round differently in the last bits).
+    np.testing.assert_allclose(early, whole[: len(early)], rtol=1e-12, atol=0)
+    ends = [k for k in range(1, len(whole) + 1) if _past_its_best(early[:k], patience)]
+    if ends:  # it ends at the first stretch's end past that point, never before it
+        assert ends[0] <= len(early) <= ends[0] + 1
+    else:
+        assert len(early) == len(whole)
+
+
+def _past_its_best(sse, patience):
+    """The stopping rule as documented: the last `patience` errors above 1.1 x the least."""
+    return len(sse) > patience and all(v > STOP_RATIO * min(sse) for v in sse[-patience:])
+
+
+def test_a_noisy_wide_path_ends_early():
+    """Many more columns than rows and a noisy target: the late penalties overfit."""
+    rng = np.random.default_rng(5)
+    x = rng.choice([-1.0, 1.0], size=(150, 400))
+    y = x[:, 0] - 0.5 * x[:, 1] + rng.normal(size=150)
+    alphas = lasso_alphas(x[:100], y[:100])
+    sse = lasso_path_sse(x[:100], y[:100], x[100:], y[100:], alphas, patience=3)
+    assert len(sse) < len(alphas)

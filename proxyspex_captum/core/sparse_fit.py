@@ -54,6 +54,7 @@ from .ridge import RidgeFit, ridge_gcv, ridge_gcv_nested
 
 __all__ = [
     "LINEAR_CANDIDATES",
+    "STOP_RATIO",
     "CVErrors",
     "candidate_name",
     "clearly_better",
@@ -79,6 +80,12 @@ ALPHA_RATIO = 1e-4
 # Coordinate descent stops here; the path is warm-started, so late penalties converge fast.
 _MAX_ITER = 1000
 _TOL = 1e-4
+#: A lasso path scored with ``patience`` ends once its held-out error has stayed above
+#: this multiple of its least for that many penalties (:func:`lasso_path_sse`).
+STOP_RATIO = 1.1
+# Such a path is fitted this many penalties at a time (one lasso_path call each,
+# about 0.4 ms), and scored after each stretch.
+_STRETCH = 2
 # Lassos over at most this many columns run on the Gram matrix (see _lasso_coefs).
 _GRAM_MAX_COLUMNS = 2000
 # The linear lasso sees the main effects most correlated with the output, this many
@@ -113,6 +120,18 @@ def lasso_alphas(
 
 def _lasso_coefs(x: np.ndarray, y: np.ndarray, alphas: np.ndarray) -> np.ndarray:
     """``(p, len(alphas))`` lasso coefficients of the centred problem, warm-started."""
+    return next(_lasso_stretches(x, y, alphas, len(alphas)))
+
+
+def _lasso_stretches(
+    x: np.ndarray, y: np.ndarray, alphas: np.ndarray, size: int
+) -> Iterator[np.ndarray]:
+    """The lasso path along ``alphas``, ``size`` penalties at a time: ``(p, size)`` each.
+
+    Each stretch starts from the last one's coefficients, as the path itself
+    warm-starts each penalty from the one before, so the stretches are the
+    single path's coefficients, bit for bit (tested); a caller can stop early.
+    """
     # precompute=True: coordinate descent on the Gram matrix XᵀX, the same iterates
     # (predictions equal to 1e-12 of their spread) at a cost per sweep that grows with
     # the columns that move, not with the samples. sklearn's default uses it only with
@@ -140,10 +159,22 @@ def _lasso_coefs(x: np.ndarray, y: np.ndarray, alphas: np.ndarray) -> np.ndarray
         xy = np.empty(x.shape[1], dtype=dtype)
         np.dot(xc.T, yc, out=xy)
         gram_options = {"precompute": gram, "Xy": xy, "check_input": False}
-    _, coefs, _ = lasso_path(
-        xc, yc, alphas=alphas, max_iter=_MAX_ITER, tol=_TOL, random_state=0, **gram_options
-    )
-    return coefs
+    coef = None
+    for start in range(0, len(alphas), size):
+        _, coefs, _ = lasso_path(
+            xc,
+            yc,
+            alphas=alphas[start : start + size],
+            coef_init=coef,
+            max_iter=_MAX_ITER,
+            tol=_TOL,
+            random_state=0,
+            **gram_options,
+        )
+        # A copy: one penalty's column is contiguous, and the solver would update the
+        # stretch already handed out in place, through coef_init.
+        coef = coefs[:, -1].copy()
+        yield coefs
 
 
 @contextlib.contextmanager
@@ -182,12 +213,34 @@ def lasso_path_sse(
     x_test: np.ndarray,
     y_test: np.ndarray,
     alphas: np.ndarray,
+    *,
+    patience: int | None = None,
 ) -> np.ndarray:
-    """Held-out sum of squared errors of the lasso at each penalty in ``alphas``."""
-    coefs = _lasso_coefs(x_train, y_train, alphas)
+    """Held-out sum of squared errors of the lasso at each penalty in ``alphas``.
+
+    ``patience``: end the path once its held-out error has stayed above
+    ``STOP_RATIO`` times its least for this many penalties in a row. The
+    penalties past that point are not fitted and the result is shorter:
+    :class:`CVErrors` compares only the steps every fold reached. ``None``:
+    the whole path.
+    """
     x_mean, y_mean = x_train.mean(axis=0), float(y_train.mean())
-    predictions = (x_test - x_mean) @ coefs + y_mean  # (n_test, n_alphas)
-    return np.sum((predictions - y_test[:, None]) ** 2, axis=0)
+    size = len(alphas) if patience is None else _STRETCH
+    sse: list[float] = []
+    for coefs in _lasso_stretches(x_train, y_train, alphas, size):
+        predictions = (x_test - x_mean) @ coefs + y_mean  # (n_test, stretch)
+        sse.extend(np.sum((predictions - y_test[:, None]) ** 2, axis=0))
+        if patience is not None and _past_its_best(sse, patience):
+            break
+    return np.asarray(sse)
+
+
+def _past_its_best(sse: list[float], patience: int) -> bool:
+    """Whether the last ``patience`` errors of a path all exceed ``STOP_RATIO`` x its least."""
+    if len(sse) <= patience:
+        return False
+    bar = STOP_RATIO * min(sse)
+    return all(value > bar for value in sse[-patience:])
 
 
 def lasso_fit(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, float]:
