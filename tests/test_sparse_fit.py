@@ -109,6 +109,16 @@ def test_best_among_names_only():
     assert errors.best(among=("ridge",)) == ("ridge", ("ridge", 50))
     with pytest.raises(KeyError, match="lasso-mobius"):
         errors.best(among=("lasso-mobius",))
+    # A name given alone is that name, not its letters (nor a substring of another).
+    assert errors.best(among="lasso") == ("lasso", ("lasso", 4))
+    with pytest.raises(KeyError):
+        errors.best(among="lasso-mobius")
+
+
+def test_clearly_better_needs_the_same_folds():
+    errors = _folds({"a": 1.0, "b": 2.0}, {"a": 1.0, "b": 2.0}, {"a": 1.0})
+    with pytest.raises(ValueError, match="same folds"):
+        clearly_better(errors, "a", "b")
 
 
 @settings(max_examples=200, deadline=None)
@@ -150,8 +160,8 @@ def test_a_path_ended_early_is_the_whole_paths_prefix(n_samples, n_features, see
     # held-out predictions of a narrower block may round differently in the last bits).
     np.testing.assert_allclose(early, whole[: len(early)], rtol=1e-12, atol=0)
     ends = [k for k in range(1, len(whole) + 1) if _past_its_best(early[:k], patience)]
-    if ends:  # it ends at the first stretch's end past that point, never before it
-        assert ends[0] <= len(early) <= ends[0] + 1
+    if ends:  # it ends at the first penalty past its best, whatever the stretches
+        assert len(early) == ends[0]
     else:
         assert len(early) == len(whole)
 
@@ -169,3 +179,19 @@ def test_a_noisy_wide_path_ends_early():
     alphas = lasso_alphas(x[:100], y[:100])
     sse = lasso_path_sse(x[:100], y[:100], x[100:], y[100:], alphas, patience=3)
     assert len(sse) < len(alphas)
+
+
+@pytest.mark.parametrize(
+    ("patience", "error"), [(0, ValueError), (-1, ValueError), (2.5, TypeError), (True, TypeError)]
+)
+def test_patience_is_checked(patience, error):
+    x, y = _problem(60, 10, 0)
+    with pytest.raises(error, match="patience"):
+        lasso_path_sse(x[:40], y[:40], x[40:], y[40:], lasso_alphas(x, y), patience=patience)
+
+
+def test_an_empty_grid_gives_no_errors():
+    x, y = _problem(60, 10, 0)
+    for patience in (None, 3):
+        sse = lasso_path_sse(x[:40], y[:40], x[40:], y[40:], np.zeros(0), patience=patience)
+        assert sse.shape == (0,)
