@@ -182,7 +182,15 @@ def test_a_noisy_wide_path_ends_early():
 
 
 @pytest.mark.parametrize(
-    ("patience", "error"), [(0, ValueError), (-1, ValueError), (2.5, TypeError), (True, TypeError)]
+    ("patience", "error"),
+    [
+        (0, ValueError),
+        (-1, ValueError),
+        (2.5, TypeError),
+        (True, TypeError),
+        ("3", TypeError),
+        (float("nan"), TypeError),
+    ],
 )
 def test_patience_is_checked(patience, error):
     x, y = _problem(60, 10, 0)

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import numbers
 import warnings
 from collections.abc import Hashable, Iterable, Iterator, Sequence
 from typing import Any
@@ -84,8 +85,8 @@ _TOL = 1e-4
 #: A lasso path scored with ``patience`` ends once its held-out error has stayed above
 #: this multiple of its least for that many penalties (:func:`lasso_path_sse`).
 STOP_RATIO = 1.1
-# Such a path is fitted this many penalties at a time (one lasso_path call each,
-# about 0.4 ms), and scored after each stretch.
+# Such a path is fitted this many penalties at a time after its first patience + 1
+# (one lasso_path call each), and its end checked at every penalty.
 _STRETCH = 2
 # Lassos over at most this many columns run on the Gram matrix (see _lasso_coefs).
 _GRAM_MAX_COLUMNS = 2000
@@ -236,7 +237,9 @@ def lasso_path_sse(
     :class:`CVErrors` compares only the steps every fold reached. ``None``:
     the whole path.
     """
-    if patience is not None and (isinstance(patience, bool) or int(patience) != patience):
+    if patience is not None and (
+        isinstance(patience, bool) or not isinstance(patience, numbers.Integral)
+    ):
         raise TypeError(f"patience must be an integer or None, got {patience!r}.")
     if patience is not None and patience < 1:
         raise ValueError(f"patience must be at least 1, got {patience}.")
