@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import numbers
 import warnings
 from collections.abc import Hashable, Iterable, Iterator, Sequence
 from typing import Any
@@ -52,6 +51,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import lasso_path
 from threadpoolctl import ThreadpoolController
 
+from .checks import check_int
 from .ridge import RidgeFit, ridge_gcv, ridge_gcv_nested
 
 __all__ = [
@@ -237,12 +237,8 @@ def lasso_path_sse(
     :class:`CVErrors` compares only the steps every fold reached. ``None``:
     the whole path.
     """
-    if patience is not None and (
-        isinstance(patience, bool) or not isinstance(patience, numbers.Integral)
-    ):
-        raise TypeError(f"patience must be an integer or None, got {patience!r}.")
-    if patience is not None and patience < 1:
-        raise ValueError(f"patience must be at least 1, got {patience}.")
+    if patience is not None:
+        patience = check_int("patience", patience, 1)
     if len(alphas) == 0:
         return np.zeros(0)
     x_mean, y_mean = x_train.mean(axis=0), float(y_train.mean())
@@ -336,12 +332,10 @@ class CVErrors:
 
     def __init__(self) -> None:
         self.sse: dict[Hashable, float] = {}
-        self.folds: dict[Hashable, int] = {}
-        self._by_fold: dict[Hashable, list[float]] = {}
+        self._by_fold: dict[Hashable, list[float]] = {}  # how many folds saw each, too
 
     def add(self, key: Hashable, sse: float) -> None:
         self.sse[key] = self.sse.get(key, 0.0) + float(sse)
-        self.folds[key] = self.folds.get(key, 0) + 1
         self._by_fold.setdefault(key, []).append(float(sse))
 
     def add_path(self, name: Hashable, sse: np.ndarray) -> None:
@@ -352,7 +346,6 @@ class CVErrors:
         """Add another set of folds' errors (in its order: keys first seen there come last)."""
         for key, sse in other.sse.items():
             self.sse[key] = self.sse.get(key, 0.0) + sse
-            self.folds[key] = self.folds.get(key, 0) + other.folds[key]
             self._by_fold.setdefault(key, []).extend(other._by_fold[key])
 
     def best(
@@ -385,8 +378,8 @@ class CVErrors:
         return min((self.sse[k] for k in self._complete()), default=np.inf)
 
     def _complete(self) -> list[Hashable]:
-        most = max(self.folds.values(), default=0)
-        return [k for k in self.sse if self.folds[k] == most]
+        most = max(map(len, self._by_fold.values()), default=0)
+        return [k for k in self.sse if len(self._by_fold[k]) == most]
 
 
 def candidate_name(key: Hashable) -> Hashable:
