@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -97,3 +99,67 @@ def test_a_deep_chase_decodes_in_batches_and_finds_the_support():
     (deep,) = code.decode_soft(soft[None], n_flips=13)
     (shallow,) = code.decode_soft(soft[None], n_flips=3)
     assert deep.tolist() == shallow.tolist() == [3, 17]
+
+
+@pytest.mark.parametrize("n, t", [(6, 1), (10, 2), (20, 2)])
+def test_hard_decoding_is_bounded_distance_decoding_on_every_word(n, t):
+    """All 2**p parity words: the support whose codeword lies within t flips of
+    ``[parities | 0 … 0]`` (at most one, the code's distance being 2t + 1), else None."""
+    code = BCHCode(n, t)
+    p = code.n_parity
+    words = ((np.arange(2**p)[:, None] >> np.arange(p)) & 1).astype(bool)
+    supports = [s for r in range(t + 1) for s in itertools.combinations(range(n), r)]
+    k = np.zeros((len(supports), n), bool)
+    for row, support in enumerate(supports):
+        k[row, list(support)] = True
+    distance = (words[:, None, :] ^ code.parities(k)[None]).sum(axis=2) + k.sum(axis=1)
+    decoded = code.decode(words)
+    for word, found in enumerate(decoded):
+        (close,) = np.nonzero(distance[word] <= t)
+        assert len(close) <= 1
+        expected = list(supports[close[0]]) if len(close) else None
+        assert (None if found is None else found.tolist()) == expected
+
+
+def test_soft_decoding_of_many_words_is_each_words_own_chase():
+    """Words decoded in batches (several words, 32 patterns each) give what each
+    word's own Chase search gives, pattern by pattern in the order of flips."""
+    code = BCHCode(64, 5)
+    rng = np.random.default_rng(3)
+    k = np.zeros((300, 64), bool)  # 300 words x 32 patterns: several batches
+    for row in range(300):
+        k[row, rng.choice(64, size=int(rng.integers(0, 7)), replace=False)] = True
+    soft = 1.0 - 2.0 * code.parities(k)  # exact sums: equal correlations are ties
+    soft[rng.random(soft.shape) < 0.08] *= -1
+    patterns = [()] + [c for r in range(1, 6) for c in itertools.combinations(range(5), r)]
+
+    def own_chase(word):
+        weakest = np.argsort(np.abs(word), kind="stable")[:5]
+        best, best_score = None, -np.inf
+        for pattern in patterns:
+            bits = word < 0
+            bits[weakest[list(pattern)]] ^= True
+            (support,) = code.decode(bits[None])
+            if support is None:
+                continue
+            mask = np.zeros(64, bool)
+            mask[support] = True
+            score = float((1.0 - 2.0 * code.parities(mask[None])[0]) @ word)
+            if score > best_score:
+                best, best_score = support, score
+        return best
+
+    batched = code.decode_soft(soft)
+    for word, got in zip(soft, batched, strict=True):
+        expected = own_chase(word)
+        assert (None if got is None else got.tolist()) == (
+            None if expected is None else expected.tolist()
+        )
+    decoded = sum(got is not None for got in batched)
+    assert 100 < decoded < 300  # both kinds of word are compared
+
+
+def test_decoding_no_words():
+    code = BCHCode(30, 3)
+    assert code.decode(np.zeros((0, code.n_parity), bool)) == []
+    assert code.decode_soft(np.zeros((0, code.n_parity))) == []

@@ -8,12 +8,11 @@ as a word with at most ``t`` errors returns ``k``. The delays are the columns
 of ``P``.
 
 Arithmetic in GF(2^m) uses log / antilog tables; syndromes and the Chien search
-are vectorised with numpy, Berlekamp–Massey runs per word (``2t`` steps).
+and Berlekamp–Massey (``2t`` steps) run on every word at once, vectorised with numpy.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import combinations
@@ -22,8 +21,10 @@ import numpy as np
 
 __all__ = ["BCHCode"]
 
-# Chase test patterns decoded in one batch (see BCHCode._decode_flipped).
+# Chase test words decoded in one batch (see BCHCode.decode_soft).
 _PATTERNS_PER_DECODE = 4096
+# Words × positions evaluated at once by the Chien search (see BCHCode._error_positions).
+_CHIEN_CELLS = 1 << 21
 
 # A primitive polynomial of each degree (bit i = coefficient of x^i).
 _PRIMITIVE = {
@@ -78,8 +79,14 @@ class _Field:
             return 0
         return int(self.exp[self.log[a] + self.log[b]])
 
-    def inv(self, a: int) -> int:
-        return int(self.exp[(self.order - self.log[a]) % self.order])
+    def multiply(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Elementwise ``a · b`` of integer arrays (broadcast)."""
+        zero = (a == 0) | (b == 0)
+        return np.where(zero, 0, self.exp[np.where(zero, 0, self.log[a] + self.log[b])])
+
+    def inverse(self, a: np.ndarray) -> np.ndarray:
+        """Elementwise ``1 / a`` of a nonzero integer array."""
+        return self.exp[(self.order - self.log[a]) % self.order]
 
 
 def _poly_mul_gf2(a: int, b: int) -> int:
@@ -201,55 +208,72 @@ class BCHCode:
         terms = np.where(parity_bits[:, :, None], powers[None], 0)
         return np.bitwise_xor.reduce(terms, axis=1)
 
-    def _locator(self, syndromes: np.ndarray) -> list[int]:
-        """Berlekamp–Massey: the error-locator polynomial (coefficients, lowest first)."""
+    def _locators(self, syndromes: np.ndarray) -> np.ndarray:
+        """Berlekamp–Massey on every word at once: error-locator coefficients, lowest first.
+
+        Returns ``(B, 2t + 1)``: a locator's degree never exceeds the number of
+        steps run, so ``2t + 1`` coefficients hold it (zeros above its degree).
+        Each word follows its own branch of the algorithm through boolean masks.
+        """
         gf = self._design[0]
-        locator, previous = [1], [1]
-        length, shift, last = 0, 1, 1
-        for step in range(2 * self.t):
-            discrepancy = int(syndromes[step])
-            for i in range(1, length + 1):
-                if i < len(locator):
-                    discrepancy ^= gf.mul(locator[i], int(syndromes[step - i]))
-            if discrepancy == 0:
-                shift += 1
-                continue
-            scale = gf.mul(discrepancy, gf.inv(last))
-            update = [0] * shift + [gf.mul(scale, c) for c in previous]
-            size = max(len(locator), len(update))
-            new = [
-                a ^ b
-                for a, b in zip(
-                    locator + [0] * (size - len(locator)),
-                    update + [0] * (size - len(update)),
-                    strict=True,
-                )
-            ]
-            while len(new) > 1 and new[-1] == 0:
-                new.pop()
-            if 2 * length <= step:
-                previous, length, last, shift = locator, step + 1 - length, discrepancy, 1
-            else:
-                shift += 1
-            locator = new
+        n_words, n_steps = syndromes.shape
+        width = n_steps + 1
+        locator = np.zeros((n_words, width), dtype=np.int64)
+        locator[:, 0] = 1
+        previous = locator.copy()  # the locator before the last change of length
+        length = np.zeros(n_words, dtype=np.int64)
+        shift = np.ones(n_words, dtype=np.int64)
+        last = np.ones(n_words, dtype=np.int64)  # the discrepancy at that change
+        columns = np.arange(width)
+        for step in range(n_steps):
+            discrepancy = syndromes[:, step].copy()
+            for i in range(1, step + 1):  # a locator's degree is at most its length <= step
+                discrepancy ^= gf.multiply(locator[:, i], syndromes[:, step - i])
+            changed = discrepancy != 0
+            # locator − (discrepancy / last) · x^shift · previous
+            scale = gf.multiply(discrepancy, gf.inverse(last))
+            source = columns[None, :] - shift[:, None]
+            shifted = np.take_along_axis(previous, np.maximum(source, 0), axis=1)
+            update = gf.multiply(scale[:, None], np.where(source >= 0, shifted, 0))
+            grows = changed & (2 * length <= step)
+            previous = np.where(grows[:, None], locator, previous)
+            length = np.where(grows, step + 1 - length, length)
+            last = np.where(grows, discrepancy, last)
+            shift = np.where(grows, 1, shift + 1)
+            locator = np.where(changed[:, None], locator ^ update, locator)
         return locator
 
-    def _error_positions(self, locator: list[int]) -> np.ndarray | None:
-        """Chien search over the shortened length; ``None`` when it fails."""
+    def _error_positions(self, locators: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Chien search over the shortened length for each locator.
+
+        Returns ``(decoded, roots)``: whether each word decodes (degree at most
+        ``t``, with as many roots among the positions as its degree) and the
+        ``(B, p + n)`` boolean positions in error.
+        """
         gf = self._design[0]
-        degree = len(locator) - 1
-        if degree == 0:
-            return np.zeros(0, dtype=np.int64)
-        if degree > self.t:
-            return None
-        positions = np.arange(self.n_parity + self.n)
-        total = np.zeros(len(positions), dtype=np.int64)
-        for power, coef in enumerate(locator):
-            if coef:
-                # coef · (α^{-pos})^power
-                total ^= gf.exp[(gf.log[coef] - power * positions) % gf.order]
-        roots = positions[total == 0]
-        return roots if len(roots) == degree else None
+        nonzero = locators != 0
+        degree = locators.shape[1] - 1 - np.argmax(nonzero[:, ::-1], axis=1)
+        # (−power · position) mod order: the exponent of (α^{−position})^power.
+        powers = np.arange(self.t + 1)[:, None] * np.arange(self.n_parity + self.n)[None, :]
+        shifts = -powers % gf.order
+        roots = np.zeros((len(locators), shifts.shape[1]), dtype=bool)
+        decoded = degree == 0
+        searched = np.flatnonzero((degree > 0) & (degree <= self.t))
+        # Chunks of words bound the (words × positions) table at n = 4,000.
+        chunk = max(1, _CHIEN_CELLS // shifts.shape[1])
+        for start in range(0, len(searched), chunk):
+            rows = searched[start : start + chunk]
+            total = np.zeros((len(rows), shifts.shape[1]), dtype=np.int64)
+            for power in range(self.t + 1):
+                coef = locators[rows, power]
+                # coef · (α^{−position})^power, zero where the coefficient is (the
+                # doubled antilog table takes exponents up to 2 · order, no modulo).
+                terms = gf.exp[gf.log[coef][:, None] + shifts[power][None, :]]
+                total ^= np.where((coef != 0)[:, None], terms, 0)
+            found = total == 0
+            roots[rows] = found
+            decoded[rows] = found.sum(axis=1) == degree[rows]
+        return decoded, roots
 
     def decode(self, parity_bits: np.ndarray) -> list[np.ndarray | None]:
         """Hard decoding: supports (feature ids) whose parities best explain each word.
@@ -263,15 +287,16 @@ class BCHCode:
             more than ``t`` errors make the word undecodable.
         """
         parity_bits = np.atleast_2d(np.asarray(parity_bits, dtype=bool))
-        syndromes = self._syndromes(parity_bits)
-        out: list[np.ndarray | None] = []
-        for row in syndromes:
-            if not row.any():
-                out.append(np.zeros(0, dtype=np.int64))
-                continue
-            errors = self._error_positions(self._locator(row))
-            out.append(None if errors is None else errors[errors >= self.n_parity] - self.n_parity)
-        return out
+        if len(parity_bits) == 0:
+            return []
+        decoded, roots = self._error_positions(self._locators(self._syndromes(parity_bits)))
+        word, position = np.nonzero(roots[:, self.n_parity :] & decoded[:, None])
+        position = position.astype(np.int64)
+        bounds = np.searchsorted(word, np.arange(len(roots) + 1)).tolist()
+        return [
+            position[bounds[i] : bounds[i + 1]] if ok else None
+            for i, ok in enumerate(decoded.tolist())
+        ]
 
     def decode_soft(
         self, soft: np.ndarray, *, n_flips: int | None = None
@@ -286,43 +311,51 @@ class BCHCode:
 
         Returns:
             Per word, the decoded support whose parities correlate best with
-            ``soft`` among all test patterns, or ``None`` if none decodes.
+            ``soft`` among all test patterns (the first such pattern on ties),
+            or ``None`` if none decodes.
         """
         soft = np.atleast_2d(np.asarray(soft, dtype=float))
         n_flips = min(self.t if n_flips is None else n_flips, self.n_parity)
-        hard = soft < 0
         patterns = [()] + [
             c for r in range(1, n_flips + 1) for c in combinations(range(n_flips), r)
         ]
-        out: list[np.ndarray | None] = []
-        for word, bits in zip(soft, hard, strict=True):
-            weakest = np.argsort(np.abs(word), kind="stable")[:n_flips]
-            best, best_score = None, -np.inf
-            seen = set()
-            for support in self._decode_flipped(bits, weakest, patterns):
-                if support is None or tuple(support) in seen:
-                    continue
-                seen.add(tuple(support))
-                k = np.zeros(self.n, dtype=bool)
-                k[support] = True
-                signs = 1.0 - 2.0 * self.parities(k[None])[0]
-                score = float(signs @ word)
-                if score > best_score:
-                    best, best_score = support, score
-            out.append(best)
-        return out
+        flips = np.zeros((len(patterns), n_flips), dtype=bool)
+        for row, pattern in enumerate(patterns):
+            flips[row, list(pattern)] = True
+        weakest = np.argsort(np.abs(soft), axis=1, kind="stable")[:, :n_flips]
+        best: list[np.ndarray | None] = [None] * len(soft)
+        best_score = np.full(len(soft), -np.inf)
+        # A few thousand test words at a time: all at once they held arrays of
+        # words × patterns × parities (16 flips, 65,536 patterns: gigabytes).
+        per_word = min(len(patterns), _PATTERNS_PER_DECODE)
+        words_per_batch = max(1, _PATTERNS_PER_DECODE // per_word)
+        for first in range(0, len(soft), words_per_batch):
+            words = np.arange(first, min(first + words_per_batch, len(soft)))
+            for start in range(0, len(patterns), per_word):
+                chunk = flips[start : start + per_word]
+                trials = np.repeat(soft[words] < 0, len(chunk), axis=0)
+                rows = np.repeat(np.arange(len(trials)), n_flips)
+                columns = np.repeat(weakest[words], len(chunk), axis=0).ravel()
+                trials[rows, columns] ^= np.tile(chunk, (len(words), 1)).ravel()
+                supports = self.decode(trials)
+                scores = self._correlations(supports, np.repeat(soft[words], len(chunk), axis=0))
+                scores = scores.reshape(len(words), len(chunk))
+                for i, word in enumerate(words):
+                    j = int(np.argmax(scores[i]))  # the first of equal scores, as in pattern order
+                    if scores[i, j] > best_score[word]:
+                        best[word] = supports[i * len(chunk) + j]
+                        best_score[word] = scores[i, j]
+        return best
 
-    def _decode_flipped(
-        self, bits: np.ndarray, weakest: np.ndarray, patterns: list[tuple[int, ...]]
-    ) -> Iterator[np.ndarray | None]:
-        """:meth:`decode` of ``bits`` with each pattern of ``weakest`` positions flipped.
-
-        A few thousand patterns at a time: decoding them all at once held arrays
-        of ``patterns × parities × n`` (16 flips, 65,536 patterns: gigabytes).
-        """
-        for start in range(0, len(patterns), _PATTERNS_PER_DECODE):
-            chunk = patterns[start : start + _PATTERNS_PER_DECODE]
-            trials = np.repeat(bits[None], len(chunk), axis=0)
-            for row, pattern in enumerate(chunk):
-                trials[row, weakest[list(pattern)]] ^= True
-            yield from self.decode(trials)
+    def _correlations(self, supports: list[np.ndarray | None], soft: np.ndarray) -> np.ndarray:
+        """``(−1)^{parities of support} · soft`` per row; ``−inf`` where nothing decoded."""
+        padded = np.full((len(supports), self.t), self.n, dtype=np.int64)
+        for row, support in enumerate(supports):
+            if support is not None:  # at most t features
+                padded[row, : len(support)] = support
+        # A feature id n reads an all-zero row: the padding adds no parity.
+        table = np.vstack([self.parity_matrix, np.zeros((1, self.n_parity), dtype=bool)])
+        parities = np.bitwise_xor.reduce(table[padded], axis=1)
+        scores = np.einsum("ij,ij->i", 1.0 - 2.0 * parities, soft)
+        scores[[s is None for s in supports]] = -np.inf
+        return scores
