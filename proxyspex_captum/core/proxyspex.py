@@ -44,6 +44,7 @@ from .sampling import each_from_the_same_draws, uniform_masks
 from .sparse_fit import (
     LINEAR_CANDIDATES,
     N_ALPHAS,
+    PATH_PATIENCE,
     CVErrors,
     candidate_name,
     clearly_better,
@@ -86,12 +87,6 @@ _LASSO_POOL = 500
 #: one column instead of 2^|S| (shapiq's SOUM games: 10 of the 12 tuning cells with
 #: at most 1,000 calls better by 0.009-0.117 R², none worse; hierarchical unchanged).
 LASSO_BASES = {"fourier": "lasso", "mobius": "lasso-mobius"}
-# A lasso path over the proxy's terms ends on a fold once its held-out error has
-# stayed above sparse_fit.STOP_RATIO (1.1) times its least for this many penalties.
-# With fewer training rows than pool columns its late penalties near interpolation
-# cost most of the path (report2's SOUM n = 32 at 500 calls: steps 13-19 about 60 %
-# of a Fourier path, whose held-out error was least at steps 5-7) and are not chosen.
-_LASSO_PATIENCE = 3
 # Möbius columns are far from orthogonal (1[{0,1} ⊆ m] implies 1[{0} ⊆ m]), so
 # coordinate descent converges slowly at small penalties, which with more columns
 # than samples are never chosen: that lasso's path stops at 1 % of its largest
@@ -499,7 +494,7 @@ class _Fit:
                     columns[test],
                     y[test],
                     alphas,
-                    patience=_LASSO_PATIENCE,
+                    patience=PATH_PATIENCE,
                 )
                 errors = CVErrors()
                 errors.add_path(name, sse)

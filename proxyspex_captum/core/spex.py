@@ -50,6 +50,7 @@ from .ridge import ridge_gcv
 from .sampling import coded_masks, each_from_the_same_draws, uniform_masks
 from .sparse_fit import (
     LINEAR_CANDIDATES,
+    PATH_PATIENCE,
     CVErrors,
     fit_linear,
     fitting,
@@ -402,7 +403,9 @@ class SPEX(InteractionEstimator):
             keep = _support_and_screened(peeled.shape[1], both[train], y[train])
             x = both[:, keep]
             alphas = lasso_alphas(x[train], y[train])
-            sse = lasso_path_sse(x[train], y[train], x[test], y[test], alphas)
+            sse = lasso_path_sse(
+                x[train], y[train], x[test], y[test], alphas, patience=PATH_PATIENCE
+            )
             errors.add_path("support+main-lasso", sse)
             score_linear(errors, main, y, train, test)
         name, key = errors.best(tie_tolerance(y))  # near-equal errors: the first candidate
