@@ -205,8 +205,11 @@ class BCHCode:
         gf = self._design[0]
         positions = np.arange(self.n_parity)[:, None] * np.arange(1, 2 * self.t + 1)[None, :]
         powers = gf.exp[positions % gf.order]  # (p, 2t)
-        terms = np.where(parity_bits[:, :, None], powers[None], 0)
-        return np.bitwise_xor.reduce(terms, axis=1)
+        out = np.zeros((len(parity_bits), 2 * self.t), dtype=np.int64)
+        # One j at a time: a (B, p, 2t) table held 350 MB for 4,096 words at t = 21.
+        for j in range(2 * self.t):
+            out[:, j] = np.bitwise_xor.reduce(np.where(parity_bits, powers[:, j], 0), axis=1)
+        return out
 
     def _locators(self, syndromes: np.ndarray) -> np.ndarray:
         """Berlekamp–Massey on every word at once: error-locator coefficients, lowest first.
@@ -311,8 +314,9 @@ class BCHCode:
 
         Returns:
             Per word, the decoded support whose parities correlate best with
-            ``soft`` among all test patterns (the first such pattern on ties),
-            or ``None`` if none decodes.
+            ``soft`` among all test patterns (the first such pattern on ties;
+            which of two exactly tied supports the rounding of their sums
+            favours may differ between machines), or ``None`` if none decodes.
         """
         soft = np.atleast_2d(np.asarray(soft, dtype=float))
         n_flips = min(self.t if n_flips is None else n_flips, self.n_parity)
@@ -357,5 +361,6 @@ class BCHCode:
         table = np.vstack([self.parity_matrix, np.zeros((1, self.n_parity), dtype=bool)])
         parities = np.bitwise_xor.reduce(table[padded], axis=1)
         scores = np.einsum("ij,ij->i", 1.0 - 2.0 * parities, soft)
-        scores[[s is None for s in supports]] = -np.inf
+        # Infinite observations of both signs give NaN: no better than nothing decoded.
+        scores[np.isnan(scores) | np.array([s is None for s in supports], dtype=bool)] = -np.inf
         return scores
