@@ -168,6 +168,19 @@ def test_soft_decoding_of_many_words_is_each_words_own_chase(batch, monkeypatch)
     assert 30 < decoded < 150  # both kinds of word are compared
 
 
+@pytest.mark.parametrize("batch", [None, 1])
+def test_soft_decoding_breaks_ties_by_the_order_of_flips(batch, monkeypatch):
+    """Two supports correlate equally (exactly: the values are powers of two): the one
+    from the earlier test pattern wins, in one batch or one pattern a batch."""
+    if batch is not None:
+        monkeypatch.setattr(bch, "_PATTERNS_PER_DECODE", batch)
+    code = BCHCode(20, 2)
+    word = np.array([-0.5, 0.5, -1.0, -2.0, -0.5, 0.5, -0.5, 1.0, -0.5, 0.5])
+    # Patterns: no flip -> {5}, score 6.5; the second weakest flipped -> {7, 17}, 6.5.
+    (got,) = code.decode_soft(word[None], n_flips=2)
+    assert got.tolist() == [5]
+
+
 def test_soft_decoding_skips_patterns_scored_nan():
     """Infinite observations of both signs make some correlations NaN: those patterns
     are passed over, as if nothing decoded, and the word's other patterns still count."""
