@@ -200,11 +200,28 @@ class BCHCode:
         return (supports.astype(np.int64) @ self.parity_matrix.astype(np.int64)) % 2 == 1
 
     # ------------------------------------------------------------ decoding
-    def _syndromes(self, parity_bits: np.ndarray) -> np.ndarray:
-        """``S_j = r(α^j)``, j = 1..2t, of words ``[parities | 0 … 0]`` -> ``(B, 2t)``."""
+    @cached_property
+    def _syndrome_powers(self) -> np.ndarray:
+        """``α^(position · j)`` for each parity position and j = 1..2t: ``(p, 2t)``."""
         gf = self._design[0]
         positions = np.arange(self.n_parity)[:, None] * np.arange(1, 2 * self.t + 1)[None, :]
-        powers = gf.exp[positions % gf.order]  # (p, 2t)
+        return gf.exp[positions % gf.order]
+
+    @cached_property
+    def _chien_shifts(self) -> np.ndarray:
+        """``(−power · position) mod order``, the exponent of ``(α^{−position})^power``,
+        for power 0..t and every position of the shortened word: ``(t + 1, p + n)``."""
+        powers = np.arange(self.t + 1)[:, None] * np.arange(self.n_parity + self.n)[None, :]
+        return -powers % self._design[0].order
+
+    @cached_property
+    def _parity_rows(self) -> np.ndarray:
+        """The parity matrix with an all-zero row appended, read by feature id ``n`` (padding)."""
+        return np.vstack([self.parity_matrix, np.zeros((1, self.n_parity), dtype=bool)])
+
+    def _syndromes(self, parity_bits: np.ndarray) -> np.ndarray:
+        """``S_j = r(α^j)``, j = 1..2t, of words ``[parities | 0 … 0]`` -> ``(B, 2t)``."""
+        powers = self._syndrome_powers
         out = np.zeros((len(parity_bits), 2 * self.t), dtype=np.int64)
         # One j at a time: a (B, p, 2t) table held 350 MB for 4,096 words at t = 21.
         for j in range(2 * self.t):
@@ -256,9 +273,7 @@ class BCHCode:
         gf = self._design[0]
         nonzero = locators != 0
         degree = locators.shape[1] - 1 - np.argmax(nonzero[:, ::-1], axis=1)
-        # (−power · position) mod order: the exponent of (α^{−position})^power.
-        powers = np.arange(self.t + 1)[:, None] * np.arange(self.n_parity + self.n)[None, :]
-        shifts = -powers % gf.order
+        shifts = self._chien_shifts
         roots = np.zeros((len(locators), shifts.shape[1]), dtype=bool)
         decoded = degree == 0
         searched = np.flatnonzero((degree > 0) & (degree <= self.t))
@@ -358,8 +373,7 @@ class BCHCode:
             if support is not None:  # at most t features
                 padded[row, : len(support)] = support
         # A feature id n reads an all-zero row: the padding adds no parity.
-        table = np.vstack([self.parity_matrix, np.zeros((1, self.n_parity), dtype=bool)])
-        parities = np.bitwise_xor.reduce(table[padded], axis=1)
+        parities = np.bitwise_xor.reduce(self._parity_rows[padded], axis=1)
         scores = np.einsum("ij,ij->i", 1.0 - 2.0 * parities, soft)
         # Infinite observations of both signs give NaN: no better than nothing decoded.
         scores[np.isnan(scores) | np.array([s is None for s in supports], dtype=bool)] = -np.inf

@@ -372,7 +372,8 @@ class CVErrors:
             names = {among} if isinstance(among, str) else set(among)
             complete = [k for k in complete if candidate_name(k) in names]
             if not complete:
-                raise KeyError(f"no candidate named {list(among)} was scored on every fold")
+                wanted = sorted(names, key=str)
+                raise KeyError(f"no candidate named {wanted} was scored on every fold")
         least = min(self.sse[k] for k in complete)
         key = next(k for k in complete if self.sse[k] <= least + tolerance)
         return candidate_name(key), key
