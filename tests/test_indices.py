@@ -1,5 +1,7 @@
 """Every index conversion against its definition, by brute force over all 2**n masks."""
 
+import itertools
+
 import brute_force as bf
 import numpy as np
 import pytest
@@ -214,3 +216,41 @@ def test_superset_sums_equal_spreading_each_set(terms, seed, max_size):
     reference = spread_to_subsets(rows, per_set, max_size=max_size)
     np.testing.assert_array_equal(ours[0], reference[0])  # the same sets, in the same order
     np.testing.assert_allclose(ours[1], reference[1], rtol=1e-9, atol=1e-9)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.tuples(small_sets(9, 6), coefficients), max_size=15),
+    st.integers(0, 2**31 - 1),
+    st.integers(0, 7),
+    st.sampled_from([1, 2**40]),
+)
+def test_spread_to_subsets_matches_brute_force(terms, seed, max_size, scale):
+    """Every subset gets ``weights[r, |S|] * prod(signs over S)`` from each source row.
+
+    Feature ids times 2**40 do not pack into one int64 key per subset, so that
+    scale runs the row-by-row path, and both paths list the sets in the same order.
+    """
+    sources = [tuple(f * scale for f in s) for s, _ in terms]
+    rows = pad_sets(sources)
+    rng = np.random.default_rng(seed)
+    weights = rng.normal(size=(len(sources), rows.shape[1] + 1))
+    signs = rng.choice([-1.0, 1.0], size=rows.shape)
+    out_rows, sums = spread_to_subsets(rows, weights, signs=signs, max_size=max_size)
+
+    expected: dict[tuple, float] = {}
+    for r, source in enumerate(sources):
+        for size in range(min(len(source), max_size) + 1):
+            for chosen in itertools.combinations(range(len(source)), size):
+                subset = tuple(source[j] for j in chosen)
+                sign = np.prod([signs[r, j] for j in chosen])
+                expected[subset] = expected.get(subset, 0.0) + weights[r, size] * sign
+    ours = {
+        tuple(int(f) for f in row if f != -1): float(v)
+        for row, v in zip(out_rows, sums, strict=True)
+    }
+    assert set(ours) == set(expected)
+    assert_same(expected, ours)
+    # Sorted as padded rows (padding first), whichever path built them.
+    keys = [tuple(int(f) + 1 for f in row) for row in out_rows]
+    assert keys == sorted(keys)
