@@ -115,6 +115,8 @@ def test_proxyspex_options_are_checked(options, error, message):
         ({"chase_depth": 17}, ValueError, "chase_depth must be at most 16"),
         ({"max_iterations": 0}, ValueError, "max_iterations must be at least 1"),
         ({"residual_cutoff": 1}, ValueError, "residual_cutoff must lie in"),
+        ({"n_jobs": 2.0}, TypeError, "n_jobs must be an integer"),
+        ({"n_jobs": "all"}, ValueError, "n_jobs must be 'auto', None or an integer"),
     ],
 )
 def test_spex_options_are_checked(options, error, message):

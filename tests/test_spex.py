@@ -125,3 +125,48 @@ def test_metadata_describes_the_design_that_was_fitted():
     other = psx.SPEX(max_order=2, n_groups=3, refit=None, uncertainty=False)
     (fit,) = other.fit_design(design, game(design.samples), np.random.default_rng(0))
     assert fit.metadata["n_groups"] == 1  # the design's, not the estimator's 3
+
+
+def test_refit_folds_run_on_threads_with_the_same_result_for_any_n_jobs(monkeypatch):
+    import threading
+    import time
+
+    from proxyspex_captum.core import spex
+
+    threads, running, most = set(), [], [0]
+    lock = threading.Lock()
+    path = spex.lasso_path_sse
+
+    def spy(*args, **kwargs):
+        with lock:
+            threads.add(threading.get_ident())
+            running.append(1)
+            most[0] = max(most[0], len(running))
+        time.sleep(0.05)  # long enough for another worker to pick up a fold meanwhile
+        try:
+            return path(*args, **kwargs)
+        finally:
+            with lock:
+                running.pop()
+
+    monkeypatch.setattr(spex, "lasso_path_sse", spy)
+    n = 64
+    results = {}
+    for n_jobs in (None, 3, "auto"):
+        threads.clear()
+        most[0] = 0
+        # A fresh game each time: the noise is drawn in call order.
+        game = fourier_game(n, n_terms=30, max_order=3, noise=0.1, random_state=2)
+        inter = psx.SPEX(max_order=3, n_jobs=n_jobs, random_state=0).explain(
+            game, n_features=n, budget=budget_for(n, b=5, t=3)
+        )
+        assert inter.metadata["refit"] is not None
+        results[n_jobs] = (inter.metadata["cv_r2"], inter.predict(np.eye(n, dtype=bool)))
+        if n_jobs is None:
+            assert most[0] == 1  # one fold after the other
+        elif n_jobs == 3:
+            assert most[0] > 1
+    # Bit-identical: the folds' errors are summed in fold order whatever ran first.
+    for n_jobs in (3, "auto"):
+        assert results[n_jobs][0] == results[None][0]
+        assert np.array_equal(results[n_jobs][1], results[None][1])

@@ -14,7 +14,15 @@ import operator
 import os
 from typing import Any
 
-__all__ = ["check_feature_names", "check_int", "check_optional_int", "check_real", "usable_cores"]
+__all__ = [
+    "check_feature_names",
+    "check_int",
+    "check_n_jobs",
+    "check_optional_int",
+    "check_real",
+    "n_workers",
+    "usable_cores",
+]
 
 
 def check_int(
@@ -137,3 +145,25 @@ def usable_cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return max(1, len(os.sched_getaffinity(0)))
     return max(1, os.cpu_count() or 1)
+
+
+def check_n_jobs(n_jobs: Any) -> int | str | None:
+    """``n_jobs`` as the estimators take it: ``"auto"``, ``None`` or an integer."""
+    if n_jobs != "auto" and n_jobs is not None:
+        if isinstance(n_jobs, str):
+            raise ValueError(f"n_jobs must be 'auto', None or an integer, got {n_jobs!r}.")
+        check_int("n_jobs", n_jobs)  # <= 0: every usable core
+    return n_jobs
+
+
+def n_workers(n_jobs: int | str | None) -> int:
+    """Threads a checked ``n_jobs`` means: ``None`` one, ``"auto"`` or ``<= 0`` one a usable core.
+
+    >>> n_workers(None), n_workers(3)
+    (1, 3)
+    """
+    if n_jobs is None:
+        return 1
+    if n_jobs == "auto" or int(n_jobs) <= 0:
+        return usable_cores()
+    return int(n_jobs)

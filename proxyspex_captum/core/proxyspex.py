@@ -38,7 +38,7 @@ import numpy as np
 
 from .base import InteractionEstimator, OutputFit, centre_and_scale, check_sample_values
 from .boosting import boost
-from .checks import check_int, check_real, usable_cores
+from .checks import check_int, check_n_jobs, check_real, n_workers
 from .ridge import ridge_gcv
 from .sampling import each_from_the_same_draws, uniform_masks
 from .sparse_fit import (
@@ -257,11 +257,7 @@ class ProxySPEX(InteractionEstimator):
         self.max_trees = check_int("max_trees", max_trees, 1)
         self.min_child_samples = check_int("min_child_samples", min_child_samples, 1)
         self.early_stopping_rounds = check_int("early_stopping_rounds", early_stopping_rounds, 1)
-        if n_jobs != "auto" and n_jobs is not None:
-            if isinstance(n_jobs, str):
-                raise ValueError(f"n_jobs must be 'auto', None or an integer, got {n_jobs!r}.")
-            check_int("n_jobs", n_jobs)  # <= 0: LightGBM's default, every core
-        self.n_jobs = n_jobs
+        self.n_jobs = check_n_jobs(n_jobs)
         self.keep_probability = check_real(
             "keep_probability", keep_probability, 0.0, 1.0, low_open=True, high_open=True
         )
@@ -356,11 +352,7 @@ class ProxySPEX(InteractionEstimator):
 
     def n_workers(self) -> int:
         """Threads the folds run on (see ``n_jobs``)."""
-        if self.n_jobs is None:
-            return 1
-        if self.n_jobs == "auto" or self.n_jobs <= 0:
-            return usable_cores()
-        return int(self.n_jobs)
+        return n_workers(self.n_jobs)
 
 
 def _one_or_several(name: str, value: Any, check: Any) -> Any:
