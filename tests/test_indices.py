@@ -1,6 +1,7 @@
 """Every index conversion against its definition, by brute force over all 2**n masks."""
 
 import itertools
+from unittest import mock
 
 import brute_force as bf
 import numpy as np
@@ -9,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from proxyspex_captum import Interactions
+from proxyspex_captum.core import subsets
 from proxyspex_captum.core.subsets import (
     and_features,
     fourier_features,
@@ -222,28 +224,34 @@ def test_superset_sums_equal_spreading_each_set(terms, seed, max_size):
 @given(
     st.lists(st.tuples(small_sets(9, 6), coefficients), max_size=15),
     st.integers(0, 2**31 - 1),
-    st.integers(0, 7),
-    st.sampled_from([1, 2**40]),
+    st.one_of(st.none(), st.integers(0, 7)),
+    st.booleans(),
 )
-def test_spread_to_subsets_matches_brute_force(terms, seed, max_size, scale):
+def test_spread_to_subsets_matches_brute_force(terms, seed, max_size, with_signs):
     """Every subset gets ``weights[r, |S|] * prod(signs over S)`` from each source row.
 
-    Feature ids times 2**40 do not pack into one int64 key per subset, so that
-    scale runs the row-by-row path, and both paths list the sets in the same order.
+    The subsets are built as packed keys; with packing switched off they are
+    built as rows, and both must give the same sets and the same sums, bit for
+    bit (what reading a tree's transform relies on).
     """
-    sources = [tuple(f * scale for f in s) for s, _ in terms]
+    sources = [s for s, _ in terms]
     rows = pad_sets(sources)
     rng = np.random.default_rng(seed)
     weights = rng.normal(size=(len(sources), rows.shape[1] + 1))
-    signs = rng.choice([-1.0, 1.0], size=rows.shape)
+    signs = rng.choice([-1.0, 1.0], size=rows.shape) if with_signs else None
     out_rows, sums = spread_to_subsets(rows, weights, signs=signs, max_size=max_size)
+    with mock.patch.object(subsets, "_packable", return_value=False):
+        row_built = spread_to_subsets(rows, weights, signs=signs, max_size=max_size)
+    np.testing.assert_array_equal(out_rows, row_built[0])
+    assert out_rows.dtype == row_built[0].dtype and sums.tobytes() == row_built[1].tobytes()
 
+    limit = rows.shape[1] if max_size is None else max_size
     expected: dict[tuple, float] = {}
     for r, source in enumerate(sources):
-        for size in range(min(len(source), max_size) + 1):
+        for size in range(min(len(source), limit) + 1):
             for chosen in itertools.combinations(range(len(source)), size):
                 subset = tuple(source[j] for j in chosen)
-                sign = np.prod([signs[r, j] for j in chosen])
+                sign = 1.0 if signs is None else np.prod([signs[r, j] for j in chosen])
                 expected[subset] = expected.get(subset, 0.0) + weights[r, size] * sign
     ours = {
         tuple(int(f) for f in row if f != -1): float(v)
@@ -251,6 +259,15 @@ def test_spread_to_subsets_matches_brute_force(terms, seed, max_size, scale):
     }
     assert set(ours) == set(expected)
     assert_same(expected, ours)
-    # Sorted as padded rows (padding first), whichever path built them.
+    # Sorted as padded rows (padding first).
     keys = [tuple(int(f) + 1 for f in row) for row in out_rows]
     assert keys == sorted(keys)
+
+
+def test_spread_to_subsets_builds_rows_where_keys_would_overflow():
+    """Feature ids near 2**40: a pair's key needs 80 bits, so the rows are built."""
+    big = 2**40
+    rows = pad_sets([(3, big), (big,)])
+    out_rows, sums = spread_to_subsets(rows, np.ones((2, 3)))
+    assert out_rows.tolist() == [[-1, -1], [3, -1], [3, big], [big, -1]]
+    assert sums.tolist() == [2.0, 1.0, 1.0, 2.0]

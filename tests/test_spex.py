@@ -1,7 +1,11 @@
+import threading
+import time
+
 import numpy as np
 import pytest
 
 import proxyspex_captum as psx
+from proxyspex_captum.core import spex
 from proxyspex_captum.games import PlantedGame, fourier_game, hierarchical_game
 
 
@@ -128,32 +132,34 @@ def test_metadata_describes_the_design_that_was_fitted():
 
 
 def test_refit_folds_run_on_threads_with_the_same_result_for_any_n_jobs(monkeypatch):
-    import threading
-    import time
-
-    from proxyspex_captum.core import spex
-
-    threads, running, most = set(), [], [0]
+    tables, running, most = [], [], [0]
     lock = threading.Lock()
     path = spex.lasso_path_sse
 
-    def spy(*args, **kwargs):
+    class Recorded(spex.CVErrors):
+        def __init__(self):
+            super().__init__()
+            tables.append(self)
+
+    def slow_first_fold(*args, **kwargs):
         with lock:
-            threads.add(threading.get_ident())
+            first = not running and most[0] == 0
             running.append(1)
             most[0] = max(most[0], len(running))
-        time.sleep(0.05)  # long enough for another worker to pick up a fold meanwhile
+        # The first fold ends last, so a merge in finishing order would show.
+        time.sleep(0.3 if first else 0.05)
         try:
             return path(*args, **kwargs)
         finally:
             with lock:
                 running.pop()
 
-    monkeypatch.setattr(spex, "lasso_path_sse", spy)
+    monkeypatch.setattr(spex, "lasso_path_sse", slow_first_fold)
+    monkeypatch.setattr(spex, "CVErrors", Recorded)
     n = 64
     results = {}
     for n_jobs in (None, 3, "auto"):
-        threads.clear()
+        tables.clear()
         most[0] = 0
         # A fresh game each time: the noise is drawn in call order.
         game = fourier_game(n, n_terms=30, max_order=3, noise=0.1, random_state=2)
@@ -161,12 +167,14 @@ def test_refit_folds_run_on_threads_with_the_same_result_for_any_n_jobs(monkeypa
             game, n_features=n, budget=budget_for(n, b=5, t=3)
         )
         assert inter.metadata["refit"] is not None
-        results[n_jobs] = (inter.metadata["cv_r2"], inter.predict(np.eye(n, dtype=bool)))
+        merged = tables[-1]  # the folds' tables first, then the one they are merged into
+        errors = [(key, sse, list(merged.by_fold(key))) for key, sse in merged.sse.items()]
+        results[n_jobs] = (errors, inter.predict(np.eye(n, dtype=bool)))
         if n_jobs is None:
             assert most[0] == 1  # one fold after the other
         elif n_jobs == 3:
             assert most[0] > 1
-    # Bit-identical: the folds' errors are summed in fold order whatever ran first.
+    # Bit-identical: every candidate's error on every fold, in the same order.
     for n_jobs in (3, "auto"):
         assert results[n_jobs][0] == results[None][0]
         assert np.array_equal(results[n_jobs][1], results[None][1])

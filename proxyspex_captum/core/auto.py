@@ -82,6 +82,8 @@ class AutoSPEX(InteractionEstimator):
             :class:`~proxyspex_captum.ProxySPEX` (``max_depth``, ``n_jobs``, ...).
         spex_options: Further keyword arguments of
             :class:`~proxyspex_captum.SPEX` (``n_groups``, ``decoder``, ...).
+            Each method has its own ``n_jobs`` (both default to a thread per
+            core): to keep AutoSPEX on one thread, pass ``n_jobs=None`` in both.
         random_state: Seed or ``numpy.random.Generator``; the same seed gives
             the same masks and the same result.
         batch_size: Largest number of masks per model call.

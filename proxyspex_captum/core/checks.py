@@ -20,7 +20,7 @@ __all__ = [
     "check_n_jobs",
     "check_optional_int",
     "check_real",
-    "n_workers",
+    "threads_for",
     "usable_cores",
 ]
 
@@ -148,7 +148,18 @@ def usable_cores() -> int:
 
 
 def check_n_jobs(n_jobs: Any) -> int | str | None:
-    """``n_jobs`` as the estimators take it: ``"auto"``, ``None`` or an integer."""
+    """``n_jobs`` as the estimators take it (see :func:`threads_for`), checked.
+
+    Args:
+        n_jobs: ``"auto"``, ``None`` or an integer.
+
+    Returns:
+        ``n_jobs`` unchanged.
+
+    Raises:
+        ValueError: A string other than ``"auto"``.
+        TypeError: Neither ``None``, a string nor an integer.
+    """
     if n_jobs != "auto" and n_jobs is not None:
         if isinstance(n_jobs, str):
             raise ValueError(f"n_jobs must be 'auto', None or an integer, got {n_jobs!r}.")
@@ -156,10 +167,17 @@ def check_n_jobs(n_jobs: Any) -> int | str | None:
     return n_jobs
 
 
-def n_workers(n_jobs: int | str | None) -> int:
-    """Threads a checked ``n_jobs`` means: ``None`` one, ``"auto"`` or ``<= 0`` one a usable core.
+def threads_for(n_jobs: int | str | None) -> int:
+    """The threads a checked ``n_jobs`` asks for.
 
-    >>> n_workers(None), n_workers(3)
+    Args:
+        n_jobs: ``None`` (one), ``"auto"`` or an int ``<= 0`` (one per usable
+            core, :func:`usable_cores`), or a positive count.
+
+    Returns:
+        The number of threads, at least 1.
+
+    >>> threads_for(None), threads_for(3)
     (1, 3)
     """
     if n_jobs is None:

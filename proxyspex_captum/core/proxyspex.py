@@ -38,7 +38,7 @@ import numpy as np
 
 from .base import InteractionEstimator, OutputFit, centre_and_scale, check_sample_values
 from .boosting import boost
-from .checks import check_int, check_n_jobs, check_real, n_workers
+from .checks import check_int, check_n_jobs, check_real, threads_for
 from .ridge import ridge_gcv
 from .sampling import each_from_the_same_draws, uniform_masks
 from .sparse_fit import (
@@ -352,7 +352,7 @@ class ProxySPEX(InteractionEstimator):
 
     def n_workers(self) -> int:
         """Threads the folds run on (see ``n_jobs``)."""
-        return n_workers(self.n_jobs)
+        return threads_for(self.n_jobs)
 
 
 def _one_or_several(name: str, value: Any, check: Any) -> Any:

@@ -46,7 +46,7 @@ from .base import (
     power_of_two_scale,
 )
 from .bch import BCHCode
-from .checks import check_int, check_n_jobs, check_optional_int, check_real, n_workers
+from .checks import check_int, check_n_jobs, check_optional_int, check_real, threads_for
 from .ridge import ridge_gcv
 from .sampling import coded_masks, each_from_the_same_draws, uniform_masks
 from .sparse_fit import (
@@ -423,10 +423,15 @@ class SPEX(InteractionEstimator):
         # The folds are independent: on threads (the lasso and BLAS release the GIL),
         # their errors merged in fold order, the same sums as one fold after another.
         folds = list(fold_indices(len(y), _N_FOLDS, rng))
+        workers = min(threads_for(self.n_jobs), len(folds))
+        if workers == 1:  # in the calling thread, under its numpy and sklearn settings
+            per_fold = [fold_errors(fold) for fold in folds]
+        else:
+            with ThreadPoolExecutor(workers) as pool:
+                per_fold = list(pool.map(fold_errors, folds))
         errors = CVErrors()
-        with ThreadPoolExecutor(min(n_workers(self.n_jobs), len(folds))) as pool:
-            for fold in pool.map(fold_errors, folds):
-                errors.merge(fold)
+        for fold in per_fold:
+            errors.merge(fold)
         name, key = errors.best(tie_tolerance(y))  # near-equal errors: the first candidate
         info = {"refit": name, "cv_r2": _r2(errors.sse[key], spread)}
         return (*self._fit_candidate(masks, peeled, main, y, support, key), info, key)

@@ -17,6 +17,7 @@ sorted feature ids of set ``r`` followed by ``-1`` padding.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -207,19 +208,19 @@ def spread_to_subsets(
     ``weights[r, |S|] * prod(signs[r, j] for j in S)``.
 
     Args:
-        rows: ``(m, w)`` padded source sets.
+        rows: ``(m, w)`` padded source sets (each sorted, as everywhere here).
         weights: ``(m, w + 1)`` weight of each source set for each subset size.
         signs: optional ``(m, w)`` ±1 factor per feature of each source set.
         max_size: only produce subsets with at most this many features.
 
     Returns:
         ``(subset_rows, sums)``: distinct subsets with a nonzero source, and
-        their summed contributions.
+        their summed contributions, sorted as :func:`aggregate` sorts them.
     """
     rows = np.asarray(rows, dtype=np.int64)
     weights = np.asarray(weights, dtype=float)
     width = rows.shape[1]
-    max_size = width if max_size is None else min(max_size, width)
+    max_size = width if max_size is None else min(operator.index(max_size), width)
     sizes = set_sizes(rows)
     # Each subset is built as its packed key when keys fit (a tree's 2**depth subsets
     # per leaf: no (leaves, 2**depth, depth) sort, about half the time), else as a row.
@@ -239,11 +240,7 @@ def spread_to_subsets(
             sg = np.asarray(signs, dtype=float)[members, :size]
             contrib = contrib * np.where(table[None], sg[:, None, :], 1.0).prod(axis=2)
         if packed:
-            # A chosen feature at position p of its subset adds
-            # (feature + 1) * base**(max_size - 1 - p) to the subset's key.
-            position = np.cumsum(table, axis=1) - 1
-            place = np.where(table, base ** np.where(table, max_size - 1 - position, 0), 0)
-            out_subsets.append((feats + 1) @ place.T)
+            out_subsets.append(_subset_keys(feats, table, base, max_size))
         else:
             out_subsets.append(_subset_rows(feats, table, max_size))
         out_vals.append(contrib)
@@ -262,6 +259,18 @@ def spread_to_subsets(
     )
     sums = np.bincount(inverse.ravel(), weights=values, minlength=len(keys))
     return _unpacked_rows(keys, base, max_size), sums
+
+
+def _subset_keys(feats: np.ndarray, table: np.ndarray, base: int, max_size: int) -> np.ndarray:
+    """``(sets, subsets)`` :func:`_packed_keys` of each set's subsets chosen by ``table``.
+
+    A chosen feature at position ``p`` of its subset adds
+    ``(feature + 1) * base**(max_size - 1 - p)``, as packing the subset's
+    padded row would: one small integer product, no row built.
+    """
+    position = np.cumsum(table, axis=1) - 1
+    place = np.where(table, base ** np.where(table, max_size - 1 - position, 0), 0)
+    return (feats + 1) @ place.T
 
 
 def _subset_rows(feats: np.ndarray, table: np.ndarray, max_size: int) -> np.ndarray:
