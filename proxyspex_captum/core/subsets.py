@@ -137,11 +137,22 @@ def aggregate(rows: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndar
         return rows[:1], np.array([values.sum()])
     keys = _packed_keys(rows, int(rows.max()) + 2)
     if keys is not None:
-        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        _, first, sums = _summed_by_key(keys, values)
     else:
-        _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
-    sums = np.bincount(inverse.ravel(), weights=values, minlength=len(first))
+        _, first, sums = _summed_by_key(rows, values, axis=0)
     return rows[first], sums
+
+
+def _summed_by_key(
+    keys: np.ndarray, values: np.ndarray, axis: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(distinct keys, index of each one's first occurrence, summed values)``, sorted.
+
+    The values are added in their given order (``np.bincount``), so the same
+    keys and values give the same sums, bit for bit, however the keys were built.
+    """
+    distinct, first, inverse = np.unique(keys, axis=axis, return_index=True, return_inverse=True)
+    return distinct, first, np.bincount(inverse.ravel(), weights=values, minlength=len(first))
 
 
 def _packed_keys(rows: np.ndarray, base: int) -> np.ndarray | None:
@@ -250,14 +261,8 @@ def spread_to_subsets(
     if not packed:
         subsets = [r.reshape(r.shape[0] * r.shape[1], max_size) for r in out_subsets]
         return aggregate(np.concatenate(subsets), values)
-    # aggregate's own steps on the keys, in the same order: the same sums, bit for bit.
-    # (return_index: numpy then sorts stably, which on these keys was the faster sort.)
-    keys, _, inverse = np.unique(
-        np.concatenate([k.reshape(-1) for k in out_subsets]),
-        return_index=True,
-        return_inverse=True,
-    )
-    sums = np.bincount(inverse.ravel(), weights=values, minlength=len(keys))
+    # Summed as aggregate sums the keys of the rows: the same sums, bit for bit.
+    keys, _, sums = _summed_by_key(np.concatenate([k.reshape(-1) for k in out_subsets]), values)
     return _unpacked_rows(keys, base, max_size), sums
 
 
