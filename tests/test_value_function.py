@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -105,6 +108,20 @@ def test_progress_bar_writes_to_stderr(capsys):
     vf = ValueFunction(lambda m: m.sum(1), n_features=3, show_progress=True, batch_size=1)
     vf(np.eye(3, dtype=bool))
     assert "model calls" in capsys.readouterr().err
+
+
+def test_no_progress_bar_starts_no_thread():
+    # A fresh interpreter: tqdm's monitor thread, once started by any bar, stays.
+    script = (
+        "import threading, numpy as np\n"
+        "from proxyspex_captum import ValueFunction\n"
+        "vf = ValueFunction(lambda m: m.sum(1), n_features=3, batch_size=1)\n"
+        "vf(np.eye(3, dtype=bool))\n"
+        "print(sorted(t.name for t in threading.enumerate()))\n"
+    )
+    command = [sys.executable, "-c", script]
+    run = subprocess.run(command, capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "['MainThread']", run.stdout + run.stderr
 
 
 def test_bfloat16_and_squeezed_outputs():

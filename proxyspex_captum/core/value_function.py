@@ -8,8 +8,9 @@ message that says which masks did it.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from typing import Any
 
@@ -255,9 +256,7 @@ class ValueFunction:
             step = max(k, 1) if self.batch_size is None else self.batch_size
         starts = [*range(0, k, step), k]
         values: list = [None] * k
-        with tqdm(
-            total=k, desc=self.description, disable=not self.show_progress or k == 0, leave=False
-        ) as bar:
+        with _progress(k, self.description, self.show_progress and k > 0) as bar:
 
             def keep(i: int, out: Any) -> None:
                 lo, hi = starts[i], starts[i + 1]
@@ -355,3 +354,26 @@ class ValueFunction:
                 f"{' …' if len(example) > 20 else ''}). Check the model on those inputs."
             )
         return values
+
+
+class _NoBar:
+    """A progress bar that shows nothing (``update`` is all the fits call)."""
+
+    def update(self, n: int = 1) -> None:
+        """Ignore ``n`` masks done."""
+
+
+@contextlib.contextmanager
+def _progress(total: int, description: str, show: bool) -> Iterator[Any]:
+    """A tqdm bar over ``total`` masks when ``show``, else one that does nothing.
+
+    Not ``tqdm(disable=True)``: its first instance in a process starts tqdm's
+    monitor thread and builds a multiprocessing lock even when disabled (about
+    14 ms, and a thread left running in the user's process), paid by every
+    fresh worker process that evaluates masks without a bar.
+    """
+    if not show:
+        yield _NoBar()
+        return
+    with tqdm(total=total, desc=description, leave=False) as bar:
+        yield bar
