@@ -177,6 +177,27 @@ coefficients = st.floats(-10, 10, allow_nan=False).filter(lambda v: abs(v) > 1e-
 
 
 @settings(max_examples=60, deadline=None)
+@given(
+    st.lists(small_sets(9, 5), max_size=12),
+    st.lists(st.integers(0, 2**9 - 1), max_size=10),
+    st.integers(5, 7),
+)
+def test_feature_maps_match_their_definitions(sets, codes, width):
+    # Every mask against every padded set, the empty set and no masks included:
+    # (−1)^{|S ∩ m|} and 1[S ⊆ m], as C-ordered float arrays.
+    masks = np.array([[(code >> i) & 1 for i in range(9)] for code in codes], bool).reshape(-1, 9)
+    rows = pad_sets(sets, width=width)
+    parity = [[(-1.0) ** sum(mask[i] for i in s) for s in sets] for mask in masks]
+    inside = [[float(all(mask[i] for i in s)) for s in sets] for mask in masks]
+    for ours, direct in (
+        (fourier_features(masks, rows), parity),
+        (and_features(masks, rows), inside),
+    ):
+        assert ours.dtype == np.float64 and ours.flags.c_contiguous
+        assert np.array_equal(ours, np.reshape(direct, (len(masks), len(sets))))
+
+
+@settings(max_examples=60, deadline=None)
 @given(st.dictionaries(small_sets(7, 7), coefficients, max_size=20))
 def test_fourier_to_mobius_matches_brute_force(fourier):
     inter = Interactions(fourier, n_features=7)

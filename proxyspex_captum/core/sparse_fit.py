@@ -159,7 +159,9 @@ def _lasso_stretches(
     # The dtypes scikit-learn's checks would give: float32 stays, anything else is
     # float64, and y takes X's (the Gram solver needs one dtype throughout).
     dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.float64
-    xc = np.asfortranarray(x - x.mean(axis=0), dtype=dtype)
+    # Centred straight into Fortran order (the C-ordered result of the transpose):
+    # the same numbers as centring and then copying, in one pass instead of two.
+    xc = np.subtract(x.T, x.mean(axis=0)[:, None], dtype=dtype, order="C").T
     yc = (y - y.mean()).astype(dtype, copy=False)
     gram_options: dict[str, Any] = {}  # wider designs: scikit-learn's own choice
     if x.shape[1] <= _GRAM_MAX_COLUMNS:

@@ -437,14 +437,8 @@ def and_features(masks: np.ndarray, rows: np.ndarray) -> np.ndarray:
         array([[1., 1., 0.],
                [1., 0., 1.]])
     """
-    masks = np.asarray(masks, dtype=bool)
-    inside = np.ones((masks.shape[0], rows.shape[0]), dtype=bool)
-    # One AND per position in the sets (w <= the interaction order), never over all n.
-    for j in range(rows.shape[1]):
-        column = rows[:, j]
-        present = column != PAD
-        inside[:, present] &= masks[:, column[present]]
-    return inside.astype(float)
+    inside = _combined_by_set(masks, rows, np.logical_and, pad_value=True)
+    return _ZERO_ONE[inside.view(np.uint8)]
 
 
 def fourier_features(masks: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -456,12 +450,38 @@ def fourier_features(masks: np.ndarray, rows: np.ndarray) -> np.ndarray:
 
     Returns:
         A dense ``(k, m)`` array of ±1.
+
+    Examples:
+        >>> fourier_features(np.array([[1, 1, 0], [1, 0, 1]], bool), pad_sets([(), (0, 1), (2,)]))
+        array([[ 1.,  1.,  1.],
+               [ 1., -1., -1.]])
+    """
+    parity = _combined_by_set(masks, rows, np.logical_xor, pad_value=False)
+    return _PLUS_MINUS[parity.view(np.uint8)]
+
+
+# Lookup tables from a boolean (viewed as 0/1 bytes) to the features' values.
+_ZERO_ONE = np.array([0.0, 1.0])
+_PLUS_MINUS = np.array([1.0, -1.0])
+
+
+def _combined_by_set(
+    masks: np.ndarray, rows: np.ndarray, combine: np.ufunc, *, pad_value: bool
+) -> np.ndarray:
+    """``combine`` of each set's members' mask bits: a C-ordered ``(k, m)`` boolean array.
+
+    One ``combine`` per position in the sets (w <= the interaction order), never
+    over all n. The work runs on the transposes, where taking a feature's bits
+    at every mask is one contiguous row, and a padding position reads a row of
+    ``pad_value`` (the identity of ``combine``) instead of a masked update: 3-4x
+    faster than gathering columns at 3,000-4,000 masks and 500-900 sets.
     """
     masks = np.asarray(masks, dtype=bool)
-    parity = np.zeros((masks.shape[0], rows.shape[0]), dtype=bool)
-    # One XOR per position in the sets (w <= the interaction order), never over all n.
+    k, n = masks.shape
+    by_feature = np.empty((n + 1, k), dtype=bool)
+    by_feature[:n] = masks.T
+    by_feature[n] = pad_value
+    out = np.full((rows.shape[0], k), pad_value, dtype=bool)
     for j in range(rows.shape[1]):
-        column = rows[:, j]
-        present = column != PAD
-        parity[:, present] ^= masks[:, column[present]]
-    return np.where(parity, -1.0, 1.0)
+        combine(out, by_feature[np.where(rows[:, j] == PAD, n, rows[:, j])], out=out)
+    return np.ascontiguousarray(out.T)
