@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from proxyspex_captum import Interactions
 from proxyspex_captum.core import subsets
 from proxyspex_captum.core.subsets import (
+    PAD,
     and_features,
     fourier_features,
     mobius_to_fourier,
@@ -180,13 +181,15 @@ coefficients = st.floats(-10, 10, allow_nan=False).filter(lambda v: abs(v) > 1e-
 @given(
     st.lists(small_sets(9, 5), max_size=12),
     st.lists(st.integers(0, 2**9 - 1), max_size=10),
-    st.integers(5, 7),
+    st.integers(0, 7),
+    st.sampled_from([np.int8, np.int32, np.int64]),
 )
-def test_feature_maps_match_their_definitions(sets, codes, width):
-    # Every mask against every padded set, the empty set and no masks included:
-    # (−1)^{|S ∩ m|} and 1[S ⊆ m], as C-ordered float arrays.
+def test_feature_maps_match_their_definitions(sets, codes, width, dtype):
+    # Every mask against every padded set (full rows too: pad_sets widens to the
+    # longest set), the empty set and no masks included, rows of narrow integer
+    # types as well: (−1)^{|S ∩ m|} and 1[S ⊆ m], as C-ordered float arrays.
     masks = np.array([[(code >> i) & 1 for i in range(9)] for code in codes], bool).reshape(-1, 9)
-    rows = pad_sets(sets, width=width)
+    rows = pad_sets(sets, width=width).astype(dtype)
     parity = [[(-1.0) ** sum(mask[i] for i in s) for s in sets] for mask in masks]
     inside = [[float(all(mask[i] for i in s)) for s in sets] for mask in masks]
     for ours, direct in (
@@ -195,6 +198,18 @@ def test_feature_maps_match_their_definitions(sets, codes, width):
     ):
         assert ours.dtype == np.float64 and ours.flags.c_contiguous
         assert np.array_equal(ours, np.reshape(direct, (len(masks), len(sets))))
+
+
+def test_feature_maps_with_narrow_rows_and_members_out_of_range():
+    # int8 rows with 200 features: the padding's index must not wrap onto a feature.
+    masks = np.zeros((1, 200), bool)
+    masks[0, 145] = True
+    rows = np.array([[0, PAD]], np.int8)
+    assert fourier_features(masks, rows).tolist() == [[1.0]]
+    masks[0, [0, 145]] = True, False
+    assert and_features(masks, rows).tolist() == [[1.0]]
+    with pytest.raises(IndexError, match="feature 200"):
+        fourier_features(masks, np.array([[200]]))
 
 
 @settings(max_examples=60, deadline=None)

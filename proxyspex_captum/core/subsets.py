@@ -478,6 +478,10 @@ def _combined_by_set(
     """
     masks = np.asarray(masks, dtype=bool)
     k, n = masks.shape
+    # intp: the padding's row index n must fit (int8 rows would wrap it onto a feature).
+    rows = np.asarray(rows, dtype=np.intp)
+    if rows.size and rows.max() >= n:  # row n is the padding's: never read it for a member
+        raise IndexError(f"A set names feature {rows.max()}, but the masks have {n} features.")
     by_feature = np.empty((n + 1, k), dtype=bool)
     by_feature[:n] = masks.T
     by_feature[n] = pad_value
