@@ -307,3 +307,29 @@ def test_spread_to_subsets_builds_rows_where_keys_would_overflow():
     out_rows, sums = spread_to_subsets(rows, np.ones((2, 3)))
     assert out_rows.tolist() == [[-1, -1], [3, -1], [3, big], [big, -1]]
     assert sums.tolist() == [2.0, 1.0, 1.0, 2.0]
+
+
+@pytest.mark.parametrize("top", [40, 2**40], ids=["packed keys", "wide rows"])
+@pytest.mark.parametrize("seed", range(4))
+def test_aggregate_sums_in_the_given_order_and_sorts_the_sets(top, seed):
+    """Each distinct set once, sorted (padding first), its values added in the given
+    order: exactly the left-to-right float sum, on both paths (rows packed into
+    int64 keys, and rows too wide to pack at feature ids near 2**40)."""
+    rng = np.random.default_rng(seed)
+    sets = [
+        tuple(sorted(rng.choice(top, size=int(rng.integers(0, 6)), replace=False).tolist()))
+        for _ in range(60)
+    ]
+    sets += [sets[i] for i in rng.integers(0, len(sets), size=90)]  # repeats, in any order
+    values = rng.normal(size=len(sets)) * 10.0 ** rng.integers(-8, 9, size=len(sets))
+    rows, sums = subsets.aggregate(pad_sets(sets, width=5), values)
+    expected: dict[tuple, float] = {}
+    for s, v in zip(sets, values, strict=True):
+        expected[s] = expected.get(s, 0.0) + float(v)  # left to right, from 0.0
+    got = {
+        tuple(int(f) for f in row if f != PAD): float(x) for row, x in zip(rows, sums, strict=True)
+    }
+    assert got == expected  # bit for bit
+    assert rows.dtype == np.int64 and rows.flags.c_contiguous and rows.shape == (len(got), 5)
+    keys = [tuple(int(f) + 1 for f in row) for row in rows]
+    assert keys == sorted(keys) and len(set(keys)) == len(keys)

@@ -135,24 +135,26 @@ def aggregate(rows: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndar
         return rows, values
     if rows.shape[1] == 0:  # only the empty set
         return rows[:1], np.array([values.sum()])
-    keys = _packed_keys(rows, int(rows.max()) + 2)
-    if keys is not None:
-        _, first, sums = _summed_by_key(keys, values)
-    else:
-        _, first, sums = _summed_by_key(rows, values, axis=0)
-    return rows[first], sums
+    base = int(rows.max()) + 2
+    keys = _packed_keys(rows, base)
+    if keys is None:
+        return _summed_by_key(rows, values, axis=0)
+    distinct, sums = _summed_by_key(keys, values)
+    return _unpacked_rows(distinct, base, rows.shape[1]), sums
 
 
 def _summed_by_key(
     keys: np.ndarray, values: np.ndarray, axis: int | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(distinct keys, index of each one's first occurrence, summed values)``, sorted.
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(distinct keys, summed values)``, sorted.
 
     The values are added in their given order (``np.bincount``), so the same
-    keys and values give the same sums, bit for bit, however the keys were built.
+    keys and values give the same sums, bit for bit, however the keys were built
+    and however they were sorted. No first occurrences are asked of ``np.unique``:
+    they make it sort stably, 3-4x slower (1.7 million keys: 228 against 70 ms).
     """
-    distinct, first, inverse = np.unique(keys, axis=axis, return_index=True, return_inverse=True)
-    return distinct, first, np.bincount(inverse.ravel(), weights=values, minlength=len(first))
+    distinct, inverse = np.unique(keys, axis=axis, return_inverse=True)
+    return distinct, np.bincount(inverse.ravel(), weights=values, minlength=len(distinct))
 
 
 def _packed_keys(rows: np.ndarray, base: int) -> np.ndarray | None:
@@ -262,7 +264,7 @@ def spread_to_subsets(
         subsets = [r.reshape(r.shape[0] * r.shape[1], max_size) for r in out_subsets]
         return aggregate(np.concatenate(subsets), values)
     # Summed as aggregate sums the keys of the rows: the same sums, bit for bit.
-    keys, _, sums = _summed_by_key(np.concatenate([k.reshape(-1) for k in out_subsets]), values)
+    keys, sums = _summed_by_key(np.concatenate([k.reshape(-1) for k in out_subsets]), values)
     return _unpacked_rows(keys, base, max_size), sums
 
 
