@@ -833,7 +833,9 @@ def skipped(method: str, reason: str) -> dict[str, Any]:
     return {"method": method, "error": None, "note": reason, "seconds": 0.0, "n_calls": 0}
 
 
-def run_isolated(prepared: Prepared, method: str, timeout: float) -> dict[str, Any]:
+def run_isolated(
+    prepared: Prepared, method: str, timeout: float, *, warm_up: Prepared | None = None
+) -> dict[str, Any]:
     """:func:`run_one` in a forked child, killed after ``timeout`` seconds.
 
     A fork inherits the built game and the held-out values (nothing is rebuilt
@@ -843,12 +845,25 @@ def run_isolated(prepared: Prepared, method: str, timeout: float) -> dict[str, A
     not start GNU OpenMP's thread pool before forking (a child's LightGBM would
     hang on it): it trains no LightGBM itself, and bench_faithfulness.py keeps
     numba (the SPEX references' warm-up) off OpenMP.
+
+    ``warm_up``: a cell the child runs ``method`` on first, untimed, so the
+    timed run is a process's second explanation: the one-time costs of a
+    fresh process (libraries' lazy set-up, first-touch memory) fall on the
+    warm-up, for every method alike. The record then says ``warm_child``, and
+    ``warm_up_error`` when the warm-up failed or fitted nothing (its error or
+    note). The time limit covers both runs.
     """
     context = multiprocessing.get_context("fork")
     receive, send = context.Pipe(duplex=False)
 
     def child() -> None:
-        send.send(run_one(prepared, method))
+        warm = None if warm_up is None else run_one(warm_up, method)
+        record = run_one(prepared, method)
+        if warm is not None:
+            record["warm_child"] = True
+            if warm["error"] or "r2" not in warm:
+                record["warm_up_error"] = warm["error"] or warm["note"] or "no result"
+        send.send(record)
         send.close()
 
     process = context.Process(target=child, daemon=True)
@@ -874,4 +889,5 @@ def run_isolated(prepared: Prepared, method: str, timeout: float) -> dict[str, A
         "error": error,
         "note": "",
         "seconds": time.perf_counter() - tic,
+        **({"warm_child": True} if warm_up is not None else {}),
     }
