@@ -692,7 +692,7 @@ def main() -> None:
         # A kill (timeout(1), a scheduler) unwinds like Ctrl-C, so run_isolated's
         # finally clause kills the running child instead of leaving it behind.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-        _preimport()
+        preimport()
         todo = _pending(cells, methods, path) if args.resume else cells
         # The SPEX references' codes for the warm-up's size too: a child must not compile.
         warmed = [*todo, WARM_UP_CELL] if args.warm_child else todo
@@ -721,7 +721,7 @@ def _pending(cells: list[fs.Cell], methods: list[str], path: Path) -> list[fs.Ce
     return [c for c in cells if any((c.key, m) not in done for m in methods)]
 
 
-def _preimport() -> None:
+def preimport() -> None:
     """Import the methods' packages once, so no child's own time includes an import."""
     import captum.attr  # noqa: F401
     import lightgbm  # noqa: F401
