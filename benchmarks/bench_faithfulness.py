@@ -250,6 +250,9 @@ def merged(runs: list[dict[str, Any]]) -> dict[str, Any]:
     record = dict(runs[0])
     if len(runs) == 1:
         return record
+    warm_up_errors = [r["warm_up_error"] for r in runs if "warm_up_error" in r]
+    if warm_up_errors:  # any round's, not only the first's
+        record["warm_up_error"] = warm_up_errors[0]
     record["seconds_runs"] = [r["seconds"] for r in runs]
     record["seconds"] = float(np.median(record["seconds_runs"]))
     if all("cpu_seconds" in r for r in runs):
@@ -600,14 +603,15 @@ def write_markdown(path: Path, md_path: Path, design: str, command: str) -> None
 
 def _warm_child_note(by_pair: dict[tuple[str, str], dict[str, Any]]) -> str:
     """A line saying which records' seconds are a warmed process's (``--warm-child``)."""
-    warm = [record for record in by_pair.values() if record.get("warm_child")]
+    # Skips made no call (nor did a method below its own minimum); a killed run has no
+    # count, but ran.
+    ran = [record for record in by_pair.values() if record.get("n_calls", 1) > 0]
+    warm = [record for record in ran if record.get("warm_child")]
     if not warm:
         return ""
-    # Skips made no call; a killed run has no count, but ran.
-    ran = sum(record.get("n_calls", 1) > 0 for record in by_pair.values())
     failed = sum("warm_up_error" in record for record in warm)
     return (
-        f"{len(warm)} of the {ran} records that ran had --warm-child: their forked "
+        f"{len(warm)} of the {len(ran)} records that ran had --warm-child: their forked "
         f"child first ran the method once, untimed, on `{WARM_UP_CELL.key}`, so their "
         "seconds are a process's second explanation"
         + (f" ({failed} warm-ups failed: see `warm_up_error`).\n\n" if failed else ".\n\n")

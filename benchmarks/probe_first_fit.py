@@ -10,11 +10,14 @@ parent does):
 
 - each method's own seconds on the cell, first and second run in the same
   child (``--children`` children);
-- ProxySPEX's first LightGBM boost in each of those two runs (its first
-  screening fold's proxy), and a boost on its own in a fresh child and again
-  (the cell's masks, depth 3): LightGBM's one-time set-up;
+- ProxySPEX's first-started LightGBM boost in each of those two runs (a
+  screening fold's proxy at the grid's first depth; the pool starts a second
+  one beside it, and in the first run both pay LightGBM's one-time set-up at
+  once), and the same kind of boost on its own in a fresh child and again
+  (the grid's first depth, uniform masks of the cell's size);
 - entering :func:`~proxyspex_captum.core.sparse_fit.fitting` the first time
-  and again: finding the process's BLAS libraries, once.
+  and again, inside the harness's own ``threadpool_limits`` (which has found
+  the BLAS libraries already, before its clock starts), and on its own.
 
 It decides nothing; ``--warm-child`` in ``bench_faithfulness.py`` times
 second explanations (``results/host_avx512/README.md``).
@@ -31,7 +34,9 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -39,6 +44,7 @@ import faith_suite as fs
 import numpy as np
 from bench_faithfulness import preimport, select_cells, versions
 from common import write_results
+from threadpoolctl import threadpool_limits
 
 import proxyspex_captum.core.proxyspex as proxyspex_module
 from proxyspex_captum import ProxySPEX
@@ -53,32 +59,38 @@ def in_child(work: Callable[[], tuple[float, float]]) -> tuple[float, float]:
     receive, send = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: run, write the result, leave without cleanup
+        status = 1
         try:
             os.write(send, json.dumps(work()).encode())
+            status = 0
+        except BaseException:
+            traceback.print_exc()
+            sys.stderr.flush()
         finally:
-            os._exit(0)
+            os._exit(status)
     os.close(send)
     with os.fdopen(receive) as pipe:
         text = pipe.read()
-    os.waitpid(pid, 0)
-    if not text:
-        raise RuntimeError("the child died before sending its result")
+    _, status = os.waitpid(pid, 0)
+    if status or not text:
+        raise RuntimeError(f"the child failed (wait status {status}); its traceback is above")
     first, second = json.loads(text)
     return first, second
 
 
+def first_and_second(action: Callable[[], Any]) -> tuple[float, float]:
+    """Seconds of ``action``'s first and second call, in this process."""
+    times = []
+    for _ in range(2):
+        tic = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - tic)
+    return times[0], times[1]
+
+
 def twice(action: Callable[[], Any]) -> tuple[float, float]:
     """Seconds of ``action`` in a fresh child, first and second call."""
-
-    def work() -> tuple[float, float]:
-        times = []
-        for _ in range(2):
-            tic = time.perf_counter()
-            action()
-            times.append(time.perf_counter() - tic)
-        return times[0], times[1]
-
-    return in_child(work)
+    return in_child(lambda: first_and_second(action))
 
 
 def own_seconds_twice(cell: fs.Cell, method: str) -> tuple[float, float]:
@@ -95,18 +107,21 @@ def first_boost_of_each_run(cell: fs.Cell) -> tuple[float, float]:
     """Seconds of ProxySPEX's first boost in its first and its second run, in one child."""
 
     def work() -> tuple[float, float]:
-        times: list[float] = []
+        times: dict[int, float] = {}
+        started = iter(range(10**9))
 
         def timed(*args: Any, **kwargs: Any) -> Any:
+            index = next(started)  # the order of starting, on the pool's threads
             tic = time.perf_counter()
             booster = boost(*args, **kwargs)
-            times.append(time.perf_counter() - tic)
+            times[index] = time.perf_counter() - tic
             return booster
 
         proxyspex_module.boost = timed  # this child's copy of the module only
         firsts = []
         for _ in range(2):
             times.clear()
+            started = iter(range(10**9))
             fs.run_one(fs.Prepared.of(cell), "psx-proxyspex")
             firsts.append(times[0])
         return firsts[0], firsts[1]
@@ -115,13 +130,16 @@ def first_boost_of_each_run(cell: fs.Cell) -> tuple[float, float]:
 
 
 def first_boost(cell: fs.Cell) -> Callable[[], Any]:
-    """ProxySPEX's first proxy on the cell's masks (depth 3, its first fold)."""
+    """A boost like ProxySPEX's first on the cell: the grid's first depth, one fold."""
     game = cell.game.build()
     rng = np.random.default_rng(cell.game.method_seed)
     masks = rng.random((cell.budget, cell.game.n)) < 0.5
     x, y = masks.astype(np.float32), np.asarray(game(masks), dtype=float)
+    y = (y - y.mean()) / max(float(y.std()), 1e-300)  # ProxySPEX fits a centred, scaled output
     train, test = next(fold_indices(len(y), 5, rng))
-    params = ProxySPEX(max_order=cell.max_order).lightgbm_params(3, 0.1, 0)
+    estimator = ProxySPEX(max_order=cell.max_order)
+    depth, rate = estimator.proxy_configs()[0]
+    params = estimator.lightgbm_params(depth, rate, 0)
     return lambda: boost(
         params, (x[train], y[train]), (x[test], y[test]), max_rounds=2000, patience=20
     )
@@ -130,6 +148,16 @@ def first_boost(cell: fs.Cell) -> Callable[[], Any]:
 def enter_fitting() -> None:
     with fitting():
         pass
+
+
+def enter_fitting_in_harness() -> tuple[float, float]:
+    """``fitting()`` first and again, inside the harness's ``threadpool_limits``."""
+
+    def work() -> tuple[float, float]:
+        with threadpool_limits(1, user_api="blas"):  # as fs.run_one, before its clock
+            return first_and_second(enter_fitting)
+
+    return in_child(work)
 
 
 def row(label: str, runs: list[tuple[float, float]]) -> str:
@@ -156,14 +184,17 @@ def main() -> None:
         rows.append(row(f"{method}: own time on the cell", runs))
         print(rows[-1], flush=True)
     runs = [first_boost_of_each_run(cell) for _ in range(args.children)]
-    rows.append(row("psx-proxyspex: its first LightGBM boost in the run", runs))
+    rows.append(row("psx-proxyspex: its first-started LightGBM boost (a second beside it)", runs))
     print(rows[-1], flush=True)
     for label, action in (
-        ("a LightGBM boost on its own (depth 3, the cell's masks)", boost_once),
-        ("entering `fitting()` (finds the BLAS libraries once)", enter_fitting),
+        ("a LightGBM boost on its own (the grid's first depth, one fold)", boost_once),
+        ("entering `fitting()` on its own (finds the BLAS libraries)", enter_fitting),
     ):
         rows.append(row(label, [twice(action) for _ in range(args.children)]))
         print(rows[-1], flush=True)
+    runs = [enter_fitting_in_harness() for _ in range(args.children)]
+    rows.append(row("entering `fitting()` inside the harness's `threadpool_limits`", runs))
+    print(rows[-1], flush=True)
     text = "\n".join(
         [
             f"# A fresh process's first explanation: {cell.label}",

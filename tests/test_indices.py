@@ -326,10 +326,9 @@ def test_aggregate_sums_in_the_given_order_and_sorts_the_sets(top, seed):
     expected: dict[tuple, float] = {}
     for s, v in zip(sets, values, strict=True):
         expected[s] = expected.get(s, 0.0) + float(v)  # left to right, from 0.0
-    got = {
-        tuple(int(f) for f in row if f != PAD): float(x) for row, x in zip(rows, sums, strict=True)
-    }
-    assert got == expected  # bit for bit
-    assert rows.dtype == np.int64 and rows.flags.c_contiguous and rows.shape == (len(got), 5)
-    keys = [tuple(int(f) + 1 for f in row) for row in rows]
-    assert keys == sorted(keys) and len(set(keys)) == len(keys)
+    # Sorted as padded rows compare: padding (-1) first, so () < (0,) < (0, 1) < (1,).
+    order = sorted(expected, key=lambda s: [*s, *[PAD] * (5 - len(s))])
+    assert rows.tolist() == pad_sets(order, width=5).tolist()
+    assert rows.dtype == np.int64 and rows.flags.c_contiguous
+    # Bit for bit: the float64 values' bytes, so a -0.0 for a 0.0 would fail too.
+    assert sums.tobytes() == np.array([expected[s] for s in order]).tobytes()
