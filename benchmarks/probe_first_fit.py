@@ -30,6 +30,7 @@ Writes ``benchmarks/results/first_fit.md``.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -48,6 +49,7 @@ from threadpoolctl import threadpool_limits
 
 import proxyspex_captum.core.proxyspex as proxyspex_module
 from proxyspex_captum import ProxySPEX
+from proxyspex_captum.core.base import centre_and_scale
 from proxyspex_captum.core.boosting import boost
 from proxyspex_captum.core.sparse_fit import fitting, fold_indices
 
@@ -108,7 +110,7 @@ def first_boost_of_each_run(cell: fs.Cell) -> tuple[float, float]:
 
     def work() -> tuple[float, float]:
         times: dict[int, float] = {}
-        started = iter(range(10**9))
+        started = itertools.count()  # reset for each run below
 
         def timed(*args: Any, **kwargs: Any) -> Any:
             index = next(started)  # the order of starting, on the pool's threads
@@ -121,7 +123,7 @@ def first_boost_of_each_run(cell: fs.Cell) -> tuple[float, float]:
         firsts = []
         for _ in range(2):
             times.clear()
-            started = iter(range(10**9))
+            started = itertools.count()
             fs.run_one(fs.Prepared.of(cell), "psx-proxyspex")
             firsts.append(times[0])
         return firsts[0], firsts[1]
@@ -135,7 +137,7 @@ def first_boost(cell: fs.Cell) -> Callable[[], Any]:
     rng = np.random.default_rng(cell.game.method_seed)
     masks = rng.random((cell.budget, cell.game.n)) < 0.5
     x, y = masks.astype(np.float32), np.asarray(game(masks), dtype=float)
-    y = (y - y.mean()) / max(float(y.std()), 1e-300)  # ProxySPEX fits a centred, scaled output
+    y, _, _ = centre_and_scale(y)  # what ProxySPEX fits
     train, test = next(fold_indices(len(y), 5, rng))
     estimator = ProxySPEX(max_order=cell.max_order)
     depth, rate = estimator.proxy_configs()[0]
