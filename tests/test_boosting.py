@@ -1,11 +1,13 @@
-"""core.boosting.boost grows the trees lgb.train grows with early stopping, bit for bit."""
+"""core.boosting.boost grows the trees lgb.train grows with early stopping, bit for bit,
+on each fold's own bins or on subsets of rows binned once."""
 
 import lightgbm as lgb
 import numpy as np
 import pytest
 
-from proxyspex_captum.core.boosting import boost
+from proxyspex_captum.core.boosting import binned_once, boost
 from proxyspex_captum.core.proxyspex import ProxySPEX
+from proxyspex_captum.core.sparse_fit import fold_indices
 
 
 def _reference(params, train, valid, max_rounds, patience):
@@ -47,6 +49,41 @@ def test_boost_grows_lgb_trains_trees(seed):
         assert ours.num_trees() == theirs.num_trees()  # the rounds after the best kept too
         assert _trees(ours) == _trees(theirs)
         np.testing.assert_array_equal(ours.predict(x), theirs.predict(x))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_subsets_of_rows_binned_once_grow_each_folds_trees(seed):
+    rng = np.random.default_rng(100 + seed)
+    n, rows = (8, 32, 128)[seed % 3], (150, 400)[seed % 2]
+    x = (rng.random((rows, n)) < 0.5).astype(np.float32)
+    y = x[:, 0] * x[:, 1] * 2 - x[:, 2] + (0.0, 0.3)[seed % 2] * rng.normal(size=rows)
+    folds = list(fold_indices(rows, 5, rng))
+    train, test = folds[0]
+    x[:, 3] = 1.0  # constant everywhere: LightGBM drops it
+    x[train, 4] = 0.0  # constant in the fold's training rows only: their own bins drop it
+    x[:, 5] = 0.0
+    x[train[:1], 5] = 1.0  # one 1 in the training rows, more in the others
+    x[test[:5], 5] = 1.0
+    y = y + x[:, 5]  # which a leaf of one sample can split off
+    estimator = ProxySPEX(min_child_samples=(1, 5)[seed % 2])
+    binned = binned_once(x, y, estimator.lightgbm_params(1, 0.1, seed))
+    for depth in (2, 3, 5):
+        params = estimator.lightgbm_params(depth, 0.1, seed)
+        for train, test in folds[:2]:
+            subsets = binned.subset(train, params=params), binned.subset(test, params=params)
+            ours = boost(params, *subsets, max_rounds=500, patience=20)
+            own = boost(
+                params, (x[train], y[train]), (x[test], y[test]), max_rounds=500, patience=20
+            )
+            assert ours.best_iteration == own.best_iteration
+            # The trees, not the header (feature_infos says which features a fold dropped).
+            assert _tree_part(ours) == _tree_part(own)
+            np.testing.assert_array_equal(ours.predict(x), own.predict(x))
+
+
+def _tree_part(booster):
+    dump = _trees(booster)
+    return dump[dump.index("Tree=0") :]
 
 
 def test_boost_refuses_what_it_would_not_do_as_lgb_train_does():

@@ -42,7 +42,7 @@ import numpy as np
 
 from .checks import check_int
 
-__all__ = ["boost"]
+__all__ = ["binned_once", "boost"]
 
 # LightGBM's names (and aliases) for the rounds and the early stopping, which
 # lgb.train resolves from params and boost takes as arguments only.
@@ -71,8 +71,8 @@ _ROUND_AND_STOPPING_KEYS = frozenset(
 
 def boost(
     params: dict,
-    train: tuple[np.ndarray, np.ndarray],
-    valid: tuple[np.ndarray, np.ndarray],
+    train: tuple[np.ndarray, np.ndarray] | lgb.Dataset,
+    valid: tuple[np.ndarray, np.ndarray] | lgb.Dataset,
     *,
     max_rounds: int,
     patience: int,
@@ -88,8 +88,10 @@ def boost(
 
     Args:
         params: LightGBM parameters (one metric: the objective's default).
-        train: The training features and targets.
-        valid: The validation features and targets.
+        train: The training features and targets, or a ``lgb.Dataset`` of them
+            (such as a :func:`fold_datasets` subset: every fold's rows binned once).
+        valid: The validation features and targets, or a ``lgb.Dataset`` binned
+            as ``train`` is (a subset of the same parent).
         max_rounds: Most boosting rounds.
         patience: Rounds without improvement before stopping.
 
@@ -111,9 +113,14 @@ def boost(
             "and patience."
         )
     params = {**params, "num_iterations": max_rounds}  # as lgb.train records it
-    train_set = lgb.Dataset(*train, params=params)
+    if isinstance(train, lgb.Dataset):
+        train_set = train
+    else:
+        train_set = lgb.Dataset(*train, params=params)
+    if not isinstance(valid, lgb.Dataset):
+        valid = lgb.Dataset(*valid, reference=train_set, params=params)
     booster = lgb.Booster(params=params, train_set=train_set)
-    booster.add_valid(lgb.Dataset(*valid, reference=train_set, params=params), "valid_0")
+    booster.add_valid(valid, "valid_0")
     metric = _validation_metric(booster)
     best, best_round = np.inf, 0
     for i in range(max_rounds):
@@ -154,3 +161,43 @@ def _validation_metric(booster: lgb.Booster) -> Callable[[], float]:
         return float(out[0])
 
     return read
+
+
+def binned_once(x: np.ndarray, y: np.ndarray, params: dict) -> lgb.Dataset:
+    """``(x, y)`` binned by LightGBM once, for :func:`boost` to train on subsets of its rows.
+
+    LightGBM finds each feature's bins on the rows it trains on and bins the
+    validation rows with them: for each proxy of a cross-validation, 17 ms at
+    n = 128 features and 4,000 rows, 42 ms at n = 1,000 and 1,000 rows, where
+    a subset of rows binned once costs about 1 ms (``docs/design.md``). A 0/1
+    feature's bins are its two values whichever rows they are found on, so
+    the subsets grow the trees that each fold's own bins grow, bit for bit
+    (tested with features constant in a fold or everywhere, and with a value
+    seen once in a fold, down to one sample a leaf).
+
+    Args:
+        x: Features (one row per sample).
+        y: Targets.
+        params: LightGBM parameters; the subsets must be made with the same
+            binning parameters (``max_bin``, ``min_data_in_bin``, ...).
+
+    Returns:
+        The constructed dataset: ``.subset(rows, params)`` gives a fold's rows.
+
+    Examples:
+        >>> import numpy as np
+        >>> from proxyspex_captum.core.boosting import binned_once, boost
+        >>> rng = np.random.default_rng(0)
+        >>> x = (rng.random((300, 6)) < 0.5).astype(np.float32)
+        >>> y = 2 * x[:, 0] * x[:, 1] + x[:, 2]
+        >>> params = {"objective": "regression", "verbosity": -1, "seed": 0}
+        >>> binned = binned_once(x, y, params)
+        >>> train, valid = np.arange(240), np.arange(240, 300)
+        >>> subsets = binned.subset(train, params), binned.subset(valid, params)
+        >>> booster = boost(params, *subsets, max_rounds=100, patience=10)
+        >>> own_bins = (x[train], y[train]), (x[valid], y[valid])
+        >>> own = boost(params, *own_bins, max_rounds=100, patience=10)
+        >>> bool(np.array_equal(booster.predict(x), own.predict(x)))
+        True
+    """
+    return lgb.Dataset(x, y, params=params).construct()

@@ -37,7 +37,7 @@ import lightgbm as lgb
 import numpy as np
 
 from .base import InteractionEstimator, OutputFit, centre_and_scale, check_sample_values
-from .boosting import boost
+from .boosting import binned_once, boost
 from .checks import check_int, check_n_jobs, check_real, threads_for
 from .ridge import ridge_gcv
 from .sampling import each_from_the_same_draws, uniform_masks
@@ -76,8 +76,12 @@ from .value_function import ValueFunction
 
 __all__ = ["ProxySPEX"]
 
-# Candidate sizes of a ridge refit of the proxy's largest terms; the energy cut is one too.
-_SUPPORT_SIZES = (25, 50, 100, 200, 400, 800)
+# Candidate sizes of a ridge refit of the proxy's largest terms; the energy cut is one too
+# (any size up to half the training rows: it grows with the proxy). K = 800 was dropped
+# (2026-12-07): its 800-column eigendecomposition was 83 of a fold's 150 ms of ridge
+# refits, it was never chosen on the tuning set (102 runs, R² identical without it),
+# and ProxySPEX's own time at 2,000-4,000 calls fell to a median 0.94 (docs/design.md).
+_SUPPORT_SIZES = (25, 50, 100, 200, 400)
 # The ridge candidates' names (a refit of the K largest terms; the energy cut).
 _RIDGES = ("ridge", "ridge-energy")
 # The lasso over the proxy's terms sees this many of the largest.
@@ -401,6 +405,9 @@ class _Fit:
         self.est, self.masks, self.y = estimator, masks, y
         self.x = masks.astype(np.float32)
         self.seed, self.folds = self.draw(estimator, len(y), rng)
+        # Every sample binned once (any depth and rate: only the binning keys matter);
+        # each proxy trains and stops on subsets of its rows.
+        self.binned = binned_once(self.x, y, estimator.lightgbm_params(1, 0.1, self.seed))
         n = masks.shape[1]
         self.singles = singletons(n)
         self.main = fourier_features(masks, self.singles)  # ±1 main-effect features
@@ -418,10 +425,11 @@ class _Fit:
     def _train_proxy(
         self, config: tuple[int, float], train: np.ndarray, test: np.ndarray
     ) -> lgb.Booster:
+        params = self.est.lightgbm_params(*config, self.seed)
         return boost(
-            self.est.lightgbm_params(*config, self.seed),
-            (self.x[train], self.y[train]),
-            (self.x[test], self.y[test]),
+            params,
+            self.binned.subset(train, params=params),
+            self.binned.subset(test, params=params),
             max_rounds=self.est.max_trees,
             patience=self.est.early_stopping_rounds,
         )

@@ -98,8 +98,8 @@ def ridge_gcv_nested(
     widest = max(primal, default=0)
     gram = xc[:, :widest].T @ xc[:, :widest]
     xty = xc[:, :widest].T @ yc
-    # Each distinct size once: capped candidate sizes often coincide (K = 400 and
-    # K = 800 both keep 400 terms of an 800-row fold), and a fit is an eigendecomposition.
+    # Each distinct size once: capped candidate sizes often coincide (K = 200 and
+    # K = 400 both keep 200 terms of a 400-row fold), and a fit is an eigendecomposition.
     fits: dict[int, RidgeFit] = {}
     for k in dict.fromkeys(sizes):
         if k == 0:
