@@ -78,9 +78,10 @@ __all__ = ["ProxySPEX"]
 
 # Candidate sizes of a ridge refit of the proxy's largest terms; the energy cut is one too
 # (any size up to half the training rows: it grows with the proxy). K = 800 was dropped
-# (2026-12-07): its 800-column eigendecomposition was 83 of a fold's 150 ms of ridge
-# refits, it was never chosen on the tuning set (102 runs, R² identical without it),
-# and ProxySPEX's own time at 2,000-4,000 calls fell to a median 0.94 (docs/design.md).
+# (2026-12-07): from 2,000 calls its 800-column eigendecomposition was 83 of a fold's
+# 150 ms of ridge refits, it was never chosen on the tuning set (102 runs, R² identical
+# without it), and ProxySPEX's own time at 2,000-4,000 calls fell to a median 0.94
+# (docs/design.md).
 _SUPPORT_SIZES = (25, 50, 100, 200, 400)
 # The ridge candidates' names (a refit of the K largest terms; the energy cut).
 _RIDGES = ("ridge", "ridge-energy")
@@ -428,8 +429,8 @@ class _Fit:
         params = self.est.lightgbm_params(*config, self.seed)
         return boost(
             params,
-            self.binned.subset(train, params=params),
-            self.binned.subset(test, params=params),
+            self.binned.subset(train),
+            self.binned.subset(test),
             max_rounds=self.est.max_trees,
             patience=self.est.early_stopping_rounds,
         )
@@ -586,6 +587,8 @@ class _Fit:
             rest_jobs = [pool.submit(self._trained, config, *f) for f in rest]
             folds = trials[chosen] + self._score_when_trained(pool, rest_jobs, rest)
             linear = [job.result() for job in linear_jobs]
+        # The result's refit closure keeps this fit alive; the binned rows are not needed.
+        self.binned = None
         for errors in [errors for errors, _ in folds] + linear:
             self.errors.merge(errors)
         proxies = [fold.proxy for _, fold in folds]
