@@ -58,8 +58,7 @@ def test_subsets_of_rows_binned_once_grow_each_folds_trees(seed):
     for depth in (2, 3, 5):
         params = estimator.lightgbm_params(depth, 0.1, seed)
         for train, test in folds[:2]:
-            ours = boost(params, binned.subset(train), binned.subset(test), **_ROUNDS)
-            own = boost(params, (x[train], y[train]), (x[test], y[test]), **_ROUNDS)
+            ours, own = _shared_and_own_bins(params, binned, x, y, train, test)
             assert ours.best_iteration == own.best_iteration
             # The trees, not the header (feature_infos says which features a fold dropped).
             assert _tree_part(ours) == _tree_part(own)
@@ -76,13 +75,16 @@ def test_subsets_predict_alike_where_a_features_most_frequent_value_differs(seed
     binned = binned_once(x, y, estimator.lightgbm_params(1, 0.1, seed))
     for depth in (3, 5):
         params = estimator.lightgbm_params(depth, 0.1, seed)
-        train, test = folds[0]
-        ours = boost(params, binned.subset(train), binned.subset(test), **_ROUNDS)
-        own = boost(params, (x[train], y[train]), (x[test], y[test]), **_ROUNDS)
+        ours, own = _shared_and_own_bins(params, binned, x, y, *folds[0])
         np.testing.assert_allclose(ours.predict(x), own.predict(x), rtol=0, atol=1e-6)
 
 
-_ROUNDS = {"max_rounds": 500, "patience": 20}
+def _shared_and_own_bins(params, binned, x, y, train, test):
+    """One fold's proxy boosted on subsets of ``binned``, and on the fold's own bins."""
+    rounds = {"max_rounds": 500, "patience": 20}
+    ours = boost(params, binned.subset(train), binned.subset(test), **rounds)
+    own = boost(params, (x[train], y[train]), (x[test], y[test]), **rounds)
+    return ours, own
 
 
 def _folds_with_awkward_features(seed, keep_probability):
