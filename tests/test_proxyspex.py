@@ -173,7 +173,9 @@ def test_nearly_constant_model_is_still_fitted():
     assert mobius == pytest.approx({(): 1.0, (0,): 1e-9}, rel=1e-3)
 
 
-CANDIDATES = ("proxy", "ridge", "ridge-energy", "lasso", "lasso-mobius", "linear", "linear-lasso")
+_ALONE = ("proxy", "ridge", "ridge-energy", "lasso", "lasso-mobius", "linear", "linear-lasso")
+# A clearly better ridge is averaged with the best lasso: "ridge+lasso" and the like.
+CANDIDATES = _ALONE + tuple(f"{r}+{s}" for r in _ALONE[1:3] for s in _ALONE[3:5])
 
 
 def test_tree_depth_is_chosen_by_validation_unless_given():
@@ -369,3 +371,28 @@ def test_an_output_gets_what_it_gets_alone(estimator):
             result.predict(np.eye(24, dtype=bool)), alone.predict(np.eye(24, dtype=bool))
         )
         assert result.fourier == alone.fourier
+
+
+def test_a_clearly_better_ridge_is_averaged_with_the_best_lasso():
+    # Ground truth: with one tree depth, the folds and proxies are the same whatever
+    # the refit option, so the blend must be the mean of the ridge and the lasso that
+    # refit="ridge" and refit="lasso" choose on their own.
+    game = hierarchical_game(60, n_terms=60, max_order=4, random_state=1)
+    options = {"max_order": 4, "max_depth": 3, "random_state": 0, "uncertainty": False}
+    fits = {
+        refit: psx.ProxySPEX(refit=refit, **options).explain(game, n_features=60, budget=150)
+        for refit in ("auto", "ridge", "lasso")
+    }
+    ridge, lasso = fits["ridge"].metadata["refit"], fits["lasso"].metadata["refit"]
+    assert fits["auto"].metadata["refit"] == f"{ridge}+{lasso}"
+    masks = np.random.default_rng(0).random((300, 60)) < 0.5
+    mean = (fits["ridge"].predict(masks) + fits["lasso"].predict(masks)) / 2
+    np.testing.assert_allclose(fits["auto"].predict(masks), mean, atol=1e-9)
+    # Its cross-validated R² is the mean prediction's, scored on the same folds.
+    assert 0.0 < fits["auto"].metadata["cv_r2"] < 1.0
+    # The bootstrap refits both parts on each resample.
+    sure = psx.ProxySPEX(**{**options, "uncertainty": True, "n_resamples": 8}).explain(
+        game, n_features=60, budget=150
+    )
+    assert sure.metadata["refit"] == f"{ridge}+{lasso}" and sure.has_uncertainty
+    np.testing.assert_allclose(sure.predict(masks), fits["auto"].predict(masks), atol=1e-9)

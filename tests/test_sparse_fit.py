@@ -15,9 +15,13 @@ from proxyspex_captum.core.sparse_fit import (
     STOP_RATIO,
     CVErrors,
     clearly_better,
+    fold_indices,
     lasso_alphas,
     lasso_fit,
+    lasso_path_residuals,
     lasso_path_sse,
+    ridge_prefix_residuals,
+    ridge_prefix_sse,
     score_linear,
 )
 
@@ -228,3 +232,67 @@ def test_an_empty_grid_gives_no_errors():
     for patience in (None, 3):
         sse = lasso_path_sse(x[:40], y[:40], x[40:], y[40:], np.zeros(0), patience=patience)
         assert sse.shape == (0,)
+
+
+@pytest.mark.parametrize("patience", [None, 2])
+def test_the_residuals_are_the_held_out_predictions_errors_that_the_sse_sums(patience):
+    x, y = _problem(260, 60, seed=7)
+    train, test = slice(0, 200), slice(200, None)
+    alphas = lasso_alphas(x[train], y[train])
+    sse, residuals = lasso_path_residuals(
+        x[train], y[train], x[test], y[test], alphas, patience=patience
+    )
+    # The same errors as lasso_path_sse, bit for bit, and each step's residual is
+    # that penalty's fit predicting the held-out rows.
+    plain = lasso_path_sse(x[train], y[train], x[test], y[test], alphas, patience=patience)
+    assert sse.tobytes() == plain.tobytes()
+    assert residuals.shape == (60, len(sse))
+    np.testing.assert_allclose((residuals**2).sum(axis=0), sse, rtol=1e-12)
+    for step in (0, len(sse) // 2, len(sse) - 1):
+        coef, intercept = lasso_fit(x[train], y[train], alphas[step])
+        np.testing.assert_allclose(
+            residuals[:, step], x[test] @ coef + intercept - y[test], atol=1e-3
+        )
+    sizes = [5, 20, 60]
+    sses, ridge = ridge_prefix_residuals(x[train], y[train], x[test], y[test], sizes)
+    assert sses == ridge_prefix_sse(x[train], y[train], x[test], y[test], sizes)
+    np.testing.assert_allclose([r @ r for r in ridge], sses, rtol=1e-12)
+
+
+def test_a_blend_is_scored_on_the_mean_of_its_parts_held_out_predictions():
+    # Ground truth: fit two models on each fold by hand, average their held-out
+    # predictions, and compare with the blend that CVErrors builds from residuals.
+    x, y = _problem(300, 40, seed=11)
+    rng = np.random.default_rng(0)
+    errors, expected = CVErrors(), []
+    for train, test in fold_indices(len(y), 5, rng):
+        alphas = lasso_alphas(x[train], y[train])
+        sse, residuals = lasso_path_residuals(x[train], y[train], x[test], y[test], alphas)
+        errors.add_path("lasso", sse, residuals)
+        (ridge_sse,), (ridge,) = ridge_prefix_residuals(x[train], y[train], x[test], y[test], [10])
+        errors.add(("ridge", 10), ridge_sse, ridge)
+        coef, intercept = lasso_fit(x[train], y[train], alphas[6])
+        lasso_prediction = x[test] @ coef + intercept
+        mean = (lasso_prediction + (ridge + y[test])) / 2 - y[test]
+        expected.append(float(mean @ mean))
+    errors.blend("blend", [("ridge", 10), ("lasso", 6)])
+    np.testing.assert_allclose(errors.by_fold("blend"), expected, rtol=1e-3)
+    assert errors.sse["blend"] == pytest.approx(sum(expected), rel=1e-3)
+    # Folds merged from separate sets keep their residuals in order: the same blend.
+    merged = CVErrors()
+    for fold in range(5):
+        one = CVErrors()
+        for key in [("ridge", 10), ("lasso", 6)]:
+            one.add(key, errors.by_fold(key)[fold], errors.residuals(key)[fold])
+        merged.merge(one)
+    merged.blend("blend", [("ridge", 10), ("lasso", 6)])
+    assert merged.by_fold("blend").tolist() == errors.by_fold("blend").tolist()
+
+
+def test_a_blend_needs_every_parts_residuals():
+    errors = CVErrors()
+    errors.add("a", 1.0, np.ones(3))
+    errors.add("b", 2.0)  # scored, its residual not kept
+    with pytest.raises(ValueError, match="residuals"):
+        errors.blend("a+b", ["a", "b"])
+    assert "a+b" not in errors.sse  # nothing half-added

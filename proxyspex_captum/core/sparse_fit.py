@@ -11,11 +11,14 @@ calls). This module holds the pieces shared by those choices:
   a step of the path means the same relative penalty in every fold;
 - :func:`ridge_sse` / :func:`ridge_prefix_sse`: a ridge fit (penalty by GCV) scored
   on held-out rows, of one design or of its column prefixes;
+  :func:`lasso_path_residuals` and :func:`ridge_prefix_residuals` also return
+  the held-out residuals those errors sum;
 - :func:`screen`: the columns most correlated with the target (sure
   independence screening), which keeps a lasso over ``n`` main effects cheap
   when ``n`` is large;
 - :class:`CVErrors`: the held-out squared errors of every candidate, summed
-  over folds, and the best one;
+  over folds, and the best one; with residuals kept, the error of the mean
+  of several candidates on the same folds (:meth:`CVErrors.blend`);
 - :func:`score_linear` / :func:`fit_linear`: the first-order candidates
   (``"linear"``: ridge over every main effect; ``"linear-lasso"``: lasso over
   the screened ones) that both estimators compare their interactions against,
@@ -66,8 +69,10 @@ __all__ = [
     "fold_indices",
     "lasso_alphas",
     "lasso_fit",
+    "lasso_path_residuals",
     "lasso_path_sse",
     "relaxed",
+    "ridge_prefix_residuals",
     "ridge_prefix_sse",
     "ridge_sse",
     "score_linear",
@@ -247,23 +252,43 @@ def lasso_path_sse(
     :class:`CVErrors` compares only the steps every fold reached. ``None``:
     the whole path.
     """
+    return lasso_path_residuals(x_train, y_train, x_test, y_test, alphas, patience=patience)[0]
+
+
+def lasso_path_residuals(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    alphas: np.ndarray,
+    *,
+    patience: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`lasso_path_sse` and the held-out residuals it sums.
+
+    Returns:
+        ``(sse, residuals)``: the error at each penalty fitted, and the
+        ``(n_test, len(sse))`` predictions minus ``y_test``.
+    """
     if patience is not None:
         patience = check_int("patience", patience, 1)
     if len(alphas) == 0:
-        return np.zeros(0)
+        return np.zeros(0), np.zeros((len(y_test), 0))
     x_mean, y_mean = x_train.mean(axis=0), float(y_train.mean())
     # The rule cannot end a path before patience + 1 errors: that many come in one go.
     first, size = (len(alphas),) * 2 if patience is None else (patience + 1, _STRETCH)
     sse: list[float] = []
+    residuals: list[np.ndarray] = []
     for coefs in _lasso_stretches(x_train, y_train, alphas, first, size):
-        predictions = (x_test - x_mean) @ coefs + y_mean  # (n_test, stretch)
-        for value in np.sum((predictions - y_test[:, None]) ** 2, axis=0):
+        residual = (x_test - x_mean) @ coefs + y_mean - y_test[:, None]  # (n_test, stretch)
+        for step, value in enumerate(np.sum(residual**2, axis=0)):
             sse.append(float(value))
+            residuals.append(residual[:, step])
             # Checked at every penalty, so where the path ends does not depend on
             # the stretches' length (a stretch may fit one penalty too many).
             if patience is not None and _past_its_best(sse, patience):
-                return np.asarray(sse)
-    return np.asarray(sse)
+                return np.asarray(sse), np.column_stack(residuals)
+    return np.asarray(sse), np.column_stack(residuals)
 
 
 def _past_its_best(sse: list[float], patience: int) -> bool:
@@ -313,11 +338,23 @@ def ridge_prefix_sse(
     sizes: Sequence[int],
 ) -> list[float]:
     """:func:`ridge_sse` of each column prefix ``[:, :k]``, ``k`` in ``sizes``: one Gram matrix."""
-    out = []
+    return ridge_prefix_residuals(x_train, y_train, x_test, y_test, sizes)[0]
+
+
+def ridge_prefix_residuals(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    sizes: Sequence[int],
+) -> tuple[list[float], list[np.ndarray]]:
+    """:func:`ridge_prefix_sse` and the held-out residuals it sums, one array a size."""
+    sse, residuals = [], []
     for k, fit in zip(sizes, ridge_gcv_nested(x_train, y_train, sizes), strict=True):
         residual = x_test[:, :k] @ fit.coef + fit.intercept - y_test
-        out.append(float(residual @ residual))
-    return out
+        sse.append(float(residual @ residual))
+        residuals.append(residual)
+    return sse, residuals
 
 
 def screen(x: np.ndarray, y: np.ndarray, keep: int) -> np.ndarray:
@@ -337,26 +374,55 @@ class CVErrors:
     """Held-out squared errors of candidate models, summed over folds.
 
     A candidate is any hashable key; a lasso path adds one candidate per penalty,
-    ``(name, step)``. Candidates missing from some fold are not compared.
+    ``(name, step)``. Candidates missing from some fold are not compared. A
+    candidate's held-out residuals may be kept too, fold by fold, so that
+    combinations of candidates can be scored on the same folds (:meth:`blend`).
     """
 
     def __init__(self) -> None:
         self.sse: dict[Hashable, float] = {}
         self._by_fold: dict[Hashable, list[float]] = {}  # how many folds saw each, too
+        self._residuals: dict[Hashable, list[np.ndarray]] = {}
 
-    def add(self, key: Hashable, sse: float) -> None:
+    def add(self, key: Hashable, sse: float, residual: np.ndarray | None = None) -> None:
         self.sse[key] = self.sse.get(key, 0.0) + float(sse)
         self._by_fold.setdefault(key, []).append(float(sse))
+        if residual is not None:
+            self._residuals.setdefault(key, []).append(residual)
 
-    def add_path(self, name: Hashable, sse: np.ndarray) -> None:
+    def add_path(
+        self, name: Hashable, sse: np.ndarray, residuals: np.ndarray | None = None
+    ) -> None:
+        """One fold's errors of a path, ``(name, step)`` for each step; ``residuals``:
+        its ``(n_test, steps)`` held-out residuals, when kept."""
         for step, value in enumerate(sse):
-            self.add((name, step), value)
+            self.add((name, step), value, None if residuals is None else residuals[:, step])
 
     def merge(self, other: CVErrors) -> None:
         """Add another set of folds' errors (in its order: keys first seen there come last)."""
         for key, sse in other.sse.items():
             self.sse[key] = self.sse.get(key, 0.0) + sse
             self._by_fold.setdefault(key, []).extend(other._by_fold[key])
+        for key, residuals in other._residuals.items():
+            self._residuals.setdefault(key, []).extend(residuals)
+
+    def residuals(self, key: Hashable) -> list[np.ndarray]:
+        """The candidate ``key``'s held-out residuals, fold by fold (none when not kept)."""
+        return list(self._residuals.get(key, []))
+
+    def blend(self, key: Hashable, keys: Sequence[Hashable]) -> None:
+        """Score the mean of the candidates ``keys``' predictions as the candidate ``key``.
+
+        Its residual on each fold is the mean of theirs, so it is scored on the
+        same held-out rows without fitting anything. Every one of ``keys`` must
+        have its residuals kept on every fold it was scored on.
+        """
+        folds = [self._residuals.get(k, []) for k in keys]
+        if any(len(f) != len(self._by_fold[k]) for f, k in zip(folds, keys, strict=True)):
+            raise ValueError(f"the residuals of {list(keys)} were not kept on every fold")
+        for parts in zip(*folds, strict=True):
+            residual = np.mean(parts, axis=0)
+            self.add(key, float(residual @ residual), residual)
 
     def best(
         self, tolerance: float = 0.0, among: str | Iterable[Hashable] | None = None
