@@ -373,6 +373,20 @@ def test_an_output_gets_what_it_gets_alone(estimator):
         assert result.fourier == alone.fourier
 
 
+def test_an_exact_ridge_is_not_averaged_with_a_shrunk_lasso():
+    # Noiseless and sparse: the ridge is exact on every held-out row, and the mean
+    # with the lasso would only add its shrinkage (2.0 read as 1.99).
+    def model(masks):
+        return 2.0 * (masks[:, 0] & masks[:, 1]) + masks[:, 2]
+
+    inter = psx.ProxySPEX(max_order=2, random_state=0, uncertainty=False).explain(
+        model, n_features=30, budget=500
+    )
+    assert inter.metadata["refit"] in ("ridge", "ridge-energy")
+    assert inter.mobius[(0, 1)] == pytest.approx(2.0, abs=1e-9)
+    assert inter.mobius[(2,)] == pytest.approx(1.0, abs=1e-9)
+
+
 def test_a_clearly_better_ridge_is_averaged_with_the_best_lasso():
     # Ground truth: with one tree depth, the folds and proxies are the same whatever
     # the refit option, so the blend must be the mean of the ridge and the lasso that
