@@ -2,13 +2,15 @@
 
 ``_Fit._choose`` keeps a ridge over the best lasso only when it wins by more
 than one standard error (``docs/design.md``, "A ridge must win clearly over the
-lasso"). When it does, five answers are compared here, all from one fit (the
+lasso"). When it does, six answers are compared here, all from one fit (the
 same folds, proxies and cross-validated errors; only the returned model
 differs):
 
 - ``ridge``: the ridge alone (the rule before 2026-12-07);
 - ``blend``: the mean of the ridge and the best lasso, both refitted on every
-  sample (the rule since);
+  sample, unless the mean's cross-validated error is more than twice the
+  ridge's (the rule since);
+- ``blend-without-ratio``: that mean without the exception;
 - ``blend-if-cv``: that mean only when its own cross-validated error (the mean
   of the two held-out predictions, ``CVErrors.blend``) is below the ridge's;
 - ``blend-unless-ridge-clear``: that mean unless the ridge beats it, too, by
@@ -20,7 +22,7 @@ Cells: the planted cells of a set with at most 2 calls per feature (where the
 ridge wins at all; ``--all`` for every planted cell), each with its method
 seed and ``--seeds`` more, on a freshly built game. It prints the held-out R²
 of every run where the variants differ and a summary; every other run is the
-same for all five.
+same for all six.
 
 Run: ``.venv/bin/python benchmarks/probe_blend.py --set tuning`` (about 4
 minutes on 2 cores; ``--set report`` and ``--set report2`` for the report sets,
@@ -52,13 +54,22 @@ from proxyspex_captum.core.sparse_fit import candidate_name, clearly_better
 from proxyspex_captum.core.subsets import fourier_features
 
 PLANTED = ["hierarchical", "hierarchical-noisy", "soum", "fourier"]
-RIDGES = ("ridge", "ridge-energy")
+RIDGES = proxyspex_module._RIDGES
 Choice = tuple[Hashable, Hashable]
 
 
 def ridge_alone(fit) -> Choice:
     name, key = fit._choose()
     return (candidate_name(key[1]), key[1]) if name == BLEND else (name, key)
+
+
+def blend_without_ratio(fit) -> Choice:
+    ratio = proxyspex_module._MEAN_ERROR_RATIO
+    proxyspex_module._MEAN_ERROR_RATIO = float("inf")
+    try:
+        return fit._choose()
+    finally:
+        proxyspex_module._MEAN_ERROR_RATIO = ratio
 
 
 def blend_if_cv(fit) -> Choice:
@@ -80,7 +91,7 @@ def blend_competes(fit) -> Choice:
     if fit.est.refit == "auto" and fit.lassos:
         _, ridge = errors.best(tolerance, among=RIDGES)
         _, lasso = errors.best(tolerance, among=fit.lassos)
-        errors.blend((BLEND, ridge, lasso), [ridge, lasso])
+        errors.add_mean((BLEND, ridge, lasso), [ridge, lasso])
     name, key = errors.best(tolerance)
     if name not in RIDGES or fit.est.refit != "auto" or not fit.lassos:
         return name, key
@@ -94,6 +105,7 @@ def blend_competes(fit) -> Choice:
 VARIANTS: dict[str, Callable] = {
     "ridge": ridge_alone,
     "blend": lambda fit: fit._choose(),
+    "blend-without-ratio": blend_without_ratio,
     "blend-if-cv": blend_if_cv,
     "blend-unless-ridge-clear": blend_unless_ridge_clear,
     "blend-competes": blend_competes,

@@ -173,9 +173,16 @@ def test_nearly_constant_model_is_still_fitted():
     assert mobius == pytest.approx({(): 1.0, (0,): 1e-9}, rel=1e-3)
 
 
-_ALONE = ("proxy", "ridge", "ridge-energy", "lasso", "lasso-mobius", "linear", "linear-lasso")
+RIDGES, LASSOS = ("ridge", "ridge-energy"), ("lasso", "lasso-mobius")
 # A clearly better ridge is averaged with the best lasso: "ridge+lasso" and the like.
-CANDIDATES = _ALONE + tuple(f"{r}+{s}" for r in _ALONE[1:3] for s in _ALONE[3:5])
+CANDIDATES = (
+    "proxy",
+    *RIDGES,
+    *LASSOS,
+    "linear",
+    "linear-lasso",
+    *(f"{ridge}+{lasso}" for ridge in RIDGES for lasso in LASSOS),
+)
 
 
 def test_tree_depth_is_chosen_by_validation_unless_given():
@@ -373,18 +380,22 @@ def test_an_output_gets_what_it_gets_alone(estimator):
         assert result.fourier == alone.fourier
 
 
-def test_an_exact_ridge_is_not_averaged_with_a_shrunk_lasso():
-    # Noiseless and sparse: the ridge is exact on every held-out row, and the mean
-    # with the lasso would only add its shrinkage (2.0 read as 1.99).
+@pytest.mark.parametrize("noise", [0.0, 1e-4])
+def test_a_nearly_exact_ridge_is_not_averaged_with_a_shrunk_lasso(noise):
+    # Sparse, noiseless or nearly: the ridge is (nearly) exact on every held-out row,
+    # and the mean with the lasso would only add its shrinkage (2.0 read as 1.99).
+    rng = np.random.default_rng(1)
+
     def model(masks):
-        return 2.0 * (masks[:, 0] & masks[:, 1]) + masks[:, 2]
+        clean = 2.0 * (masks[:, 0] & masks[:, 1]) + masks[:, 2]
+        return clean + noise * rng.normal(size=len(masks))
 
     inter = psx.ProxySPEX(max_order=2, random_state=0, uncertainty=False).explain(
         model, n_features=30, budget=500
     )
-    assert inter.metadata["refit"] in ("ridge", "ridge-energy")
-    assert inter.mobius[(0, 1)] == pytest.approx(2.0, abs=1e-9)
-    assert inter.mobius[(2,)] == pytest.approx(1.0, abs=1e-9)
+    assert inter.metadata["refit"] in RIDGES
+    assert inter.mobius[(0, 1)] == pytest.approx(2.0, abs=1e-3)
+    assert inter.mobius[(2,)] == pytest.approx(1.0, abs=1e-3)
 
 
 def test_a_clearly_better_ridge_is_averaged_with_the_best_lasso():

@@ -275,7 +275,7 @@ def test_a_blend_is_scored_on_the_mean_of_its_parts_held_out_predictions():
         lasso_prediction = x[test] @ coef + intercept
         mean = (lasso_prediction + (ridge + y[test])) / 2 - y[test]
         expected.append(float(mean @ mean))
-    errors.blend("blend", [("ridge", 10), ("lasso", 6)])
+    errors.add_mean("blend", [("ridge", 10), ("lasso", 6)])
     np.testing.assert_allclose(errors.by_fold("blend"), expected, rtol=1e-3)
     assert errors.sse["blend"] == pytest.approx(sum(expected), rel=1e-3)
     # Folds merged from separate sets keep their residuals in order: the same blend.
@@ -285,14 +285,24 @@ def test_a_blend_is_scored_on_the_mean_of_its_parts_held_out_predictions():
         for key in [("ridge", 10), ("lasso", 6)]:
             one.add(key, errors.by_fold(key)[fold], errors.residuals(key)[fold])
         merged.merge(one)
-    merged.blend("blend", [("ridge", 10), ("lasso", 6)])
+    merged.add_mean("blend", [("ridge", 10), ("lasso", 6)])
     assert merged.by_fold("blend").tolist() == errors.by_fold("blend").tolist()
 
 
-def test_a_blend_needs_every_parts_residuals():
+def test_a_mean_needs_every_parts_residuals_on_the_same_folds_and_is_added_once():
     errors = CVErrors()
     errors.add("a", 1.0, np.ones(3))
     errors.add("b", 2.0)  # scored, its residual not kept
-    with pytest.raises(ValueError, match="residuals"):
-        errors.blend("a+b", ["a", "b"])
-    assert "a+b" not in errors.sse  # nothing half-added
+    errors.add("c", 3.0, np.ones(4))  # another fold's size
+    with pytest.raises(ValueError, match="residuals of 'b'"):
+        errors.add_mean("a+b", ["a", "b"])
+    with pytest.raises(ValueError, match="same folds"):
+        errors.add_mean("a+c", ["a", "c"])
+    assert "a+b" not in errors.sse and "a+c" not in errors.sse  # nothing half-added
+    errors.add("d", 1.0, -np.ones(3))
+    errors.add_mean("a+d", ["a", "d"])
+    assert errors.sse["a+d"] == 0.0 and errors.residuals("a+d")[0].tolist() == [0.0] * 3
+    with pytest.raises(ValueError, match="already scored"):
+        errors.add_mean("a+d", ["a", "d"])
+    errors.drop_residuals()  # the errors stay, the residuals go
+    assert errors.residuals("a") == [] and errors.sse["a+d"] == 0.0

@@ -18,7 +18,7 @@ calls). This module holds the pieces shared by those choices:
   when ``n`` is large;
 - :class:`CVErrors`: the held-out squared errors of every candidate, summed
   over folds, and the best one; with residuals kept, the error of the mean
-  of several candidates on the same folds (:meth:`CVErrors.blend`);
+  of several candidates on the same folds (:meth:`CVErrors.add_mean`);
 - :func:`score_linear` / :func:`fit_linear`: the first-order candidates
   (``"linear"``: ridge over every main effect; ``"linear-lasso"``: lasso over
   the screened ones) that both estimators compare their interactions against,
@@ -376,7 +376,7 @@ class CVErrors:
     A candidate is any hashable key; a lasso path adds one candidate per penalty,
     ``(name, step)``. Candidates missing from some fold are not compared. A
     candidate's held-out residuals may be kept too, fold by fold, so that
-    combinations of candidates can be scored on the same folds (:meth:`blend`).
+    combinations of candidates can be scored on the same folds (:meth:`add_mean`).
     """
 
     def __init__(self) -> None:
@@ -410,19 +410,38 @@ class CVErrors:
         """The candidate ``key``'s held-out residuals, fold by fold (none when not kept)."""
         return list(self._residuals.get(key, []))
 
-    def blend(self, key: Hashable, keys: Sequence[Hashable]) -> None:
-        """Score the mean of the candidates ``keys``' predictions as the candidate ``key``.
+    def add_mean(self, key: Hashable, parts: Sequence[Hashable]) -> None:
+        """Score the mean of the candidates ``parts``' predictions as the new candidate ``key``.
 
         Its residual on each fold is the mean of theirs, so it is scored on the
-        same held-out rows without fitting anything. Every one of ``keys`` must
-        have its residuals kept on every fold it was scored on.
+        same held-out rows without fitting anything. Every part must have been
+        scored, with its residuals kept, on the same folds in the same order
+        (as every candidate of one cross-validation is).
+
+        Raises:
+            ValueError: ``key`` is already scored, or a part's residuals were
+                not kept on every fold it was scored on, or the parts' folds
+                differ in number or size.
         """
-        folds = [self._residuals.get(k, []) for k in keys]
-        if any(len(f) != len(self._by_fold[k]) for f, k in zip(folds, keys, strict=True)):
-            raise ValueError(f"the residuals of {list(keys)} were not kept on every fold")
-        for parts in zip(*folds, strict=True):
-            residual = np.mean(parts, axis=0)
+        if key in self.sse:
+            raise ValueError(f"{key!r} is already scored; a mean is added once.")
+        folds = []
+        for part in parts:
+            residuals = self._residuals.get(part, [])
+            if len(residuals) != len(self._by_fold.get(part, ())) or not residuals:
+                raise ValueError(f"the residuals of {part!r} were not kept on every fold")
+            folds.append(residuals)
+        sizes = {tuple(len(r) for r in residuals) for residuals in folds}
+        if len(sizes) > 1:
+            raise ValueError(f"{list(parts)} were not scored on the same folds")
+        for fold in zip(*folds, strict=True):
+            residual = np.mean(fold, axis=0)
             self.add(key, float(residual @ residual), residual)
+
+    def drop_residuals(self) -> None:
+        """Forget the kept residuals (the errors stay): once the choice is made,
+        only they would keep the held-out rows' arrays alive."""
+        self._residuals.clear()
 
     def best(
         self, tolerance: float = 0.0, among: str | Iterable[Hashable] | None = None
