@@ -14,7 +14,8 @@ class ProxySPEXAttribution(InteractionAttribution):
     ProxySPEX masks features uniformly at random, fits gradient-boosted trees
     to the model's outputs, reads the trees' exact Fourier transform and
     keeps the sparse model that cross-validates best (the proxy, a ridge or
-    lasso refit of its strongest terms, or a linear model). Good when
+    lasso refit of its strongest terms or the mean of the two, or a linear
+    model). Good when
     interactions are hierarchical (a pair matters because its parts do),
     which is the common case in practice: it needs about ten times fewer
     model calls than SPEX there.
