@@ -39,13 +39,13 @@ import platform
 import statistics
 import warnings
 from collections.abc import Callable, Hashable
-from contextlib import contextmanager
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as bench_faithfulness.py, before LightGBM
 
 import faith_suite as fs
 from bench_faithfulness import select_cells, versions
 from common import write_results
+from probe_proxy_capacity import captured_fit
 
 import proxyspex_captum as psx
 from proxyspex_captum.core import proxyspex as proxyspex_module
@@ -110,35 +110,6 @@ VARIANTS: dict[str, Callable] = {
     "blend-unless-ridge-clear": blend_unless_ridge_clear,
     "blend-competes": blend_competes,
 }
-
-
-@contextmanager
-def captured_fit(store: dict):
-    """Keep the fit's errors before its choice, its mean transform and the output's scale."""
-    fit_class = proxyspex_module._Fit
-    original_choose, original_final = fit_class._choose, fit_class._final
-    original_scale = proxyspex_module.centre_and_scale
-
-    def choose(fit):
-        store["errors"] = copy.deepcopy(fit.errors)
-        return original_choose(fit)
-
-    def final(fit, name, key, rows, coef):
-        store["fit"] = (fit, rows, coef)
-        return original_final(fit, name, key, rows, coef)
-
-    def centre_and_scale(values):
-        z, centre, scale = original_scale(values)
-        store["scale"] = (centre, scale)
-        return z, centre, scale
-
-    fit_class._choose, fit_class._final = choose, final
-    proxyspex_module.centre_and_scale = centre_and_scale
-    try:
-        yield
-    finally:
-        fit_class._choose, fit_class._final = original_choose, original_final
-        proxyspex_module.centre_and_scale = original_scale
 
 
 def run(prepared: fs.Prepared, seed: int) -> dict[str, tuple[float, str]]:

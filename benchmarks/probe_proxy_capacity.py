@@ -32,6 +32,7 @@ Run: ``.venv/bin/python benchmarks/probe_proxy_capacity.py`` (about 15 minutes o
 
 from __future__ import annotations
 
+import copy
 import os
 import platform
 import statistics
@@ -102,9 +103,16 @@ def screened_proxies(keep: int):
 
 @contextmanager
 def captured_fit(store: dict):
-    """Keep the last fit's state (its candidates, the mean transform, the output's scale)."""
+    """Keep the last fit's state: ``store["errors"]``, its candidates' errors before
+    the choice (a copy: choosing may add one); ``store["fit"]``, the fit and its mean
+    transform; ``store["scale"]``, the output's centre and scale."""
     fit_class = proxyspex_module._Fit
-    original_final, original_scale = fit_class._final, proxyspex_module.centre_and_scale
+    original_choose, original_final = fit_class._choose, fit_class._final
+    original_scale = proxyspex_module.centre_and_scale
+
+    def choose(fit):
+        store["errors"] = copy.deepcopy(fit.errors)
+        return original_choose(fit)
 
     def final(fit, name, key, rows, coef):
         store["fit"] = (fit, rows, coef)
@@ -115,11 +123,13 @@ def captured_fit(store: dict):
         store["scale"] = (centre, scale)
         return z, centre, scale
 
-    fit_class._final, proxyspex_module.centre_and_scale = final, centre_and_scale
+    fit_class._choose, fit_class._final = choose, final
+    proxyspex_module.centre_and_scale = centre_and_scale
     try:
         yield
     finally:
-        fit_class._final, proxyspex_module.centre_and_scale = original_final, original_scale
+        fit_class._choose, fit_class._final = original_choose, original_final
+        proxyspex_module.centre_and_scale = original_scale
 
 
 def explain(
