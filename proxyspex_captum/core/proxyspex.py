@@ -711,7 +711,7 @@ class _Fit:
                 self._candidate(
                     candidate_name(part), part, rows, coef, constant, samples, unshrunk=unshrunk
                 )
-                for part in key[1:]  # type: ignore[index]
+                for part in blend_parts(key)
             ]
             return _mean_transform(parts)
         masks, y = self.masks[samples], self.y[samples]
@@ -748,8 +748,19 @@ def _refit_name(key: Hashable) -> str:
     ('lasso', 'ridge+lasso-mobius')
     """
     if candidate_name(key) == BLEND:
-        return "+".join(str(candidate_name(part)) for part in key[1:])  # type: ignore[index]
+        return "+".join(str(candidate_name(part)) for part in blend_parts(key))
     return str(candidate_name(key))
+
+
+def blend_parts(key: Hashable) -> tuple[Hashable, Hashable]:
+    """The ridge and lasso keys that the blend candidate ``key`` averages.
+
+    >>> blend_parts((BLEND, ("ridge", 50), ("lasso", 9)))
+    (('ridge', 50), ('lasso', 9))
+    """
+    if not (isinstance(key, tuple) and len(key) == 3 and key[0] == BLEND):
+        raise ValueError(f"not a blend candidate's key: {key!r}")
+    return key[1], key[2]
 
 
 def _lasso_alphas(name: Hashable, x: np.ndarray, y: np.ndarray) -> np.ndarray:
