@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import platform
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import faith_suite as fs
@@ -62,7 +63,11 @@ def bins(cell: fs.Cell) -> int | None:
     return 2 ** spex.choose_design(cell.game.n, cell.budget)[1]
 
 
-def run(cell: fs.Cell, prepared: fs.Prepared, seed: int) -> dict[str, float | str]:
+def run(
+    cell: fs.Cell, prepared: fs.Prepared, seed: int, *, min_bins: int = 8
+) -> dict[str, float | str]:
+    """ProxySPEX, SPEX and AutoSPEX with ``min_bins`` (``"coded"``) on one cell, and
+    the pilot's cross-validated R² on the design's uniform share."""
     n, budget, k = cell.game.n, cell.budget, cell.max_order
     options = {"max_order": k, "random_state": seed, "uncertainty": False}
 
@@ -73,7 +78,7 @@ def run(cell: fs.Cell, prepared: fs.Prepared, seed: int) -> dict[str, float | st
     def explain(estimator: InteractionEstimator) -> psx.Interactions:
         return estimator.explain(cell.game.build(), n_features=n, budget=budget)
 
-    coded = explain(psx.AutoSPEX(min_bins=8, **options))
+    coded = explain(psx.AutoSPEX(min_bins=min_bins, **options))
     design = psx.SPEX(max_order=k).design(n, budget, np.random.default_rng(seed))
     rng = np.random.default_rng(seed)
     pilot_masks = uniform_masks(n, budget - design.n_coded, rng)
@@ -103,14 +108,14 @@ def rule_results(runs: list[dict]) -> dict[str, list[float]]:
     return out
 
 
-def summary(title: str, runs: list[dict]) -> list[str]:
+def summary(title: str, runs: list[dict], rules: Callable = rule_results) -> list[str]:
     lines = [
         f"**{title}** ({len(runs)} runs): each rule's R² minus max(ProxySPEX, SPEX).",
         "",
         "| rule | within 0.005 | mean | worst |",
         "|---|---|---|---|",
     ]
-    for rule, deltas in rule_results(runs).items():
+    for rule, deltas in rules(runs).items():
         d = np.asarray(deltas)
         within = int(np.sum(d >= -MARGIN))
         lines.append(f"| {rule} | {within} of {len(d)} | {d.mean():+.4f} | {d.min():+.3f} |")
