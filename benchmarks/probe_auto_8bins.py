@@ -41,10 +41,19 @@ from proxyspex_captum.core.sampling import uniform_masks
 RESULTS = Path(__file__).parent / "results"
 MARGIN = 0.005
 PILOT_THRESHOLDS = (0.1, 0.2, 0.3)
+
+
+def parity_cells(specs: list[tuple[int, int, int, int, int, int]]) -> list[fs.Cell]:
+    """Parity-game cells from ``(n, game seed, terms, degree, budget, max_order)``."""
+    return [
+        fs.Cell(fs.GameSpec.make("fourier", n, seed, terms=terms, degree=degree), budget, k)
+        for n, seed, terms, degree, budget, k in specs
+    ]
+
+
 #: Parity games whose SPEX design has 8 bins a group, on seeds used nowhere else.
-PARITY_8_BINS = [
-    fs.Cell(fs.GameSpec.make("fourier", n, seed, terms=terms, degree=degree), budget, k)
-    for n, seed, terms, degree, budget, k in [
+PARITY_8_BINS = parity_cells(
+    [
         (512, 701, 55, 3, 1000, 3),
         (1000, 702, 55, 3, 1000, 3),
         (128, 703, 55, 3, 500, 3),
@@ -52,7 +61,7 @@ PARITY_8_BINS = [
         (512, 706, 60, 2, 1000, 3),
         (1000, 707, 60, 2, 1000, 4),
     ]
-]
+)
 
 
 def bins(cell: fs.Cell) -> int | None:

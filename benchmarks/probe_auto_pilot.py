@@ -30,21 +30,20 @@ import warnings
 import faith_suite as fs
 from bench_faithfulness import versions
 from common import write_results
-from probe_auto_8bins import bins, run, summary
+from probe_auto_8bins import bins, parity_cells, run, summary
 
 MIN_BINS = 16  # AutoSPEX's default: its coded route as it is
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 #: Parity games whose SPEX design has 16 bins a group or more, on seeds used nowhere else.
-PARITY_CODED = [
-    fs.Cell(fs.GameSpec.make("fourier", n, seed, terms=terms, degree=degree), budget, k)
-    for n, seed, terms, degree, budget, k in [
+PARITY_CODED = parity_cells(
+    [
         (128, 721, 55, 3, 1500, 3),
         (512, 722, 60, 3, 2000, 3),
         (1000, 723, 60, 2, 2000, 3),
         (256, 724, 50, 4, 3000, 4),
         (64, 725, 55, 3, 1000, 3),
     ]
-]
+)
 
 
 def rule_results(runs: list[dict]) -> dict[str, list[float]]:
