@@ -4,9 +4,10 @@ The faithfulness tables run each method once per cell with one seed, and the
 issues' criteria ask for "R² ≥ the reference's − 0.005 in every cell". With
 few calls per feature a method's R² moves by several hundredths between seeds
 (``probe_seed_spread.py``), so part of a table's verdict is the draw of masks.
-This probe redraws the whole planted report table: every planted cell, every
-method, with the cell's own seed (the tables' run) and ``--seeds`` more (1, 2,
-...), every method on the same game and held-out masks. For each seed it counts
+This probe redraws the report table: every planted cell (and with
+``--llm`` the SmolLM2 ones), every method, with the cell's own seed (the
+tables' run) and ``--seeds`` more (1, 2, ...), every method on the same game
+and held-out masks. For each seed it counts
 the cells where
 
 - ProxySPEX ≥ shapiq's ProxySPEX − 0.005 (issue 12), and
@@ -17,8 +18,10 @@ against *itself*: each method at seed ``s`` against its own run at the cell's
 seed ("would the reference pass against its own table run?"). That is the
 floor a criterion on single runs can be held to. It decides nothing.
 
-Run: ``.venv/bin/python benchmarks/probe_redrawn_report.py [--seeds 2]``
-(about 20 minutes a seed on 2 cores, most of it shapiq's). Each run's R² is
+Run: ``.venv/bin/python benchmarks/probe_redrawn_report.py [--seeds 2] [--llm]``
+(about 20 minutes a seed on 2 cores, most of it shapiq's; ``--llm`` adds the
+10 SmolLM2 cells, whose new masks cost about 20 minutes of model calls a
+seed on 2 cores). Each run's R² is
 kept in ``results/redrawn_report.jsonl`` and reused on a rerun; writes
 ``results/redrawn_report.md``.
 """
@@ -30,6 +33,7 @@ import json
 import platform
 import statistics
 
+import faith_suite as fs
 from bench_faithfulness import select_cells, versions
 from common import RESULTS, write_results
 from probe_seed_spread import r2_of
@@ -64,8 +68,13 @@ def count(verdicts: list[bool | None]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=2, help="seeds besides the cells' own")
+    parser.add_argument(
+        "--llm", action="store_true", help="the 10 SmolLM2 cells too (model calls: slow)"
+    )
     args = parser.parse_args()
     cells = select_cells("report", None, False)
+    if args.llm:
+        cells += fs.llm_cells("report")
     records = load_records()
     r2: dict[tuple[str, str, int], float | None] = {}
     with RECORDS.open("a") as sink:
@@ -120,12 +129,13 @@ def main() -> None:
     lines = [
         "# The report table's criteria on redrawn seeds (issues 12 and 18)",
         "",
-        f"Command: `python benchmarks/probe_redrawn_report.py --seeds {args.seeds}`. Machine: "
+        f"Command: `python benchmarks/probe_redrawn_report.py --seeds {args.seeds}"
+        f"{' --llm' if args.llm else ''}`. Machine: "
         f"{platform.machine()}. Versions: {versions()}.",
         "",
-        f"The {len(cells)} planted cells of the report set (the SmolLM2 cells are not redrawn: "
-        "each needs the model), every method with the cell's own seed (`own`, the tables' "
-        "run) and seeds 1 .. "
+        f"The {len(cells)} cells of the report set"
+        + (" (SmolLM2 included)" if args.llm else " (planted only: `--llm` adds SmolLM2's)")
+        + ", every method with the cell's own seed (`own`, the tables' run) and seeds 1 .. "
         f"{args.seeds}, on the same game and 1,000 held-out masks; R² against the noiseless "
         "game. Counts are over the cells where both sides ran; `medians`: each method's "
         "median over the draws, compared as if it were one run.",
