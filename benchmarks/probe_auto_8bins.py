@@ -131,15 +131,15 @@ def summary(title: str, runs: list[dict], rules: Callable = rule_results) -> lis
     return [*lines, ""]
 
 
-def main() -> None:
-    warnings.simplefilter("ignore")  # PoorFitWarning on parity games: the table says it
-    planted = [c for c in fs.DESIGNS["tuning"]() if c.game.family != "llm"]
-    cells = [c for c in planted + PARITY_8_BINS if bins(c) == 8]
-    rows, runs = [], {"parity": [], "other": []}
+def run_cells(cells: list[fs.Cell], *, min_bins: int) -> tuple[list[str], dict[str, list]]:
+    """:func:`run` on every cell with its method seed and seeds 1 and 2: the table's
+    rows (printed as they come) and the runs, split into parity games and the others."""
+    rows: list[str] = []
+    runs: dict[str, list] = {"parity": [], "other": []}
     for cell in cells:
         prepared = fs.Prepared.of(cell)
         for seed in (cell.game.method_seed, 1, 2):
-            r = run(cell, prepared, seed)
+            r = run(cell, prepared, seed, min_bins=min_bins)
             runs["parity" if cell.game.family == "fourier" else "other"].append(r)
             line = (
                 f"| {cell.label} | {seed} | {r['uniform']} | {r['proxyspex']:.3f} | "
@@ -147,6 +147,14 @@ def main() -> None:
             )
             print(line, flush=True)
             rows.append(line)
+    return rows, runs
+
+
+def main() -> None:
+    warnings.simplefilter("ignore")  # PoorFitWarning on parity games: the table says it
+    planted = [c for c in fs.DESIGNS["tuning"]() if c.game.family != "llm"]
+    cells = [c for c in planted + PARITY_8_BINS if bins(c) == 8]
+    rows, runs = run_cells(cells, min_bins=8)
     lines = [
         "# AutoSPEX at 8 bins a group: coded design or uniform masks? (tuning seeds, issue 18)",
         "",

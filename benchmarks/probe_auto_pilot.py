@@ -30,7 +30,7 @@ import warnings
 import faith_suite as fs
 from bench_faithfulness import versions
 from common import write_results
-from probe_auto_8bins import bins, parity_cells, run, summary
+from probe_auto_8bins import bins, parity_cells, run_cells, summary
 
 MIN_BINS = 16  # AutoSPEX's default: its coded route as it is
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
@@ -63,18 +63,7 @@ def main() -> None:
     warnings.simplefilter("ignore")  # PoorFitWarning on parity games: the table says it
     planted = [c for c in fs.DESIGNS["tuning"]() if c.game.family != "llm"]
     cells = [c for c in planted + PARITY_CODED if (bins(c) or 0) >= 16]
-    rows, runs = [], {"parity": [], "other": []}
-    for cell in cells:
-        prepared = fs.Prepared.of(cell)
-        for seed in (cell.game.method_seed, 1, 2):
-            r = run(cell, prepared, seed, min_bins=MIN_BINS)
-            runs["parity" if cell.game.family == "fourier" else "other"].append(r)
-            line = (
-                f"| {cell.label} | {seed} | {r['uniform']} | {r['proxyspex']:.3f} | "
-                f"{r['spex']:.3f} | {r['coded']:.3f} ({r['chosen']}) | {r['pilot_cv']:.3f} |"
-            )
-            print(line, flush=True)
-            rows.append(line)
+    rows, runs = run_cells(cells, min_bins=MIN_BINS)
     lines = [
         "# AutoSPEX's coded route: a pilot of uniform masks first? (tuning seeds, issue 18)",
         "",

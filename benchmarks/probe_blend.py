@@ -49,7 +49,7 @@ from probe_proxy_capacity import captured_fit
 
 import proxyspex_captum as psx
 from proxyspex_captum.core import proxyspex as proxyspex_module
-from proxyspex_captum.core.proxyspex import BLEND
+from proxyspex_captum.core.proxyspex import BLEND, blend_parts
 from proxyspex_captum.core.sparse_fit import candidate_name, clearly_better
 from proxyspex_captum.core.subsets import fourier_features
 
@@ -58,9 +58,15 @@ RIDGES = proxyspex_module._RIDGES
 Choice = tuple[Hashable, Hashable]
 
 
+def ridge_part(blend: Hashable) -> Choice:
+    """The blend's ridge as a choice of its own."""
+    ridge, _ = blend_parts(blend)
+    return candidate_name(ridge), ridge
+
+
 def ridge_alone(fit) -> Choice:
     name, key = fit._choose()
-    return (candidate_name(key[1]), key[1]) if name == BLEND else (name, key)
+    return ridge_part(key) if name == BLEND else (name, key)
 
 
 def blend_without_ratio(fit) -> Choice:
@@ -74,15 +80,15 @@ def blend_without_ratio(fit) -> Choice:
 
 def blend_if_cv(fit) -> Choice:
     name, key = fit._choose()
-    if name == BLEND and fit.errors.sse[key] >= fit.errors.sse[key[1]]:
-        return candidate_name(key[1]), key[1]
+    if name == BLEND and fit.errors.sse[key] >= fit.errors.sse[ridge_part(key)[1]]:
+        return ridge_part(key)
     return name, key
 
 
 def blend_unless_ridge_clear(fit) -> Choice:
     name, key = fit._choose()
-    if name == BLEND and clearly_better(fit.errors, key[1], key):
-        return candidate_name(key[1]), key[1]
+    if name == BLEND and clearly_better(fit.errors, ridge_part(key)[1], key):
+        return ridge_part(key)
     return name, key
 
 
